@@ -1,0 +1,145 @@
+"""Checkpoints on disk: save, resolve (local or Hugging Face Hub), load.
+
+A checkpoint is a directory of arrays and JSON, no pickles::
+
+    config.json                  RouterConfig.to_dict()
+    training_data/embeddings.npy (N, D) float32
+    training_data/labels.json    see r2router_core.training_data
+
+The kNN predictor is refitted on load (storing the arrays is all a kNN fit
+does). Checkpoints in the model card's pickled layout
+(``checkpoints/quality_knn_<model>_<budget>.joblib`` and
+``checkpoints/token_knn_<model>.joblib``, fitted scikit-learn
+``KNeighborsRegressor`` objects) load only with ``trust_pickles=True``, because
+unpickling runs code from the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from r2router_core.config import Budget, RouterConfig
+from r2router_core.errors import CheckpointError, ResourceUnavailableError, missing_dependency
+from r2router_core.training_data import TrainingData
+
+__all__ = ["load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+TRAINING_DIR = "training_data"
+PICKLE_DIR = "checkpoints"
+
+
+def save_checkpoint(config: RouterConfig, data: TrainingData, directory: str | Path) -> Path:
+    """Write ``config.json`` and ``training_data/`` into ``directory`` (created)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data.save(directory / TRAINING_DIR)
+    config.save(directory / CONFIG_FILE)
+    return directory
+
+
+def _looks_like_repo_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "~")) and "\\" not in spec
+
+
+def resolve_checkpoint(
+    path_or_repo_id: str | Path, *, revision: str | None = None, cache_dir: str | None = None
+) -> Path:
+    """A local checkpoint directory for a path or a Hugging Face repo id.
+
+    Raises:
+        CheckpointError: Neither an existing directory nor a repo id.
+        ResourceUnavailableError: The Hub could not be reached.
+    """
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_dir():
+        return path
+    spec = str(path_or_repo_id)
+    if path.exists() or not _looks_like_repo_id(spec):
+        raise CheckpointError(
+            f"{spec!r} is not a checkpoint directory nor a Hugging Face repo id ('owner/name'); "
+            "pass the directory that holds config.json"
+        )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise missing_dependency("huggingface_hub", "hub", f"Downloading {spec!r} from the Hugging Face Hub") from exc
+    try:
+        return Path(snapshot_download(spec, revision=revision, cache_dir=cache_dir))
+    except Exception as exc:  # the hub raises many types (HTTP, offline mode, connection)
+        raise ResourceUnavailableError(
+            f"could not download {spec!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+            "Without network access, download it elsewhere "
+            f"(huggingface-cli download {spec} --local-dir DIR), copy DIR here and pass that directory"
+        ) from exc
+
+
+def load_checkpoint(directory: str | Path, *, trust_pickles: bool = False) -> tuple[RouterConfig, TrainingData]:
+    """Read a checkpoint directory into a config and its training data."""
+    directory = Path(directory)
+    config = RouterConfig.load(directory / CONFIG_FILE)
+    if (directory / TRAINING_DIR).is_dir():
+        return config, TrainingData.load(directory / TRAINING_DIR)
+    if (directory / PICKLE_DIR).is_dir():
+        if not trust_pickles:
+            raise CheckpointError(
+                f"{directory} holds only pickled checkpoints ({PICKLE_DIR}/*.joblib). Unpickling runs code "
+                "from the file: if you trust its source, pass trust_pickles=True (CLI: --trust-pickles)"
+            )
+        return config, _data_from_pickles(directory / PICKLE_DIR, config)
+    raise CheckpointError(f"{directory} has a config.json but no {TRAINING_DIR}/ directory to load")
+
+
+def _budget_tag(budget: Budget) -> str:
+    return "None" if budget is None else str(budget)
+
+
+def _data_from_pickles(folder: Path, config: RouterConfig) -> TrainingData:
+    import joblib
+
+    def load(name: str) -> Any:
+        path = folder / name
+        if not path.is_file():
+            return None
+        try:
+            est = joblib.load(path)
+            return np.asarray(est._fit_X, dtype=np.float32), np.asarray(est._y, dtype=np.float64).reshape(-1)
+        except Exception as exc:  # a corrupt pickle can raise anything
+            raise CheckpointError(f"cannot read the fitted kNN in {path}: {type(exc).__name__}: {exc}") from exc
+
+    heads: dict[tuple[int, int | None], tuple[Any, Any]] = {}
+    for mi, model in enumerate(config.model_names):
+        for bi, budget in enumerate(config.budgets):
+            got = load(f"quality_knn_{model}_{_budget_tag(budget)}.joblib")
+            if got is not None:
+                heads[(mi, bi)] = got
+        got = load(f"token_knn_{model}.joblib")
+        if got is not None:
+            heads[(mi, None)] = got
+    if not heads:
+        raise CheckpointError(f"no quality_knn_<model>_<budget>.joblib files for the config's pool in {folder}")
+    rows: dict[bytes, int] = {}
+    vectors: list[Any] = []
+    for X, _ in heads.values():
+        for x in X:
+            if x.tobytes() not in rows:
+                rows[x.tobytes()] = len(vectors)
+                vectors.append(x)
+    n, m, b = len(vectors), len(config.models), len(config.budgets)
+    quality = np.full((n, m, b), np.nan)
+    tokens = np.full((n, m), np.nan)
+    for (mi, head_budget), (X, y) in heads.items():
+        idx = [rows[x.tobytes()] for x in X]
+        if head_budget is None:
+            tokens[idx, mi] = y
+        else:
+            quality[idx, mi, head_budget] = y
+    logger.info("rebuilt %d training rows from %d pickled heads in %s", n, len(heads), folder)
+    return TrainingData(np.stack(vectors), config.model_names, config.budgets, quality, tokens)

@@ -1,0 +1,86 @@
+"""The ``r2router`` command line.
+
+Each subcommand lives in a module exposing ``add_parser(subparsers)`` and
+``run(args) -> int``; modules are imported only when their command runs, so
+``r2router route`` never imports LangChain or the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from r2router_core.errors import R2RouterError
+
+__all__ = ["main"]
+
+# command name -> module that implements it
+COMMANDS: dict[str, str] = {
+    "route": "r2router_core.cli.route",
+    "train": "r2router_core.cli.train",
+    "info": "r2router_core.cli.info",
+    "eval": "r2router_core.evaluation.cli_eval",
+    "calibrate": "r2router_core.evaluation.cli_calibrate",
+    "serve": "r2router_integrations.server.cli",
+    "demo": "r2router_integrations.demo",
+}
+
+
+# command name -> the extra that installs what it needs
+EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain"}
+
+
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with every available subcommand (those whose module imports).
+
+    Raises:
+        MissingDependencyError: A single requested command whose extra is missing.
+    """
+    parser = argparse.ArgumentParser(
+        prog="r2router",
+        description="Route each prompt to an (LLM, output-token budget) pair.",
+        epilog="Run 'r2router COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in commands or COMMANDS:
+        try:
+            module = importlib.import_module(COMMANDS[name])
+        except ImportError as exc:
+            if commands is not None:
+                from r2router_core.errors import missing_dependency
+
+                raise missing_dependency(exc.name or "?", EXTRAS.get(name, "all"), f"'r2router {name}'") from exc
+            continue  # the command's optional extra is not installed
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``r2router`` command; returns the exit code.
+
+    Exit codes: 0 success, 1 an r2router error (message on stderr), 2 usage error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # import only the requested command's module when it is known
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser([wanted] if wanted in COMMANDS else None)
+    except R2RouterError as exc:
+        print(f"r2router: error: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except R2RouterError as exc:
+        print(f"r2router {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

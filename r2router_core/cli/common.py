@@ -1,0 +1,91 @@
+"""Helpers shared by the CLI commands: loading a router, printing decisions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from r2router_core.config import format_budget
+from r2router_core.decision import RoutingDecision
+from r2router_core.errors import ConfigError
+from r2router_core.router import R2Router
+
+ROUTER_ENV = "R2ROUTER_ROUTER"
+
+
+def add_router_argument(parser: argparse.ArgumentParser) -> None:
+    """``--router DIR`` (default: $R2ROUTER_ROUTER) and ``--embedder``."""
+    parser.add_argument(
+        "--router",
+        default=os.environ.get(ROUTER_ENV),
+        help=f"checkpoint directory or Hugging Face repo id (default: ${ROUTER_ENV})",
+    )
+    parser.add_argument(
+        "--embedder",
+        default="auto",
+        help="embedder id or path; 'auto' (default) loads the one the checkpoint was trained with",
+    )
+    parser.add_argument("--trust-pickles", action="store_true", help="allow the card's pickled kNN checkpoints")
+
+
+def add_routing_options(parser: argparse.ArgumentParser) -> None:
+    """The per-call routing options."""
+    parser.add_argument(
+        "--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: the checkpoint's)"
+    )
+    parser.add_argument("--models", help="comma-separated pool models allowed")
+    parser.add_argument("--max-budget", type=int, help="largest output-token budget allowed")
+    parser.add_argument("--max-cost", type=float, help="largest predicted USD per query allowed")
+
+
+def routing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword options for R2Router.route*, from parsed arguments."""
+    return {
+        "lambda_": args.lambda_,
+        "allowed_models": args.models.split(",") if args.models else None,
+        "max_budget": args.max_budget,
+        "max_cost": args.max_cost,
+    }
+
+
+def load_router(args: argparse.Namespace, *, with_embedder: bool = True) -> R2Router:
+    """Load the router named by ``--router``."""
+    if not args.router:
+        raise ConfigError(
+            f"no router given: pass --router DIR (or set ${ROUTER_ENV}); "
+            "build one with 'r2router train DATA_DIR --out DIR', or try 'r2router demo'"
+        )
+    return R2Router.from_pretrained(
+        args.router, embedder=args.embedder if with_embedder else None, trust_pickles=args.trust_pickles
+    )
+
+
+def format_decision(decision: RoutingDecision, *, verbose: bool = False) -> str:
+    """Human-readable decision; ``verbose`` ranks every candidate."""
+    lines = [
+        f"model:             {decision.model} ({decision.model_full_name})",
+        f"token budget:      {format_budget(decision.token_limit)}",
+        f"predicted quality: {decision.predicted_quality:.3f}",
+        f"predicted tokens:  {decision.predicted_tokens:.0f}",
+        f"predicted cost:    ${decision.predicted_cost:.6f} per query",
+        f"lambda:            {decision.lambda_}",
+    ]
+    if verbose:
+        lines.append("")
+        lines.append(
+            f"{'rank':>4}  {'model':<28} {'budget':>9} {'quality':>8} {'tokens':>7} {'cost $':>10} {'utility':>12}"
+        )
+        for rank, c in enumerate(decision.candidates, 1):
+            flag = "" if c.eligible else "  (excluded)"
+            lines.append(
+                f"{rank:>4}  {c.model:<28} {format_budget(c.token_limit):>9} {c.predicted_quality:>8.3f} "
+                f"{c.predicted_tokens:>7.0f} {c.predicted_cost:>10.6f} {c.utility:>12.6g}{flag}"
+            )
+    return "\n".join(lines)
+
+
+def print_json(data: Any) -> None:
+    """Print JSON for machines."""
+    print(json.dumps(data, indent=2))

@@ -1,0 +1,177 @@
+"""Typed, immutable routing results: a decision and its candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from r2router_core.config import Budget, RouterConfig, format_budget
+
+__all__ = ["Candidate", "RoutingDecision"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (model, budget) arm with its predicted numbers for one query.
+
+    Attributes:
+        model: Pool model name.
+        model_full_name: The provider's model id.
+        token_limit: Output-token budget, ``None`` = uncapped.
+        predicted_quality: Predicted quality in [0, 1].
+        predicted_tokens: Predicted output tokens, capped at the budget.
+        predicted_cost: Predicted USD for this query.
+        utility: ``(1 - lambda) * quality - lambda * cost``.
+        eligible: False if the call's constraints excluded this arm.
+        interpolated: True for a budget between anchors (the continuous extension).
+    """
+
+    model: str
+    model_full_name: str
+    token_limit: Budget
+    predicted_quality: float
+    predicted_tokens: float
+    predicted_cost: float
+    utility: float
+    eligible: bool
+    interpolated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "model": self.model,
+            "model_full_name": self.model_full_name,
+            "token_limit": self.token_limit,
+            "predicted_quality": self.predicted_quality,
+            "predicted_tokens": self.predicted_tokens,
+            "predicted_cost": self.predicted_cost,
+            "utility": self.utility,
+            "eligible": self.eligible,
+            "interpolated": self.interpolated,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class _ArmTable:
+    """Per-query arrays behind a decision, shape (M, C) each."""
+
+    config: RouterConfig
+    budgets: tuple[Budget, ...]
+    quality: NDArray[np.float64]
+    tokens: NDArray[np.float64]
+    cost: NDArray[np.float64]
+    utility: NDArray[np.float64]
+    eligible: NDArray[np.bool_]
+
+
+# Keys of the model card's dict result, and our aliases, for result["..."].
+_ITEM_KEYS = {
+    "model": "model",
+    "model_name": "model",
+    "model_full_name": "model_full_name",
+    "token_limit": "token_limit",
+    "budget": "token_limit",
+    "predicted_quality": "predicted_quality",
+    "predicted_tokens": "predicted_tokens",
+    "predicted_cost": "predicted_cost",
+    "utility": "utility",
+    "risk": "utility",
+    "lambda": "lambda_",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class RoutingDecision:
+    """The chosen (model, budget) for one query, and every candidate.
+
+    Also readable as the model card's dict: ``result["model_full_name"]``,
+    ``result["token_limit"]``, ``result["predicted_quality"]``.
+
+    Attributes:
+        model: Chosen pool model name.
+        model_full_name: Its provider id.
+        token_limit: Chosen output-token budget; ``None`` = uncapped.
+        predicted_quality: Predicted quality in [0, 1].
+        predicted_tokens: Predicted output tokens (capped at the budget).
+        predicted_cost: Predicted USD for this query.
+        utility: The maximised utility.
+        lambda_: The lambda used.
+    """
+
+    model: str
+    model_full_name: str
+    token_limit: Budget
+    predicted_quality: float
+    predicted_tokens: float
+    predicted_cost: float
+    utility: float
+    lambda_: float
+    _table: _ArmTable = field(repr=False)
+
+    @cached_property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """Every (model, budget) arm, best utility first; ineligible arms last."""
+        t = self._table
+        n_anchor = len(t.config.budgets)
+        out = []
+        for mi, spec in enumerate(t.config.models):
+            for bi, budget in enumerate(t.budgets):
+                out.append(
+                    Candidate(
+                        model=spec.name,
+                        model_full_name=spec.full_name,
+                        token_limit=budget,
+                        predicted_quality=float(t.quality[mi, bi]),
+                        predicted_tokens=float(t.tokens[mi, bi]),
+                        predicted_cost=float(t.cost[mi, bi]),
+                        utility=float(t.utility[mi, bi]),
+                        eligible=bool(t.eligible[mi, bi]),
+                        interpolated=bi >= n_anchor,
+                    )
+                )
+        # stable sort keeps (model, budget) order among ties, as the argmax does
+        out.sort(key=lambda c: (not c.eligible, -c.utility if c.utility == c.utility else np.inf))
+        return tuple(out)
+
+    def alternatives(self, n: int = 3) -> tuple[Candidate, ...]:
+        """The ``n`` best eligible candidates after the chosen one."""
+        return tuple(c for c in self.candidates[1:] if c.eligible)[:n]
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, _ITEM_KEYS[key])
+        except KeyError:
+            raise KeyError(f"{key!r}; a decision has the keys {sorted(_ITEM_KEYS)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in _ITEM_KEYS
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``result.get(key, default)``, as on the card's dict."""
+        return self[key] if key in _ITEM_KEYS else default
+
+    def __str__(self) -> str:
+        return (
+            f"{self.model} @ {format_budget(self.token_limit)} tokens "
+            f"(quality {self.predicted_quality:.3f}, cost ${self.predicted_cost:.6f})"
+        )
+
+    def to_dict(self, *, with_candidates: bool = False) -> dict[str, Any]:
+        """JSON-ready form; ``with_candidates`` adds every candidate."""
+        data: dict[str, Any] = {
+            "model": self.model,
+            "model_full_name": self.model_full_name,
+            "token_limit": self.token_limit,
+            "predicted_quality": self.predicted_quality,
+            "predicted_tokens": self.predicted_tokens,
+            "predicted_cost": self.predicted_cost,
+            "utility": self.utility,
+            "lambda": self.lambda_,
+        }
+        if with_candidates:
+            data["candidates"] = [c.to_dict() for c in self.candidates]
+        return data

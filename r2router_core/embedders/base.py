@@ -1,0 +1,145 @@
+"""The embedder protocol, input checks and an in-memory LRU cache."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from r2router_core.errors import EmbeddingError, EmptyPromptError, InputError
+
+__all__ = ["CachedEmbedder", "CallableEmbedder", "Embedder", "check_embeddings", "check_texts"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into fixed-size vectors.
+
+    Attributes:
+        id: Stable identifier recorded in checkpoints (e.g. a Hugging Face model id).
+        dim: Output dimension D.
+    """
+
+    @property
+    def id(self) -> str:
+        """Stable identifier recorded in checkpoints."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Output dimension D."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed texts; returns float32 of shape (len(texts), dim)."""
+        ...
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Reject non-strings and empty or whitespace-only prompts, naming the position."""
+    if isinstance(texts, str):
+        raise InputError("expected a sequence of prompts, got a single str; wrap it in a list")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise InputError(f"prompt {i} is a {type(text).__name__}, expected str")
+        if not text.strip():
+            raise EmptyPromptError(f"prompt {i} is empty or whitespace only; pass the text to route")
+    return out
+
+
+def check_embeddings(array: Any, dim: int | None, *, what: str = "embeddings") -> NDArray[np.float32]:
+    """Validate a (n, D) batch: numeric, finite, non-zero rows, expected D.
+
+    Raises:
+        EmbeddingError: naming the problem and the expected shape.
+    """
+    try:
+        arr = np.asarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(f"{what} must be numeric arrays, got {type(array).__name__} ({exc})") from exc
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise EmbeddingError(f"{what} must have shape (n, {dim or 'D'}) with n >= 1, got {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise EmbeddingError(
+            f"{what} have dimension {arr.shape[1]}, but this router was trained on {dim}-dimensional "
+            "embeddings; embed with the router's embedder (see router.config.embedder)"
+        )
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        raise EmbeddingError(f"{what} row {int(np.flatnonzero(~finite)[0])} holds NaN or inf values")
+    zero = ~arr.any(axis=1)
+    if zero.any():
+        raise EmbeddingError(f"{what} row {int(np.flatnonzero(zero)[0])} is all zeros; cosine distance is undefined")
+    return arr
+
+
+class CallableEmbedder:
+    """Wrap a function ``texts -> (n, D) array`` as an :class:`Embedder`.
+
+    Args:
+        fn: The embedding function.
+        id: Embedder id recorded in checkpoints.
+        dim: Output dimension; checked on every call.
+    """
+
+    def __init__(self, fn: Callable[[list[str]], Any], *, id: str, dim: int) -> None:
+        self._fn = fn
+        self.id = id
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed texts; returns float32 of shape (len(texts), dim)."""
+        texts = check_texts(texts)
+        out = check_embeddings(self._fn(texts), self.dim, what=f"embeddings from {self.id}")
+        if out.shape[0] != len(texts):
+            raise EmbeddingError(f"embedder {self.id} returned {out.shape[0]} rows for {len(texts)} texts")
+        return out
+
+
+class CachedEmbedder:
+    """An in-memory LRU cache in front of another embedder, keyed by text.
+
+    Args:
+        embedder: The embedder to cache.
+        maxsize: Number of texts kept.
+    """
+
+    def __init__(self, embedder: Embedder, maxsize: int = 10_000) -> None:
+        self.embedder = embedder
+        self.maxsize = maxsize
+        self.id = embedder.id
+        self.dim = embedder.dim
+        self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed texts, computing only those not in the cache."""
+        texts = check_texts(texts)
+        with self._lock:
+            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            self.hits += len(texts) - len(todo)
+            self.misses += len(todo)
+        if todo:
+            fresh = check_embeddings(self.embedder.embed(todo), self.dim, what=f"embeddings from {self.id}")
+            with self._lock:
+                for text, vec in zip(todo, fresh, strict=True):
+                    self._cache[text] = vec
+                while len(self._cache) > self.maxsize:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            rows = []
+            for t in texts:
+                vec = self._cache.get(t)
+                if vec is None:  # evicted meanwhile by a tiny maxsize
+                    vec = self.embedder.embed([t])[0]
+                else:
+                    self._cache.move_to_end(t)
+                rows.append(vec)
+        return np.stack(rows).astype(np.float32, copy=False)

@@ -1,0 +1,328 @@
+"""R2Router: embed -> predict -> score -> decide, for one query or a batch.
+
+The batch path is the primitive; the single-query methods are thin wrappers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from r2router_core.checkpoint import CONFIG_FILE, TRAINING_DIR, load_checkpoint, resolve_checkpoint, save_checkpoint
+from r2router_core.config import RouterConfig
+from r2router_core.decision import RoutingDecision, _ArmTable
+from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
+from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
+from r2router_core.predictor import KNNPredictor
+from r2router_core.scoring import (
+    Prediction,
+    RoutingOptions,
+    arm_costs,
+    choose,
+    eligibility,
+    interpolate_budgets,
+    utilities,
+)
+from r2router_core.training_data import TrainingData
+
+__all__ = ["R2Router"]
+
+logger = logging.getLogger(__name__)
+
+EmbedderSpec = Embedder | str | None
+
+
+class R2Router:
+    """Route each query to the (LLM, output-token budget) pair of best utility.
+
+    Args:
+        config: The pool, budgets and settings.
+        training_data: Embeddings and labels; its models and budgets must be the config's.
+        embedder: Optional embedder for :meth:`route_text`; checked against the
+            config's ``embedder``/``embedding_dim``.
+
+    Example:
+        >>> router = R2Router.from_training_data("my_router", k=80)   # doctest: +SKIP
+        >>> router.route(embedding)["token_limit"]                     # doctest: +SKIP
+        200
+    """
+
+    def __init__(self, config: RouterConfig, training_data: TrainingData, *, embedder: Embedder | None = None) -> None:
+        if tuple(training_data.models) != config.model_names:
+            raise DataError(
+                f"training data models {list(training_data.models)} differ from the config's "
+                f"{list(config.model_names)}; they must be the same, in the same order"
+            )
+        if tuple(training_data.budgets) != config.budgets:
+            raise DataError(
+                f"training data budgets {list(training_data.budgets)} differ from the config's {list(config.budgets)}"
+            )
+        if config.embedding_dim is None:
+            config = config.with_options(embedding_dim=training_data.dim)
+        elif config.embedding_dim != training_data.dim:
+            raise DataError(
+                f"config says embedding_dim = {config.embedding_dim} but the training embeddings are "
+                f"{training_data.dim}-dimensional"
+            )
+        self._config = config
+        self._data = training_data
+        n, m, b = training_data.quality.shape
+        labels = np.concatenate([training_data.quality.reshape(n, m * b), training_data.tokens.reshape(n, -1)], axis=1)
+        self._predictor = KNNPredictor(config.k, weights=config.weights).fit(training_data.embeddings, labels)
+        self._embedder: Embedder | None = None
+        if embedder is not None:
+            self.embedder = embedder
+
+    # -- construction ----------------------------------------------------------------
+    @classmethod
+    def from_training_data(
+        cls,
+        path: str | Path,
+        k: int | None = None,
+        *,
+        config: RouterConfig | None = None,
+        embedder: EmbedderSpec = None,
+        **settings: Any,
+    ) -> R2Router:
+        """Fit a router on a training-data directory (the card's ``from_training_data``).
+
+        Args:
+            path: A directory holding ``config.json`` and ``training_data/``, or a
+                ``training_data`` directory itself (then pass ``config``).
+            k: Number of neighbours; ``None`` keeps the config's (default 80).
+            config: Use this config instead of ``path/config.json``.
+            embedder: An :class:`Embedder`, a model id/path, or ``"auto"`` for the
+                embedder recorded in the config.
+            **settings: Other config fields to override (``lambda_``, ``weights``, ...).
+        """
+        path = Path(path)
+        data_dir = path / TRAINING_DIR if (path / TRAINING_DIR).is_dir() else path
+        if config is None:
+            if not (path / CONFIG_FILE).is_file():
+                raise CheckpointError(
+                    f"no {CONFIG_FILE} in {path}; pass config=RouterConfig(models=..., budgets=...) "
+                    "to say the pool's prices"
+                )
+            config = RouterConfig.load(path / CONFIG_FILE)
+        if k is not None:
+            settings["k"] = k
+        if settings:
+            config = config.with_options(**settings)
+        return cls(config, TrainingData.load(data_dir), embedder=_build_embedder(embedder, config))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | Path,
+        *,
+        embedder: EmbedderSpec = None,
+        trust_pickles: bool = False,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        **settings: Any,
+    ) -> R2Router:
+        """Load a saved router from a directory or a Hugging Face repo id.
+
+        Args:
+            path_or_repo_id: Local checkpoint directory, or ``"owner/name"`` on the Hub.
+            embedder: An :class:`Embedder`, a model id/path, or ``"auto"`` for the
+                embedder recorded in the checkpoint.
+            trust_pickles: Allow loading the card's pickled kNN files (runs code from them).
+            revision: Hub revision.
+            cache_dir: Hub cache directory.
+            **settings: Config fields to override (``lambda_``, ``k``, ...).
+        """
+        directory = resolve_checkpoint(path_or_repo_id, revision=revision, cache_dir=cache_dir)
+        config, data = load_checkpoint(directory, trust_pickles=trust_pickles)
+        if settings:
+            config = config.with_options(**settings)
+        return cls(config, data, embedder=_build_embedder(embedder, config))
+
+    def save(self, path: str | Path) -> Path:
+        """Save as ``config.json`` + ``training_data/`` (arrays and JSON, no pickles)."""
+        return save_checkpoint(self._config, self._data, path)
+
+    def with_settings(self, **settings: Any) -> R2Router:
+        """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder."""
+        return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder)
+
+    # -- properties ------------------------------------------------------------------
+    @property
+    def config(self) -> RouterConfig:
+        """The validated configuration."""
+        return self._config
+
+    @property
+    def training_data(self) -> TrainingData:
+        """The training set the predictor was fitted on."""
+        return self._data
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The attached embedder, used by :meth:`route_text`."""
+        return self._embedder
+
+    @embedder.setter
+    def embedder(self, embedder: Embedder | None) -> None:
+        if embedder is not None:
+            _check_embedder(embedder, self._config)
+        self._embedder = embedder
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (
+            f"R2Router(models={list(c.model_names)}, budgets={list(c.candidate_budgets)}, k={c.k}, "
+            f"lambda_={c.lambda_}, n_train={self._data.n_queries}, embedder={c.embedder!r})"
+        )
+
+    # -- prediction ------------------------------------------------------------------
+    def predict(self, embeddings: NDArray[Any]) -> Prediction:
+        """Predicted quality and tokens of every arm.
+
+        Args:
+            embeddings: shape (n, D).
+
+        Returns:
+            A :class:`Prediction` with arrays of shape (n, M, C).
+        """
+        X = check_embeddings(embeddings, self._data.dim)
+        raw = self._predictor.predict(X)
+        n = X.shape[0]
+        m, b = len(self._config.models), len(self._config.budgets)
+        quality = raw[:, : m * b].reshape(n, m, b)
+        tokens = raw[:, m * b :].reshape(n, m, -1)
+        if tokens.shape[2] == 1:
+            tokens = np.broadcast_to(tokens, (n, m, b))
+        extra = self._config.interpolated_budgets
+        return Prediction(
+            quality=interpolate_budgets(quality, self._config.budgets, extra),
+            tokens=interpolate_budgets(tokens, self._config.budgets, extra),
+            models=self._config.model_names,
+            budgets=self._config.candidate_budgets,
+        )
+
+    # -- routing ---------------------------------------------------------------------
+    def route_batch(
+        self,
+        embeddings: NDArray[Any],
+        *,
+        lambda_: float | None = None,
+        allowed_models: Sequence[str] | None = None,
+        max_budget: int | None = None,
+        max_cost: float | None = None,
+        input_tokens: int | None = None,
+    ) -> list[RoutingDecision]:
+        """Route a batch of embeddings.
+
+        Args:
+            embeddings: shape (n, D).
+            lambda_: Cost weight in [0, 1]; ``None`` = the config's.
+            allowed_models: Choose only among these pool models.
+            max_budget: Only budgets <= this many output tokens (excludes uncapped).
+            max_cost: Only arms with predicted cost <= this many USD per query.
+            input_tokens: Prompt length in tokens, to add each model's input cost.
+
+        Returns:
+            One :class:`RoutingDecision` per row.
+
+        Raises:
+            EmbeddingError: NaN/inf, all-zero rows or the wrong dimension.
+            ConstraintError: Unknown model, or no candidate left.
+            ConfigError: An option out of range.
+        """
+        options = RoutingOptions.build(
+            self._config,
+            lambda_=lambda_,
+            allowed_models=allowed_models,
+            max_budget=max_budget,
+            max_cost=max_cost,
+            input_tokens=input_tokens,
+        )
+        pred = self.predict(embeddings)
+        cost = arm_costs(pred, self._config, options.input_tokens)
+        util = utilities(pred.quality, cost, options.lambda_)
+        ok = eligibility(pred, cost, self._config, options)
+        chosen = choose(util, ok, options)
+        capped = pred.capped_tokens()
+        n_budgets = len(pred.budgets)
+        decisions = []
+        for i, flat in enumerate(chosen.tolist()):
+            mi, bi = divmod(flat, n_budgets)
+            spec = self._config.models[mi]
+            table = _ArmTable(self._config, pred.budgets, pred.quality[i], capped[i], cost[i], util[i], ok[i])
+            decisions.append(
+                RoutingDecision(
+                    model=spec.name,
+                    model_full_name=spec.full_name,
+                    token_limit=pred.budgets[bi],
+                    predicted_quality=float(pred.quality[i, mi, bi]),
+                    predicted_tokens=float(capped[i, mi, bi]),
+                    predicted_cost=float(cost[i, mi, bi]),
+                    utility=float(util[i, mi, bi]),
+                    lambda_=options.lambda_,
+                    _table=table,
+                )
+            )
+        return decisions
+
+    def route(self, embedding: NDArray[Any], **options: Any) -> RoutingDecision:
+        """Route one embedding of shape (D,) or (1, D); options as :meth:`route_batch`."""
+        arr = np.asarray(embedding)
+        if (arr.ndim == 2 and arr.shape[0] != 1) or arr.ndim not in (1, 2):
+            raise EmbeddingError(
+                f"route() takes one embedding of shape ({self._data.dim},), got {arr.shape}; use route_batch() for many"
+            )
+        return self.route_batch(arr.reshape(1, -1), **options)[0]
+
+    def route_texts(self, texts: Sequence[str], **options: Any) -> list[RoutingDecision]:
+        """Embed prompts with the attached embedder and route them; options as :meth:`route_batch`."""
+        texts = check_texts(texts)
+        return self.route_batch(self.embed(texts), **options)
+
+    def route_text(self, text: str, **options: Any) -> RoutingDecision:
+        """Embed one prompt and route it; options as :meth:`route_batch`."""
+        return self.route_texts([text], **options)[0]
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed prompts with the attached embedder, shape (n, D)."""
+        if self._embedder is None:
+            needed = self._config.embedder or "the embedder of your training embeddings"
+            raise ConfigError(
+                "this router has no embedder, so it can route embeddings but not text; attach one: "
+                f"R2Router.from_pretrained(path, embedder='auto') or router.embedder = ... ({needed})"
+            )
+        return check_embeddings(
+            self._embedder.embed(texts), self._data.dim, what=f"embeddings from {self._embedder.id}"
+        )
+
+
+def _check_embedder(embedder: Embedder, config: RouterConfig) -> None:
+    if not isinstance(embedder, Embedder):
+        raise ConfigError(f"embedder must have .id, .dim and .embed(texts), got {type(embedder).__name__}")
+    wanted = config.embedder
+    dim_ok = config.embedding_dim is None or embedder.dim == config.embedding_dim
+    if not dim_ok or (wanted is not None and embedder.id != wanted):
+        raise EmbedderMismatchError(
+            f"this checkpoint was trained with embedder {wanted!r} ({config.embedding_dim}-dim) but the "
+            f"attached embedder is {embedder.id!r} ({embedder.dim}-dim). Attach {wanted!r} "
+            "(embedder='auto' loads it), or retrain the router with embeddings from your embedder"
+        )
+    if wanted is None:
+        logger.warning("the checkpoint does not record its embedder; trusting %r (%d-dim)", embedder.id, embedder.dim)
+
+
+def _build_embedder(spec: EmbedderSpec, config: RouterConfig) -> Embedder | None:
+    if spec is None or not isinstance(spec, str):
+        return spec
+    from r2router_core.embedders import load_embedder
+
+    if spec == "auto":
+        if config.embedder is None:
+            raise ConfigError("embedder='auto' needs the checkpoint's config to name its embedder; pass one explicitly")
+        spec = config.embedder
+    return load_embedder(spec)

@@ -1,0 +1,86 @@
+"""Fixtures shared by every test: paths to the shared data, small routers built in the test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
+from r2router_core.testing import HashEmbedder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the checkout (or $R2ROUTER_DATA_DIR). Missing data fails, never skips."""
+    path = Path(os.environ.get("R2ROUTER_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    if not (path / "routerarena_sub10").is_dir():
+        pytest.fail(f"shared data not found at {path}; CI lays ../shared beside the checkout")
+    return path
+
+
+def random_training_data(
+    n: int = 120,
+    d: int = 16,
+    n_models: int = 3,
+    budgets: tuple[int | None, ...] = (100, 200, None),
+    *,
+    per_budget_tokens: bool = False,
+    seed: int = 0,
+) -> tuple[RouterConfig, TrainingData]:
+    """A random but valid (config, training data) pair."""
+    rng = np.random.default_rng(seed)
+    models = tuple(
+        ModelSpec(f"model-{i}", output_price=0.5 + 2.0 * i, input_price=0.1 * i, full_name=f"vendor/model-{i}")
+        for i in range(n_models)
+    )
+    config = RouterConfig(models=models, budgets=budgets, lambda_=0.99, k=10)
+    shape = (n, n_models, len(budgets)) if per_budget_tokens else (n, n_models)
+    data = TrainingData(
+        embeddings=rng.normal(size=(n, d)).astype(np.float32),
+        models=config.model_names,
+        budgets=budgets,
+        quality=rng.uniform(size=(n, n_models, len(budgets))),
+        tokens=rng.uniform(5, 600, size=shape),
+    )
+    return config, data
+
+
+@pytest.fixture
+def make_router() -> Callable[..., R2Router]:
+    def make(**kwargs: object) -> R2Router:
+        config, data = random_training_data(**kwargs)  # type: ignore[arg-type]
+        return R2Router(config, data)
+
+    return make
+
+
+@pytest.fixture
+def text_router() -> R2Router:
+    """A router over HashEmbedder embeddings of a few topical prompts."""
+    embedder = HashEmbedder(dim=32)
+    prompts = [f"{topic} question number {i}" for topic in ("math", "code", "poem") for i in range(20)]
+    n = len(prompts)
+    quality = np.zeros((n, 2, 2))
+    quality[:20] = [[0.2, 0.3], [0.7, 0.9]]  # math: the big model helps
+    quality[20:40] = [[0.6, 0.8], [0.7, 0.9]]  # code: the small model is nearly as good
+    quality[40:] = [[0.9, 0.9], [0.9, 0.9]]  # poems: all equal
+    config = RouterConfig(
+        models=(ModelSpec("small", output_price=0.5), ModelSpec("big", output_price=10.0)),
+        budgets=(100, 400),
+        lambda_=0.9,
+        k=5,
+        embedder=embedder.id,
+    )
+    data = TrainingData(embedder.embed(prompts), ("small", "big"), (100, 400), quality, np.full((n, 2), 300.0))
+    return R2Router(config, data, embedder=embedder)
