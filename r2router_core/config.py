@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +33,18 @@ def format_budget(budget: Budget) -> str:
     return "uncapped" if budget is None else str(budget)
 
 
+def _is_real(value: Any) -> bool:
+    """A real number (Python or numpy scalar), but not a bool (numpy bools are not Real)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (Python or numpy scalar), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_price(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{what} must be a finite number >= 0 (USD per 1M tokens), got {value!r}")
     return float(value)
 
@@ -59,6 +70,8 @@ class ModelSpec:
             raise ConfigError(f"model name must be a non-empty string, got {self.name!r}")
         object.__setattr__(self, "output_price", _check_price(self.output_price, f"output_price of {self.name!r}"))
         object.__setattr__(self, "input_price", _check_price(self.input_price, f"input_price of {self.name!r}"))
+        if not isinstance(self.full_name, str):
+            raise ConfigError(f"full_name of {self.name!r} must be a string, got {self.full_name!r}")
         if not self.full_name:
             object.__setattr__(self, "full_name", self.name)
 
@@ -75,7 +88,7 @@ class ModelSpec:
 def _check_budget(value: Any, what: str) -> Budget:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ConfigError(f"{what} must be a positive int or None (uncapped), got {value!r}")
     return int(value)
 
@@ -127,20 +140,29 @@ class RouterConfig:
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "budgets", budgets)
         object.__setattr__(self, "lambda_", validate_lambda(self.lambda_))
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+        if not _is_int(self.k) or self.k < 1:
             raise ConfigError(f"k must be an int >= 1, got {self.k!r}")
+        object.__setattr__(self, "k", int(self.k))
         if self.metric != "cosine":
             raise ConfigError(f"metric must be 'cosine', got {self.metric!r}")
         if self.weights not in ("distance", "uniform"):
             raise ConfigError(f"weights must be 'distance' or 'uniform', got {self.weights!r}")
-        if self.embedding_dim is not None and (
-            isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int) or self.embedding_dim < 1
-        ):
-            raise ConfigError(f"embedding_dim must be a positive int or None, got {self.embedding_dim!r}")
+        if self.embedder is not None and (not isinstance(self.embedder, str) or not self.embedder.strip()):
+            raise ConfigError(f"embedder must be a non-empty id string or None, got {self.embedder!r}")
+        if self.embedding_dim is not None:
+            if not _is_int(self.embedding_dim) or self.embedding_dim < 1:
+                raise ConfigError(f"embedding_dim must be a positive int or None, got {self.embedding_dim!r}")
+            object.__setattr__(self, "embedding_dim", int(self.embedding_dim))
         object.__setattr__(self, "interpolated_budgets", self._check_interpolated(budgets))
 
     def _check_interpolated(self, budgets: tuple[Budget, ...]) -> tuple[int, ...]:
-        extra = tuple(sorted({_check_budget(b, "each interpolated budget") or 0 for b in self.interpolated_budgets}))
+        if any(b is None for b in self.interpolated_budgets):
+            raise ConfigError(
+                "each interpolated budget must be a positive int (uncapped cannot be interpolated), got None"
+            )
+        extra = tuple(
+            sorted({int(_check_budget(b, "each interpolated budget") or 0) for b in self.interpolated_budgets})
+        )
         anchors = sorted(b for b in budgets if b is not None)
         for b in extra:
             if b in anchors or len(anchors) < 2 or not anchors[0] < b < anchors[-1]:
@@ -171,7 +193,15 @@ class RouterConfig:
         raise UnknownModelError(f"unknown model {name!r}; the pool is {list(self.model_names)}")
 
     def with_options(self, **changes: Any) -> RouterConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        Raises:
+            ConfigError: A field name that does not exist, or an invalid value.
+        """
+        allowed = [f.name for f in fields(self)]
+        unknown = sorted(set(changes) - set(allowed))
+        if unknown:
+            raise ConfigError(f"unknown config fields {unknown}; the fields are {allowed}")
         return replace(self, **changes)
 
     # -- JSON ----------------------------------------------------------------------
@@ -208,6 +238,11 @@ class RouterConfig:
         for raw in raw_models:
             if not isinstance(raw, Mapping) or "name" not in raw or "output_price" not in raw:
                 raise ConfigError(f"each model needs at least 'name' and 'output_price', got {raw!r}")
+            extra_keys = sorted(set(raw) - _MODEL_KEYS)
+            if extra_keys:
+                raise ConfigError(
+                    f"unknown keys {extra_keys} in model {raw['name']!r}; allowed keys are {sorted(_MODEL_KEYS)}"
+                )
             models.append(
                 ModelSpec(
                     name=raw["name"],
@@ -235,14 +270,14 @@ class RouterConfig:
             raise ConfigError("config needs 'budgets' (a list of positive ints or null for uncapped)")
         return cls(
             models=tuple(models),
-            budgets=tuple(data["budgets"]),
+            budgets=_json_list(data["budgets"], "budgets"),
             lambda_=data.get("lambda", DEFAULT_LAMBDA),
             k=data.get("k", DEFAULT_K),
             metric=data.get("metric", "cosine"),
             weights=data.get("weights", "distance"),
             embedder=data.get("embedder"),
             embedding_dim=data.get("embedding_dim"),
-            interpolated_budgets=tuple(data.get("interpolated_budgets", ())),
+            interpolated_budgets=_json_list(data.get("interpolated_budgets", []), "interpolated_budgets"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -262,8 +297,17 @@ class RouterConfig:
         return cls.from_dict(data)
 
 
+_MODEL_KEYS = {"name", "full_name", "input_price", "output_price"}
+
+
+def _json_list(value: Any, key: str) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"config {key!r} must be a list of positive ints (null = uncapped), got {value!r}")
+    return tuple(value)
+
+
 def validate_lambda(value: Any) -> float:
     """Check a lambda value: a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"lambda must be a number in [0, 1] (0 = best quality, 1 = cheapest), got {value!r}")
     return float(value)
