@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget
-from r2router_core.errors import CheckpointError, DataError
+from r2router_core.config import Budget, _check_budget, format_budget
+from r2router_core.errors import CheckpointError, ConfigError, DataError, UnknownModelError
 
 __all__ = ["TrainingData"]
 
@@ -37,6 +37,51 @@ LABELS_FILE = "labels.json"
 
 def _reject_constant(name: str) -> float:
     raise DataError(f"labels.json holds {name}; mark a missing cell with null (or 0 in 'mask') instead")
+
+
+def _check_names(models: Any) -> tuple[str, ...]:
+    if isinstance(models, str) or not isinstance(models, Sequence | np.ndarray):
+        raise DataError(f"models must be a list of model names, got {models!r}")
+    names = tuple(models)
+    if not names or not all(isinstance(m, str) and m.strip() for m in names):
+        raise DataError(f"models must be a non-empty list of non-empty strings, got {list(names)!r}")
+    if len(set(names)) != len(names):
+        raise DataError(f"models must be unique, got {list(names)}")
+    return names
+
+
+def _check_budgets(budgets: Any) -> tuple[Budget, ...]:
+    if isinstance(budgets, str) or not isinstance(budgets, Sequence | np.ndarray):
+        raise DataError(f"budgets must be a list of positive ints (null = uncapped), got {budgets!r}")
+    try:
+        checked = tuple(_check_budget(b, "each training-data budget") for b in budgets)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
+    if not checked or len(set(checked)) != len(checked):
+        raise DataError(f"budgets must be a non-empty list of unique budgets, got {list(checked)}")
+    return checked
+
+
+def _check_token_heads(
+    quality: NDArray[np.float64], tokens: NDArray[np.float64], models: tuple[str, ...], budgets: tuple[Budget, ...]
+) -> None:
+    """Every arm with quality labels needs token labels, else its cost (and utility) would be NaN."""
+    has_quality = np.asarray(np.any(~np.isnan(quality), axis=0))  # (M, B)
+    has_tokens = np.asarray(np.any(~np.isnan(tokens), axis=0))  # (M, B) or (M,)
+    for mi, model in enumerate(models):
+        if tokens.ndim == 2:
+            if has_quality[mi].any() and not has_tokens[mi]:
+                raise DataError(
+                    f"model {model!r} has quality labels but no observed token count; "
+                    "its cost cannot be predicted. Add its output token counts or drop the model"
+                )
+            continue
+        for bi, budget in enumerate(budgets):
+            if has_quality[mi, bi] and not has_tokens[mi, bi]:
+                raise DataError(
+                    f"model {model!r} at budget {format_budget(budget)} has quality labels "
+                    "but no observed token count; its cost cannot be predicted"
+                )
 
 
 def _as_float_array(value: Any, what: str) -> NDArray[np.float64]:
@@ -73,7 +118,7 @@ class TrainingData:
         if not np.issubdtype(emb.dtype, np.number) or not np.all(np.isfinite(emb)):
             raise DataError("embeddings hold NaN or inf values (or are not numeric); re-embed the queries")
         n = emb.shape[0]
-        models, budgets = tuple(self.models), tuple(self.budgets)
+        models, budgets = _check_names(self.models), _check_budgets(self.budgets)
         quality = _as_float_array(self.quality, "quality")
         tokens = _as_float_array(self.tokens, "tokens")
         m, b = len(models), len(budgets)
@@ -90,6 +135,7 @@ class TrainingData:
         observed_t = tokens[~np.isnan(tokens)]
         if observed_t.size and (observed_t.min() < 0 or not np.all(np.isfinite(observed_t))):
             raise DataError(f"tokens must be finite and >= 0, got minimum {observed_t.min()}")
+        _check_token_heads(quality, tokens, models, budgets)
         if self.query_ids is not None and len(self.query_ids) != n:
             raise DataError(f"query_ids has {len(self.query_ids)} entries for {n} embeddings")
         object.__setattr__(self, "embeddings", np.ascontiguousarray(emb, dtype=np.float32))
@@ -116,9 +162,16 @@ class TrainingData:
         """Boolean (N, M, B): True where the quality of a cell is known."""
         return ~np.isnan(self.quality)
 
-    def subset(self, rows: Sequence[int] | NDArray[np.integer[Any]]) -> TrainingData:
-        """The training data restricted to some queries (for cross-validation)."""
-        idx = np.asarray(rows, dtype=np.int64)
+    def subset(self, rows: Sequence[int] | Sequence[bool] | NDArray[Any]) -> TrainingData:
+        """The training data restricted to some queries (for cross-validation).
+
+        Args:
+            rows: Row indices (in the given order), or a boolean mask of length N.
+
+        Raises:
+            DataError: An index out of range or a mask of the wrong length.
+        """
+        idx = self._row_index(rows)
         return TrainingData(
             embeddings=self.embeddings[idx],
             models=self.models,
@@ -128,10 +181,36 @@ class TrainingData:
             query_ids=None if self.query_ids is None else tuple(self.query_ids[i] for i in idx),
         )
 
+    def _row_index(self, rows: Sequence[int] | Sequence[bool] | NDArray[Any]) -> NDArray[np.int64]:
+        arr = np.asarray(rows)
+        if arr.dtype == bool:
+            if arr.shape != (self.n_queries,):
+                raise DataError(f"a boolean mask of {self.n_queries} rows is needed, got shape {arr.shape}")
+            return np.flatnonzero(arr)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"rows must be integer indices or a boolean mask, got dtype {arr.dtype}")
+        idx = arr.astype(np.int64).reshape(-1)
+        bad = idx[(idx < -self.n_queries) | (idx >= self.n_queries)]
+        if bad.size:
+            raise DataError(f"row index {int(bad[0])} is out of range for {self.n_queries} training queries")
+        return idx
+
     def select(self, models: Sequence[str] | None = None, budgets: Sequence[Budget] | None = None) -> TrainingData:
-        """The training data restricted to some models and/or budgets (order kept as given)."""
-        mi = [self.models.index(x) for x in (models if models is not None else self.models)]
-        bi = [self.budgets.index(x) for x in (budgets if budgets is not None else self.budgets)]
+        """The training data restricted to some models and/or budgets (order kept as given).
+
+        Raises:
+            UnknownModelError: A model not in the data.
+            DataError: A budget not in the data.
+        """
+        mi, bi = [], []
+        for name in models if models is not None else self.models:
+            if name not in self.models:
+                raise UnknownModelError(f"unknown model {name!r}; the training data has {list(self.models)}")
+            mi.append(self.models.index(name))
+        for budget in budgets if budgets is not None else self.budgets:
+            if budget not in self.budgets:
+                raise DataError(f"budget {budget!r} is not in the training data; it has {list(self.budgets)}")
+            bi.append(self.budgets.index(budget))
         tokens = self.tokens[:, mi][:, :, bi] if self.tokens.ndim == 3 else self.tokens[:, mi]
         return TrainingData(
             embeddings=self.embeddings,
@@ -195,7 +274,10 @@ class TrainingData:
         quality = _as_float_array(labels["quality"], "quality")
         tokens = _as_float_array(labels["tokens"], "tokens")
         if "mask" in labels:
-            mask = np.asarray(labels["mask"], dtype=bool)
+            mask = _as_float_array(labels["mask"], "mask")
+            if np.isnan(mask).any():
+                raise DataError("mask holds null values; use 1 for observed cells and 0 for missing ones")
+            mask = mask != 0
             if mask.shape != quality.shape:
                 raise DataError(f"mask must have the shape of quality {quality.shape}, got {mask.shape}")
             if np.isnan(quality[mask]).any():
@@ -205,8 +287,8 @@ class TrainingData:
                 tokens = np.where(mask, tokens, np.nan)
         return cls(
             embeddings=np.asarray(embeddings),
-            models=tuple(labels["models"]),
-            budgets=tuple(labels["budgets"]),
+            models=labels["models"],
+            budgets=labels["budgets"],
             quality=quality,
             tokens=tokens,
             query_ids=labels.get("query_ids"),
