@@ -101,7 +101,16 @@ class R2Router:
             **settings: Other config fields to override (``lambda_``, ``weights``, ...).
         """
         path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(
+                f"training-data directory {path} does not exist; pass the directory that holds "
+                f"{CONFIG_FILE} and {TRAINING_DIR}/ (embeddings.npy + labels.json)"
+            )
         data_dir = path / TRAINING_DIR if (path / TRAINING_DIR).is_dir() else path
+        if config is None and not (data_dir / "labels.json").is_file() and (path / CONFIG_FILE).is_file():
+            raise CheckpointError(
+                f"{path} has a {CONFIG_FILE} but no {TRAINING_DIR}/ directory (embeddings.npy + labels.json)"
+            )
         if config is None:
             if not (path / CONFIG_FILE).is_file():
                 raise CheckpointError(
