@@ -1,0 +1,582 @@
+"""R2RouterChatModel: a LangChain chat model that routes every call to an (LLM, budget) pair.
+
+Flow of one call (one chat-model run, whatever the entry point)::
+
+    invoke/batch -> generate ─┐
+    stream / astream ─────────┼─ route (embed + kNN, off the event loop in async)
+    stream_events(v3) ────────┘        │ decision rides in the call kwargs, so the
+                                       │ trace's ls_model_name / ls_max_tokens are
+                                       ▼ the routed model and budget
+    BaseChatModel opens the run -> _generate / _stream hooks
+        -> chosen child's _generate / _stream (budget + length instruction + tools),
+           with the router's run manager; on error the next-best model (fallbacks)
+        -> response_metadata["r2router"] = the decision
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+    Callbacks,
+)
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.runnables import Runnable
+from pydantic import Field
+
+from r2router_core.config import format_budget
+from r2router_core.decision import Candidate, RoutingDecision
+from r2router_core.errors import ConfigError, ConstraintError
+from r2router_core.router import R2Router
+from r2router_core.scoring import RoutingOptions
+from r2router_integrations.langchain.delegate import (
+    agenerate_child,
+    astream_child,
+    attempt_plan,
+    can_bind_tools,
+    generate_child,
+    prepare_child,
+    stream_child,
+)
+from r2router_integrations.langchain.messages import (
+    DEFAULT_LENGTH_INSTRUCTION,
+    RouteOn,
+    add_length_instruction,
+    routing_text,
+)
+from r2router_integrations.langchain.metadata import (
+    METADATA_KEY,
+    FailedAttempt,
+    StreamAnnotator,
+    annotate_result,
+)
+from r2router_integrations.langchain.options import (
+    DECISION_KEY,
+    ROUTING_KEYS,
+    TOOLS_KEY,
+    BoundTools,
+    resolve_routing,
+)
+
+if TYPE_CHECKING:
+    import uuid
+
+    from langchain_core.language_models.chat_model_stream import AsyncChatModelStream, ChatModelStream
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+
+__all__ = ["R2RouterChatModel"]
+
+logger = logging.getLogger(__name__)
+
+_ROUTING_FIELDS = ("lambda_", "allowed_models", "max_budget", "max_cost", "force_model", "max_tokens")
+
+
+class R2RouterChatModel(BaseChatModel):
+    """A chat model that routes every call to the (pool model, output budget) of best utility.
+
+    Swap it in where a fixed chat model stood: each call embeds the prompt, the
+    router picks the pool model and its output-token budget, and that model
+    answers with the budget as its own cap (``max_tokens``; ChatOpenAI sends it
+    as ``max_completion_tokens``) plus, by default, the paper's length
+    instruction. The answer's ``response_metadata["r2router"]`` holds the decision.
+
+    Per call, pass ``lambda_``, ``allowed_models``, ``max_budget``, ``max_cost``,
+    ``force_model`` (or LangChain's ``model=``) and ``max_tokens`` (an upper bound
+    on the budget) as invoke kwargs; make the fields configurable with
+    ``configurable_fields``.
+
+    Example:
+        >>> from r2router_integrations.langchain.testing import FakePoolChatModel, demo_router
+        >>> router = demo_router()
+        >>> llm = R2RouterChatModel(
+        ...     router=router, models={name: FakePoolChatModel(model_name=name) for name in router.config.model_names}
+        ... )
+        >>> llm.invoke("hello there, how are you?").response_metadata["r2router"]["model"]
+        'small'
+    """
+
+    router: R2Router
+    """The fitted router that picks (model, budget) for each prompt; it needs an embedder."""
+
+    models: dict[str, BaseChatModel]
+    """Pool model name -> the chat model that answers for it; the keys must be the router's pool."""
+
+    route_on: RouteOn = "last_human"
+    """What is routed: ``"last_human"`` (text of the last human message), ``"conversation"``
+    (every message) or a function ``messages -> str``. Messages pass to the model unchanged."""
+
+    length_instruction: bool = True
+    """Also tell the chosen model its budget in the prompt (the paper's setting); a hard cap
+    alone cuts answers mid-sentence. Never added for an uncapped (``None``) budget."""
+
+    length_instruction_template: str = DEFAULT_LENGTH_INSTRUCTION
+    """The length instruction, with ``{budget}``; appended to the leading system message
+    (or sent as one)."""
+
+    max_tokens_param: dict[str, str] = Field(default_factory=dict)
+    """Per pool model, the name of its output-cap parameter when it is not LangChain's
+    ``max_tokens`` (e.g. ``{"gemini": "max_output_tokens"}``). A field of the child by that
+    name is set on a copy of the child; otherwise the cap is passed as a call kwarg."""
+
+    fallbacks: int = 2
+    """How many other pool models to try, in utility order, when the chosen one raises;
+    0 turns fallback off."""
+
+    lambda_: float | None = None
+    """Cost weight in [0, 1] (0 = best quality, 1 = cheapest); ``None`` = the router's."""
+
+    allowed_models: list[str] | None = None
+    """Choose only among these pool models; ``None`` = the whole pool."""
+
+    max_budget: int | None = None
+    """Only budgets up to this many output tokens (excludes uncapped); ``None`` = no limit."""
+
+    max_cost: float | None = None
+    """Only arms whose predicted cost per call (USD) is at most this; ``None`` = no limit."""
+
+    force_model: str | None = None
+    """Always answer with this pool model; the router still picks its budget."""
+
+    max_tokens: int | None = None
+    """Upper bound on every routed budget (as LangChain's ``max_tokens``); a call's own
+    ``max_tokens`` replaces it. The tighter of this and ``max_budget`` applies."""
+
+    stop: list[str] | None = None
+    """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
+
+    def __init__(self, **data: Any) -> None:
+        known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
+        ignored = sorted(key for key in data if key not in known)
+        super().__init__(**data)
+        if ignored:
+            warnings.warn(
+                f"R2RouterChatModel ignores {ignored}; set provider options (temperature, api_key, "
+                "timeout...) on the pool's chat models",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        pool = self.router.config.model_names
+        missing = [m for m in pool if m not in self.models]
+        extra = [m for m in self.models if m not in pool]
+        if missing or extra:
+            raise ConfigError(
+                f"models must map every pool model of the router to a chat model: missing {missing}, "
+                f"not in the pool {extra}; the pool is {list(pool)}"
+            )
+        if isinstance(self.fallbacks, bool) or self.fallbacks < 0:
+            raise ConfigError(f"fallbacks must be an int >= 0 (0 = off), got {self.fallbacks!r}")
+        unknown_caps = sorted(set(self.max_tokens_param) - set(pool))
+        if unknown_caps:
+            raise ConfigError(f"max_tokens_param names {unknown_caps}, which are not in the pool {list(pool)}")
+        try:
+            self.length_instruction_template.format(budget=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"length_instruction_template must use only the field {{budget}}, got "
+                f"{self.length_instruction_template!r} ({exc!r})"
+            ) from exc
+        options = resolve_routing({}, self._routing_defaults(), pool=pool)
+        RoutingOptions.build(self.router.config, **options)
+
+    # -- identity --------------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "r2router"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        config = self.router.config
+        return {
+            "models": {name: type(model).__name__ for name, model in self.models.items()},
+            "budgets": list(config.candidate_budgets),
+            "lambda_": config.lambda_ if self.lambda_ is None else self.lambda_,
+            "fallbacks": self.fallbacks,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Trace parameters of the routed model and budget (the router's own before routing)."""
+        decision = kwargs.get(DECISION_KEY)
+        if not isinstance(decision, RoutingDecision):
+            override = kwargs.get("model")
+            params = LangSmithParams(
+                ls_provider="r2router",
+                ls_model_name=override if isinstance(override, str) else "r2router",
+                ls_model_type="chat",
+            )
+            if stop:
+                params["ls_stop"] = stop
+            if self.max_tokens is not None:
+                params["ls_max_tokens"] = self.max_tokens
+            return params
+        child, extra = prepare_child(
+            self.models[decision.model],
+            name=decision.model,
+            budget=decision.token_limit,
+            cap_param=self.max_tokens_param.get(decision.model),
+            tools=None,
+        )
+        params = child._get_ls_params(stop=stop, **extra)
+        if not params.get("ls_model_name"):
+            params["ls_model_name"] = decision.model
+        if decision.token_limit is not None:
+            params["ls_max_tokens"] = decision.token_limit
+        return params
+
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        decision = kwargs.pop(DECISION_KEY, None)
+        tools = kwargs.pop(TOOLS_KEY, None)
+        params = super()._get_invocation_params(stop=stop, **kwargs)
+        if isinstance(decision, RoutingDecision):
+            params[METADATA_KEY] = {
+                "model": decision.model,
+                "token_limit": decision.token_limit,
+                "lambda": decision.lambda_,
+            }
+        if isinstance(tools, BoundTools):
+            params["tools"] = [_tool_name(t) for t in tools.tools]
+        return params
+
+    # -- routing ---------------------------------------------------------------------
+    def _routing_defaults(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in _ROUTING_FIELDS}
+
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        if stop is not None:
+            return stop
+        return list(self.stop) if self.stop else None
+
+    def _route(self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Per message list, the call kwargs with the decision in and the routing options out."""
+        if DECISION_KEY in kwargs:
+            return [dict(kwargs) for _ in message_lists]
+        rest = dict(kwargs)
+        call = {key: rest.pop(key) for key in ROUTING_KEYS if key in rest}
+        tool_capable = None
+        if rest.get(TOOLS_KEY) is not None:
+            tool_capable = [name for name, model in self.models.items() if can_bind_tools(model)]
+        options = resolve_routing(
+            call, self._routing_defaults(), pool=self.router.config.model_names, tool_capable=tool_capable
+        )
+        texts = [routing_text(messages, self.route_on) for messages in message_lists]
+        decisions = self.router.route_texts(texts, **options)
+        for decision in decisions:
+            logger.debug("routed to %s", decision)
+        return [{**rest, DECISION_KEY: decision} for decision in decisions]
+
+    async def _aroute(
+        self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """:meth:`_route` in a worker thread, so embedding and kNN never block the event loop."""
+        if DECISION_KEY in kwargs:
+            return [dict(kwargs) for _ in message_lists]
+        return await asyncio.to_thread(self._route, message_lists, kwargs)
+
+    # -- entry points: route before the run opens ------------------------------------
+    def generate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Route each message list, then run it as one chat-model run (see ``BaseChatModel.generate``)."""
+        stop = self._stop(stop)
+        routed = self._route(messages, kwargs)
+        if len(messages) == 1:
+            return super().generate(
+                messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name, run_id=run_id, **routed[0]
+            )
+        results = []
+        for one, call_kwargs in zip(messages, routed, strict=True):
+            results.append(
+                super().generate([one], stop, callbacks, tags=tags, metadata=metadata, run_name=run_name, **call_kwargs)
+            )
+        return _merge_results(results)
+
+    async def agenerate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        run_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Async :meth:`generate`; routing runs in a worker thread."""
+        stop = self._stop(stop)
+        routed = await self._aroute(messages, kwargs)
+        if len(messages) == 1:
+            return await super().agenerate(
+                messages, stop, callbacks, tags=tags, metadata=metadata, run_name=run_name, run_id=run_id, **routed[0]
+            )
+        calls = []
+        for one, call_kwargs in zip(messages, routed, strict=True):
+            calls.append(
+                super().agenerate(
+                    [one], stop, callbacks, tags=tags, metadata=metadata, run_name=run_name, **call_kwargs
+                )
+            )
+        return _merge_results(await asyncio.gather(*calls))
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Route, then stream from the chosen model; the decision rides on the first chunk."""
+        (routed,) = self._route([self._convert_input(input).to_messages()], kwargs)
+        yield from super().stream(input, config, stop=self._stop(stop), **routed)
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """Async :meth:`stream`; routing runs in a worker thread."""
+        (routed,) = await self._aroute([self._convert_input(input).to_messages()], kwargs)
+        async for chunk in super().astream(input, config, stop=self._stop(stop), **routed):
+            yield chunk
+
+    def _chat_model_stream_v3(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> ChatModelStream:
+        (routed,) = self._route([self._convert_input(input).to_messages()], kwargs)
+        return super()._chat_model_stream_v3(input, config, stop=self._stop(stop), **routed)
+
+    async def _achat_model_stream_v3(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncChatModelStream:
+        (routed,) = await self._aroute([self._convert_input(input).to_messages()], kwargs)
+        return await super()._achat_model_stream_v3(input, config, stop=self._stop(stop), **routed)
+
+    # -- hooks: delegate to the chosen child inside this run ---------------------------
+    def _prepare(
+        self, candidate: Candidate, messages: Sequence[BaseMessage], tools: BoundTools | None, kwargs: Mapping[str, Any]
+    ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
+        child, extra = prepare_child(
+            self.models[candidate.model],
+            name=candidate.model,
+            budget=candidate.token_limit,
+            cap_param=self.max_tokens_param.get(candidate.model),
+            tools=tools,
+        )
+        out = list(messages)
+        if self.length_instruction and candidate.token_limit is not None:
+            out = add_length_instruction(out, self.length_instruction_template.format(budget=candidate.token_limit))
+        return child, out, {**kwargs, **extra}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        (routed,) = self._route([messages], kwargs)
+        decision, tools, rest = _unpack(routed)
+        log = _FallbackLog()
+        for candidate in attempt_plan(decision, self.fallbacks):
+            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+            try:
+                result = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+            except Exception as exc:
+                log.record(candidate, exc)
+                continue
+            return annotate_result(result, decision, candidate, log.failures)
+        raise log.error()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        (routed,) = await self._aroute([messages], kwargs)
+        decision, tools, rest = _unpack(routed)
+        log = _FallbackLog()
+        for candidate in attempt_plan(decision, self.fallbacks):
+            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+            try:
+                result = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+            except Exception as exc:
+                log.record(candidate, exc)
+                continue
+            return annotate_result(result, decision, candidate, log.failures)
+        raise log.error()
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        (routed,) = self._route([messages], kwargs)
+        decision, tools, rest = _unpack(routed)
+        log = _FallbackLog()
+        for candidate in attempt_plan(decision, self.fallbacks):
+            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+            annotator = StreamAnnotator(decision, candidate, log.failures)
+            try:
+                for chunk in stream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
+                    yield annotator.annotate(chunk)
+            except Exception as exc:
+                if annotator.started:  # part of the answer is out: it cannot be taken back
+                    raise
+                log.record(candidate, exc)
+                continue
+            closing = annotator.closing_chunk()
+            if closing is not None:
+                yield closing
+            return
+        raise log.error()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        (routed,) = await self._aroute([messages], kwargs)
+        decision, tools, rest = _unpack(routed)
+        log = _FallbackLog()
+        for candidate in attempt_plan(decision, self.fallbacks):
+            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+            annotator = StreamAnnotator(decision, candidate, log.failures)
+            try:
+                async for chunk in astream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
+                    yield annotator.annotate(chunk)
+            except Exception as exc:
+                if annotator.started:
+                    raise
+                log.record(candidate, exc)
+                continue
+            closing = annotator.closing_chunk()
+            if closing is not None:
+                yield closing
+            return
+        raise log.error()
+
+    # -- tools -----------------------------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; at call time they are bound on the chosen pool model with its own ``bind_tools``.
+
+        Calls with these tools route only among pool models that can bind tools.
+
+        Args:
+            tools: Tools as any pool model's ``bind_tools`` accepts them.
+            tool_choice: Passed to the chosen model's ``bind_tools`` (``"any"``, a tool name...).
+            **kwargs: Other ``bind_tools`` options, passed on likewise.
+
+        Raises:
+            ConstraintError: No pool model can bind tools.
+        """
+        unable = [name for name, model in self.models.items() if not can_bind_tools(model)]
+        if len(unable) == len(self.models):
+            raise ConstraintError(
+                f"none of the pool models {unable} can bind tools (their bind_tools is not implemented); "
+                "add a tool-calling chat model to the pool"
+            )
+        if unable:
+            logger.warning("pool models %s cannot bind tools; calls with tools route among the others", unable)
+        bind_kwargs: dict[str, Any] = {
+            key: kwargs.pop(key) for key in ("ls_structured_output_format", "structured_output_format") if key in kwargs
+        }
+        bind_kwargs[TOOLS_KEY] = BoundTools(tuple(tools), tool_choice, kwargs)
+        return self.bind(**bind_kwargs)
+
+
+def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, BoundTools | None, dict[str, Any]]:
+    rest = dict(kwargs)
+    decision = rest.pop(DECISION_KEY)
+    tools = rest.pop(TOOLS_KEY, None)
+    return decision, tools, rest
+
+
+def _merge_results(results: Sequence[LLMResult]) -> LLMResult:
+    runs = [info for result in results for info in (result.run or [])]
+    return LLMResult(
+        generations=[generation for result in results for generation in result.generations],
+        llm_output={},
+        run=runs or None,
+    )
+
+
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else tool.get("name", tool.get("title"))
+        return str(name)
+    return str(getattr(tool, "name", None) or getattr(tool, "__name__", None) or type(tool).__name__)
+
+
+class _FallbackLog:
+    """The arms that failed during one call, and the error to raise if all of them did."""
+
+    def __init__(self) -> None:
+        self.failures: list[FailedAttempt] = []
+        self._last: Exception | None = None
+
+    def record(self, candidate: Candidate, exc: Exception) -> None:
+        self.failures.append(FailedAttempt.of(candidate, exc))
+        self._last = exc
+        logger.warning(
+            "pool model %r (budget %s) failed: %s: %s",
+            candidate.model,
+            format_budget(candidate.token_limit),
+            type(exc).__name__,
+            exc,
+        )
+
+    def error(self) -> Exception:
+        """The last error, with a note listing every attempt when there were several."""
+        if self._last is None:
+            raise RuntimeError("no attempt was made; the attempt plan is never empty")
+        if len(self.failures) > 1:
+            chain = "; ".join(f"{f.model}@{format_budget(f.token_limit)} -> {f.error}" for f in self.failures)
+            self._last.add_note(f"r2router: all {len(self.failures)} candidates failed, in order: {chain}")
+        return self._last

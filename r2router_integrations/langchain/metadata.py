@@ -1,0 +1,152 @@
+"""What the answer tells about its routing: one ``"r2router"`` key in ``response_metadata``.
+
+The value is a JSON-ready dict::
+
+    {"model": "small", "model_full_name": "...", "token_limit": 64,
+     "predicted_quality": 0.81, "predicted_tokens": 52.0, "predicted_cost": 3.1e-05,
+     "utility": 0.08, "lambda": 0.9,
+     "alternatives": [{"model": ..., "token_limit": ..., ...}, ...],   # the next 3 arms
+     "fallbacks": [{"model": "large", "token_limit": 256, "error": "APIError: ..."}],
+     "budget_exhausted": False}
+
+``model``/``token_limit`` and the predictions are those of the arm that answered
+(after a fallback, the next-best one); ``fallbacks`` lists the arms that failed
+first. ``budget_exhausted`` is true when the answer stopped at its output cap
+(finish reason ``length``/``max_tokens``). When streaming, everything but
+``budget_exhausted`` rides on the first chunk and ``budget_exhausted`` on the
+last, so the aggregated message holds the whole dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from r2router_core.decision import Candidate, RoutingDecision
+
+__all__ = ["METADATA_KEY", "FailedAttempt", "StreamAnnotator", "annotate_result", "decision_metadata"]
+
+METADATA_KEY = "r2router"
+"""The ``response_metadata`` key that holds the routing decision."""
+
+N_ALTERNATIVES = 3
+_EXHAUSTED = frozenset({"length", "max_tokens"})
+_MAX_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """An arm whose chat model raised before answering."""
+
+    model: str
+    token_limit: int | None
+    error: str
+
+    @classmethod
+    def of(cls, candidate: Candidate, exc: BaseException) -> FailedAttempt:
+        """Record ``exc`` raised by ``candidate``'s chat model."""
+        text = f"{type(exc).__name__}: {exc}"
+        if len(text) > _MAX_ERROR_CHARS:
+            text = text[: _MAX_ERROR_CHARS - 3] + "..."
+        return cls(candidate.model, candidate.token_limit, text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"model": self.model, "token_limit": self.token_limit, "error": self.error}
+
+
+def _arm(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "model": candidate.model,
+        "token_limit": candidate.token_limit,
+        "predicted_quality": candidate.predicted_quality,
+        "predicted_cost": candidate.predicted_cost,
+        "utility": candidate.utility,
+    }
+
+
+def decision_metadata(decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> dict[str, Any]:
+    """The ``"r2router"`` dict for an answer given by ``used`` (without ``budget_exhausted``)."""
+    alternatives = [c for c in decision.candidates if c.eligible and c != used][:N_ALTERNATIVES]
+    return {
+        "model": used.model,
+        "model_full_name": used.model_full_name,
+        "token_limit": used.token_limit,
+        "predicted_quality": used.predicted_quality,
+        "predicted_tokens": used.predicted_tokens,
+        "predicted_cost": used.predicted_cost,
+        "utility": used.utility,
+        "lambda": decision.lambda_,
+        "alternatives": [_arm(c) for c in alternatives],
+        "fallbacks": [f.to_dict() for f in failures],
+    }
+
+
+def finish_reason(metadata: Mapping[str, Any]) -> str | None:
+    """The provider's finish reason (OpenAI ``finish_reason``, Anthropic ``stop_reason``)."""
+    reason = metadata.get("finish_reason") or metadata.get("stop_reason")
+    return reason if isinstance(reason, str) else None
+
+
+def annotate_result(
+    result: ChatResult, decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]
+) -> ChatResult:
+    """Add the ``"r2router"`` key to every generation of a child's result, in place."""
+    for generation in result.generations:
+        message = generation.message
+        reason = finish_reason({**(generation.generation_info or {}), **message.response_metadata})
+        info = decision_metadata(decision, used, failures)
+        info["budget_exhausted"] = reason in _EXHAUSTED
+        message.response_metadata = {**message.response_metadata, METADATA_KEY: info}
+    return result
+
+
+class StreamAnnotator:
+    """Puts the decision on the first chunk of a stream and ``budget_exhausted`` on the last.
+
+    Args:
+        decision: The routing decision of the call.
+        used: The arm whose chat model streams.
+        failures: Arms that failed before it.
+    """
+
+    def __init__(self, decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> None:
+        self._decision = decision
+        self._used = used
+        self._failures = tuple(failures)
+        self.started = False
+        self._ended = False
+        self._reason: str | None = None
+        self._str_content = True
+
+    def annotate(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        """Annotate one chunk in place and return it."""
+        message = chunk.message
+        self._reason = finish_reason({**(chunk.generation_info or {}), **message.response_metadata}) or self._reason
+        self._str_content = isinstance(message.content, str)
+        extra: dict[str, Any] = {}
+        if not self.started:
+            extra = decision_metadata(self._decision, self._used, self._failures)
+            self.started = True
+        if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
+            extra["budget_exhausted"] = self._reason in _EXHAUSTED
+            self._ended = True
+        if extra:
+            message.response_metadata = {**message.response_metadata, METADATA_KEY: extra}
+        return chunk
+
+    def closing_chunk(self) -> ChatGenerationChunk | None:
+        """The final ``chunk_position="last"`` chunk carrying ``budget_exhausted``, if still owed."""
+        if self._ended or not self.started:
+            return None
+        self._ended = True
+        message = AIMessageChunk(
+            content="" if self._str_content else [],
+            chunk_position="last",
+            response_metadata={METADATA_KEY: {"budget_exhausted": self._reason in _EXHAUSTED}},
+        )
+        return ChatGenerationChunk(message=message)
