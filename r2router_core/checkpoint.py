@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from r2router_core.config import Budget, RouterConfig
 from r2router_core.errors import CheckpointError, ResourceUnavailableError, missing_dependency
@@ -101,33 +102,60 @@ def _budget_tag(budget: Budget) -> str:
     return "None" if budget is None else str(budget)
 
 
-def _data_from_pickles(folder: Path, config: RouterConfig) -> TrainingData:
+_Head = tuple[NDArray[np.float32], NDArray[np.float64], tuple[Any, Any, Any]]
+
+
+def _load_head(path: Path) -> _Head:
+    """Training embeddings (n, D), labels (n,) and (n_neighbors, metric, weights) of one pickled kNN."""
     import joblib
 
-    def load(name: str) -> Any:
-        path = folder / name
-        if not path.is_file():
-            return None
-        try:
-            est = joblib.load(path)
-            return np.asarray(est._fit_X, dtype=np.float32), np.asarray(est._y, dtype=np.float64).reshape(-1)
-        except Exception as exc:  # a corrupt pickle can raise anything
-            raise CheckpointError(f"cannot read the fitted kNN in {path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        est = joblib.load(path)
+        X = np.asarray(est._fit_X, dtype=np.float32)
+        y = np.asarray(est._y, dtype=np.float64).reshape(-1)
+    except Exception as exc:  # a corrupt pickle can raise anything
+        raise CheckpointError(f"cannot read the fitted kNN in {path}: {type(exc).__name__}: {exc}") from exc
+    if X.ndim != 2 or X.shape[0] != y.shape[0]:
+        raise CheckpointError(f"the fitted kNN in {path} holds {X.shape} embeddings for {y.shape[0]} labels")
+    settings = (getattr(est, "n_neighbors", None), getattr(est, "metric", None), getattr(est, "weights", None))
+    return X, y, settings
 
-    heads: dict[tuple[int, int | None], tuple[Any, Any]] = {}
+
+def _read_heads(folder: Path, config: RouterConfig) -> dict[tuple[int, int | None], _Head]:
+    """Pickled heads keyed by (model index, budget index); budget index None for a token head."""
+    heads: dict[tuple[int, int | None], _Head] = {}
     for mi, model in enumerate(config.model_names):
-        for bi, budget in enumerate(config.budgets):
-            got = load(f"quality_knn_{model}_{_budget_tag(budget)}.joblib")
-            if got is not None:
-                heads[(mi, bi)] = got
-        got = load(f"token_knn_{model}.joblib")
-        if got is not None:
-            heads[(mi, None)] = got
-    if not heads:
+        names: list[tuple[int | None, str]] = [
+            (bi, f"quality_knn_{model}_{_budget_tag(b)}.joblib") for bi, b in enumerate(config.budgets)
+        ]
+        names.append((None, f"token_knn_{model}.joblib"))
+        for bi, name in names:
+            if (folder / name).is_file():
+                heads[(mi, bi)] = _load_head(folder / name)
+    if not any(bi is not None for _, bi in heads):
         raise CheckpointError(f"no quality_knn_<model>_<budget>.joblib files for the config's pool in {folder}")
+    dims = sorted({X.shape[1] for X, _, _ in heads.values()})
+    if len(dims) > 1:
+        raise CheckpointError(f"the pickled kNN heads in {folder} were fitted on embeddings of dimensions {dims}")
+    fitted = {settings for _, _, settings in heads.values()}
+    wanted = (config.k, config.metric, config.weights)
+    if fitted != {wanted}:
+        logger.warning(
+            "the pickled kNN heads in %s were fitted with (n_neighbors, metric, weights) in %s; the router "
+            "refits them with the config's k=%s, metric=%s, weights=%s (pass k=... to from_pretrained to change it)",
+            folder,
+            sorted(fitted, key=str),
+            *wanted,
+        )
+    return heads
+
+
+def _data_from_pickles(folder: Path, config: RouterConfig) -> TrainingData:
+    """Rebuild one training set from the card's pickled heads (rows shared by identical embeddings)."""
+    heads = _read_heads(folder, config)
     rows: dict[bytes, int] = {}
-    vectors: list[Any] = []
-    for X, _ in heads.values():
+    vectors: list[NDArray[np.float32]] = []
+    for X, _, _ in heads.values():
         for x in X:
             if x.tobytes() not in rows:
                 rows[x.tobytes()] = len(vectors)
@@ -135,11 +163,11 @@ def _data_from_pickles(folder: Path, config: RouterConfig) -> TrainingData:
     n, m, b = len(vectors), len(config.models), len(config.budgets)
     quality = np.full((n, m, b), np.nan)
     tokens = np.full((n, m), np.nan)
-    for (mi, head_budget), (X, y) in heads.items():
+    for (mi, bi), (X, y, _) in heads.items():
         idx = [rows[x.tobytes()] for x in X]
-        if head_budget is None:
+        if bi is None:
             tokens[idx, mi] = y
         else:
-            quality[idx, mi, head_budget] = y
+            quality[idx, mi, bi] = y
     logger.info("rebuilt %d training rows from %d pickled heads in %s", n, len(heads), folder)
     return TrainingData(np.stack(vectors), config.model_names, config.budgets, quality, tokens)
