@@ -69,6 +69,7 @@ def test_pooled_outcomes_are_the_true_outcomes_of_the_choices() -> None:
     runs = cross_validate(data, emb, [RouterMethod(k=10), Oracle(), SingleArm(5, "dear")], lambdas=lambdas, n_folds=3)
     quality, cost = flat_outcomes(data)
     assert np.array_equal(runs["dear"].quality[0], quality[:, 5]) and runs["dear"].lambdas.shape == (1,)
+    assert np.array_equal(runs["dear"].cost[0], cost[:, 5])
     router, oracle = runs["R2-Router"], runs["oracle"]
     assert router.quality.shape == (3, 120) and not np.isnan(router.quality).any()
     util = lambda run, i, lam: (1 - lam) * run.quality[i] - lam * run.cost[i]  # noqa: E731

@@ -1,0 +1,414 @@
+"""The experiment: methods x folds -> a results table, curves, JSON, CSV and a plot.
+
+:func:`evaluate` runs every method through :func:`cross_validate` over a
+lambda sweep (the deferral curves) and picks each lambda method's operating
+point for the table without looking at the test fold: for each outer fold,
+lambda is calibrated by an inner k-fold cross-validation on that fold's
+training part only (:func:`~r2router_core.evaluation.calibration.select_operating_point`
+on the inner curve), then applied to the held-out fold.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from r2router_core.errors import ConfigError
+from r2router_core.evaluation.baselines import Method, arm_label, default_methods, flat_outcomes
+from r2router_core.evaluation.calibration import CalibrationTarget, select_operating_point
+from r2router_core.evaluation.curves import DeferralCurve, plot_deferral_curves
+from r2router_core.evaluation.dataset import RoutingDataset
+from r2router_core.evaluation.metrics import (
+    arena_score,
+    arm_means,
+    audc,
+    best_single_arm,
+    lambda_grid,
+    peak_quality,
+    qnc,
+)
+from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
+
+__all__ = ["EvalResult", "MethodResult", "evaluate", "held_out_choices", "plot_results", "write_results"]
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class MethodResult:
+    """One row of the results table (held-out numbers pooled over all folds).
+
+    Attributes:
+        name: Method name.
+        kind: ``"router"``, ``"arm"``, ``"random"`` or ``"oracle"``.
+        accuracy: Mean true quality at the operating point.
+        cost_per_1k: Mean true USD per 1K queries there.
+        arena_score: RouterArena score of that point, in [0, 1].
+        audc: Area under the pooled deferral curve (normalised cost axis).
+        peak_quality: Highest mean quality on the curve.
+        qnc: Query-normalised cost (``inf`` if the best single arm's quality is never reached).
+        fold_lambdas: Operating lambda of each fold (empty for methods without a knob).
+        fold_accuracy: Accuracy on each held-out fold.
+        fold_cost_per_1k: Cost per 1K queries on each held-out fold.
+        curve: The pooled deferral curve.
+    """
+
+    name: str
+    kind: str
+    accuracy: float
+    cost_per_1k: float
+    arena_score: float
+    audc: float
+    peak_quality: float
+    qnc: float
+    fold_lambdas: tuple[float, ...]
+    fold_accuracy: tuple[float, ...]
+    fold_cost_per_1k: tuple[float, ...]
+    curve: DeferralCurve
+
+    def to_dict(self, *, with_curve: bool = True) -> dict[str, Any]:
+        """JSON-ready form (``qnc`` = ``None`` when never reached)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "accuracy": self.accuracy,
+            "cost_per_1k": self.cost_per_1k,
+            "arena_score": self.arena_score,
+            "audc": self.audc,
+            "peak_quality": self.peak_quality,
+            "qnc": self.qnc if math.isfinite(self.qnc) else None,
+            "fold_lambdas": list(self.fold_lambdas),
+            "fold_accuracy": list(self.fold_accuracy),
+            "fold_cost_per_1k": list(self.fold_cost_per_1k),
+        }
+        if with_curve:
+            out["curve"] = self.curve.to_dict()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """Everything one evaluation measured.
+
+    Attributes:
+        dataset: Dataset name.
+        synthetic: Whether the data is generated.
+        n_queries: Queries evaluated (complete ones).
+        n_folds: Outer folds.
+        inner_folds: Folds of the per-fold lambda calibration.
+        seed: Seed of the splits.
+        k: Neighbours of the kNN routers.
+        target: What the operating lambda was calibrated for.
+        embedder: Id of the embedder of the prompts (``None`` if unknown).
+        cost_range: (c_lo, c_hi), USD per 1K: the AUDC cost axis.
+        reference_arm: Label of the best single arm (the QNC reference).
+        reference_quality: Its mean quality.
+        reference_cost: Its mean cost per 1K queries.
+        methods: The rows.
+        meta: Dataset provenance.
+    """
+
+    dataset: str
+    synthetic: bool
+    n_queries: int
+    n_folds: int
+    inner_folds: int
+    seed: int
+    k: int
+    target: str
+    embedder: str | None
+    cost_range: tuple[float, float]
+    reference_arm: str
+    reference_quality: float
+    reference_cost: float
+    methods: tuple[MethodResult, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def method(self, name: str) -> MethodResult:
+        """The row of one method."""
+        for m in self.methods:
+            if m.name == name:
+                return m
+        raise KeyError(f"no method {name!r}; the rows are {[m.name for m in self.methods]}")
+
+    def title(self) -> str:
+        """Dataset and protocol in one line (says SYNTHETIC for generated data)."""
+        label = f"{self.dataset} (SYNTHETIC data)" if self.synthetic else self.dataset
+        emb = f", {self.embedder}" if self.embedder else ""
+        return f"{label}: {self.n_queries} queries, {self.n_folds}-fold CV, k={self.k}{emb}"
+
+    def table(self) -> str:
+        """The results table as fixed-width text."""
+        width = max(len("method"), *(len(m.name) for m in self.methods))
+        head = (
+            f"{'method':<{width}}  {'accuracy':>8}  {'USD/1K':>9}  {'arena':>6}  {'AUDC':>6}  {'peak':>6}  {'QNC':>11}"
+        )
+        lines = [self.title(), head, "-" * len(head)]
+        for m in self.methods:
+            q = f"{m.qnc:.3f}" if math.isfinite(m.qnc) else "not reached"
+            lines.append(
+                f"{m.name:<{width}}  {m.accuracy:>8.4f}  {m.cost_per_1k:>9.4g}  {100 * m.arena_score:>6.2f}  "
+                f"{m.audc:>6.4f}  {m.peak_quality:>6.4f}  {q:>11}"
+            )
+        lo, hi = self.cost_range
+        lines += [
+            "",
+            f"operating lambda: calibrated for '{self.target}' by {self.inner_folds}-fold CV inside each "
+            "training part; accuracy/cost/arena pooled over the held-out folds",
+            f"arena = RouterArena score x 100; AUDC cost axis: {lo:.4g} .. {hi:.4g} USD per 1K "
+            "(cheapest .. dearest single arm)",
+            f"QNC reference: best single arm {self.reference_arm} "
+            f"(quality {self.reference_quality:.4f} at {self.reference_cost:.4g} USD per 1K)",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form with every curve."""
+        return {
+            "format_version": RESULTS_FORMAT_VERSION,
+            "dataset": self.dataset,
+            "synthetic": self.synthetic,
+            "n_queries": self.n_queries,
+            "n_folds": self.n_folds,
+            "inner_folds": self.inner_folds,
+            "seed": self.seed,
+            "k": self.k,
+            "target": self.target,
+            "embedder": self.embedder,
+            "cost_range_per_1k": list(self.cost_range),
+            "reference_arm": self.reference_arm,
+            "reference_quality": self.reference_quality,
+            "reference_cost_per_1k": self.reference_cost,
+            "meta": _jsonable(self.meta),
+            "methods": [m.to_dict() for m in self.methods],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Keep what JSON can hold; render the rest with ``str``."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [_jsonable(v) for v in value]
+        return str(value)
+    return value
+
+
+def _operating_indices(
+    run: MethodRun,
+    method: Method,
+    dataset: RoutingDataset,
+    embeddings: NDArray[Any],
+    *,
+    target: CalibrationTarget,
+    n_folds: int,
+    inner_folds: int,
+    seed: int,
+) -> list[int]:
+    """Per outer fold, the lambda index chosen by inner CV on that fold's training part."""
+    chosen = []
+    for train_rows, _ in kfold_splits(dataset.n_queries, n_folds, seed=seed):
+        inner = cross_validate(
+            dataset.subset(train_rows),
+            embeddings[train_rows],
+            [method],
+            lambdas=run.lambdas,
+            n_folds=inner_folds,
+            seed=seed + 1,
+        )
+        index, _ = select_operating_point(inner[method.name].curve(), target)
+        chosen.append(index)
+    return chosen
+
+
+def _method_result(
+    run: MethodRun,
+    indices: Sequence[int],
+    *,
+    cost_range: tuple[float, float],
+    reference: tuple[float, float],
+) -> MethodResult:
+    n_folds = int(run.fold.max()) + 1
+    per_query = np.array([indices[f] for f in run.fold])  # each query's operating row
+    cols = np.arange(run.quality.shape[1])
+    quality, cost = run.quality[per_query, cols], run.cost[per_query, cols]
+    acc, c1k = float(quality.mean()), float(cost.mean() * 1000.0)
+    curve = run.curve()
+    folds = [run.fold == f for f in range(n_folds)]
+    return MethodResult(
+        name=run.name,
+        kind=run.kind,
+        accuracy=acc,
+        cost_per_1k=c1k,
+        arena_score=arena_score(acc, c1k),
+        audc=audc(curve, cost_range=cost_range),
+        peak_quality=peak_quality(curve),
+        qnc=qnc(curve, reference_quality=reference[0], reference_cost=reference[1]),
+        fold_lambdas=tuple(float(run.lambdas[i]) for i in indices) if not np.isnan(run.lambdas).all() else (),
+        fold_accuracy=tuple(float(quality[rows].mean()) for rows in folds),
+        fold_cost_per_1k=tuple(float(cost[rows].mean() * 1000.0) for rows in folds),
+        curve=curve,
+    )
+
+
+def evaluate(
+    dataset: RoutingDataset,
+    embeddings: NDArray[Any],
+    *,
+    methods: Sequence[Method] | None = None,
+    n_folds: int = 5,
+    inner_folds: int = 5,
+    seed: int = 0,
+    k: int = 80,
+    target: str | CalibrationTarget = "arena",
+    lambdas: NDArray[np.float64] | None = None,
+    embedder: str | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Cross-validate R2-Router and the baselines on a dataset.
+
+    Args:
+        dataset: Queries with true outcomes; incomplete queries are dropped (logged).
+        embeddings: shape (N, D), prompt embeddings in dataset order.
+        methods: Methods to compare; default :func:`default_methods` (with ``k``, ``seed``).
+        n_folds: Outer folds.
+        inner_folds: Folds of the lambda calibration inside each training part.
+        seed: Seed of the splits and of random routing.
+        k: Neighbours of the default kNN routers.
+        target: Operating-point target (``"arena"``, ``"cost=X"``, ``"quality=Y"``).
+        lambdas: The sweep; default :func:`lambda_grid` of the arms' mean costs.
+        embedder: Embedder id, recorded in the result.
+        progress: tqdm bars over folds on stderr.
+
+    Returns:
+        The :class:`EvalResult`.
+    """
+    t = CalibrationTarget.parse(target)
+    data, rows = complete_queries(dataset)
+    emb = np.asarray(embeddings)[rows]
+    quality, cost = flat_outcomes(data)
+    mean_q, mean_c = arm_means(quality, cost)
+    grid = lambda_grid(mean_c / 1000.0) if lambdas is None else np.asarray(lambdas, dtype=np.float64)
+    methods = list(default_methods(data, k=k, seed=seed) if methods is None else methods)
+    runs = cross_validate(data, emb, methods, lambdas=grid, n_folds=n_folds, seed=seed, progress=progress)
+    ok = ~np.isnan(mean_c)
+    cost_range = (float(mean_c[ok].min()), float(mean_c[ok].max()))
+    best = best_single_arm(quality, cost)
+    reference = (float(mean_q[best]), float(mean_c[best]))
+    results = []
+    for method in methods:
+        run = runs[method.name]
+        if method.uses_lambda:
+            indices = _operating_indices(
+                run, method, data, emb, target=t, n_folds=n_folds, inner_folds=inner_folds, seed=seed
+            )
+        else:
+            indices = [0] * n_folds
+        results.append(_method_result(run, indices, cost_range=cost_range, reference=reference))
+    return EvalResult(
+        dataset=dataset.name,
+        synthetic=dataset.synthetic,
+        n_queries=data.n_queries,
+        n_folds=n_folds,
+        inner_folds=inner_folds,
+        seed=seed,
+        k=k,
+        target=str(t),
+        embedder=embedder,
+        cost_range=cost_range,
+        reference_arm=arm_label(data, best),
+        reference_quality=reference[0],
+        reference_cost=reference[1],
+        methods=tuple(results),
+        meta=dict(dataset.meta),
+    )
+
+
+def results_stem(dataset_name: str) -> str:
+    """File stem of a dataset's result files: ``eval_<name>`` with unsafe characters replaced."""
+    return "eval_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset_name).strip("_")
+
+
+def write_results(result: EvalResult, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
+    """Write ``<stem>.json`` (all numbers and curves), ``<stem>.csv`` (the table) and ``<stem>.png``.
+
+    Returns:
+        ``{"json": path, "csv": path, "png": path}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem or results_stem(result.dataset)
+    paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "png": out / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+        fields = ["name", "kind", "accuracy", "cost_per_1k", "arena_score", "audc", "peak_quality", "qnc"]
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for m in result.methods:
+            row = m.to_dict(with_curve=False)
+            row["qnc"] = "inf" if row["qnc"] is None else row["qnc"]
+            writer.writerow(row)
+    plot_results(result, paths["png"])
+    return paths
+
+
+def plot_results(result: EvalResult, path: str | Path) -> Path:
+    """The deferral curves of the lambda methods, their operating points, random and the single arms."""
+    curves = {m.name: m.curve for m in result.methods if m.kind in ("router", "oracle")}
+    points = {m.name: (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind in ("router", "oracle", "random")}
+    arms = {m.name.removeprefix("always "): (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind == "arm"}
+    lo, hi = result.cost_range
+    title = result.title() + "\n(stars: operating points calibrated on training folds; squares: single arms)"
+    return plot_deferral_curves(
+        curves,
+        path,
+        title=title,
+        points=points,
+        arms=arms,
+        quality_label="mean quality (held-out folds)",
+        log_cost=lo > 0 and hi / lo > 20,
+    )
+
+
+def held_out_choices(
+    dataset: RoutingDataset,
+    embeddings: NDArray[Any],
+    method: Method,
+    fold_lambdas: Sequence[float],
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> NDArray[np.intp]:
+    """Each query's arm as chosen by the method fitted without its fold, at that fold's lambda.
+
+    With the ``fold_lambdas`` of an :class:`EvalResult` row (and its dataset's
+    complete queries, folds and seed) these are the choices behind the row's
+    accuracy and cost, e.g. for :func:`~r2router_core.evaluation.export.routerarena_predictions`.
+
+    Returns:
+        shape (N,), flat arm indices.
+    """
+    if len(fold_lambdas) != n_folds:
+        raise ConfigError(f"need one lambda per fold ({n_folds}), got {len(fold_lambdas)}")
+    emb = np.asarray(embeddings)
+    out = np.empty(dataset.n_queries, dtype=np.intp)
+    for f, (train_rows, test_rows) in enumerate(kfold_splits(dataset.n_queries, n_folds, seed=seed)):
+        method.fit(dataset.subset(train_rows), emb[train_rows])
+        lam = np.array([fold_lambdas[f]])
+        out[test_rows] = method.choose(dataset.subset(test_rows), emb[test_rows], lam)[0]
+    return out
