@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from r2router_core import R2Router, RoutingDecision
 from r2router_core.errors import ConfigError
+from r2router_core.scoring import RoutingOptions
 
 __all__ = ["RoutingSettings", "aroute", "check_router", "route"]
 
@@ -25,6 +26,11 @@ class RoutingSettings:
     lambda_: float | None = None
     max_budget: int | None = None
     max_cost: float | None = None
+
+    def check(self, router: R2Router) -> RoutingSettings:
+        """Validate against the router's config now, so a bad option fails at construction."""
+        RoutingOptions.build(router.config, lambda_=self.lambda_, max_budget=self.max_budget, max_cost=self.max_cost)
+        return self
 
 
 def check_router(router: object, *, owner: str) -> R2Router:

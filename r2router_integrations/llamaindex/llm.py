@@ -25,7 +25,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -141,6 +141,7 @@ class R2RouterLLM(LLM):
         unknown = [m for m in pool if m not in names]
         if unknown:
             raise UnknownModelError(f"pool models {unknown} are not in the router's pool {list(names)}")
+        self._settings().check(self._router)
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
@@ -160,7 +161,7 @@ class R2RouterLLM(LLM):
         return dict(self._pool)
 
     @staticmethod
-    def routing_query(query: str) -> Any:
+    def routing_query(query: str) -> AbstractContextManager[None]:
         """Same as the module's :func:`routing_query` context manager."""
         return routing_query(query)
 
@@ -193,9 +194,11 @@ class R2RouterLLM(LLM):
             logger.debug("route_on='query' but no question is known; routing on the prompt")
         return text
 
+    def _settings(self) -> RoutingSettings:
+        return RoutingSettings(lambda_=self.lambda_, max_budget=self.max_budget, max_cost=self.max_cost)
+
     def _route(self, text: str) -> _Route:
-        settings = RoutingSettings(lambda_=self.lambda_, max_budget=self.max_budget, max_cost=self.max_cost)
-        decision = route(self._router, self._routing_text(text), settings, allowed_models=self._models)
+        decision = route(self._router, self._routing_text(text), self._settings(), allowed_models=self._models)
         return _Route(self._child(decision.model, decision.token_limit), decision)
 
     async def _aroute(self, text: str) -> _Route:

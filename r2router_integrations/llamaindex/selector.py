@@ -114,7 +114,7 @@ class R2RouterSelector(BaseSelector):
     ) -> None:
         self._router = check_router(router, owner="R2RouterSelector")
         self._choice_models = choice_models
-        self._settings = RoutingSettings(lambda_=lambda_, max_budget=max_budget, max_cost=max_cost)
+        self._settings = RoutingSettings(lambda_=lambda_, max_budget=max_budget, max_cost=max_cost).check(router)
 
     @classmethod
     def from_defaults(

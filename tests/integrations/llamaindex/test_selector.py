@@ -6,6 +6,8 @@ realises that decision, and the LLM under it must run at the decided budget.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from llama_index.core import SummaryIndex, VectorStoreIndex
 from llama_index.core.base.base_selector import SelectorResult
@@ -270,3 +272,16 @@ def test_per_model_budgets_in_the_tool_helper(pool: dict[str, RecordingLLM], sum
     assert "big" in (tools[2].metadata.description or "") and "uncapped" in tools[2].metadata.description
     with pytest.raises(ConfigError, match="no tools to build"):
         budgeted_query_engine_tools(pool, {}, lambda llm: summary_index.as_query_engine(llm=llm))
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [({"lambda_": 1.5}, "lambda"), ({"max_budget": 0}, "max_budget"), ({"max_cost": -1.0}, "max_cost")],
+)
+def test_bad_routing_options_fail_at_construction(router: R2Router, options: dict[str, Any], word: str) -> None:
+    from r2router_integrations.llamaindex import R2RouterLLM
+
+    with pytest.raises(ConfigError, match=word):
+        R2RouterSelector(router, **options)
+    with pytest.raises(ConfigError, match=word):
+        R2RouterLLM(router, {"small": RecordingLLM()}, **options)
