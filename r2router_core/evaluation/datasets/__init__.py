@@ -2,9 +2,11 @@
 
 * :func:`make_synthetic_pool` -- generated data with a known optimum (labelled synthetic);
 * :func:`load_routerarena` -- RouterArena cached results (one JSONL per model);
-* :func:`fetch_routerarena` -- find those files locally or download them.
+* :func:`load_alpacaeval_length` -- AlpacaEval length variants, each (model, length mode) an arm;
+* :func:`fetch_routerarena`, :func:`fetch_alpacaeval_length` -- find the files locally or download them.
 """
 
+from r2router_core.evaluation.datasets.alpacaeval import ALPACAEVAL_MODELS, LENGTH_MODES, load_alpacaeval_length
 from r2router_core.evaluation.datasets.fetch import (
     CACHE_DIR_ENV,
     DATA_DIR_ENV,
@@ -22,15 +24,21 @@ from r2router_core.evaluation.datasets.synthetic import (
     synthetic_optimal_arms,
     synthetic_optimum,
 )
+from r2router_core.evaluation.datasets.tokens import TOKENIZERS, count_tokens
 
 __all__ = [
+    "ALPACAEVAL_MODELS",
     "CACHE_DIR_ENV",
     "DATA_DIR_ENV",
     "DEFAULT_SYNTHETIC_MODELS",
+    "LENGTH_MODES",
+    "TOKENIZERS",
     "alpacaeval_dir",
+    "count_tokens",
     "default_cache_dir",
     "fetch_alpacaeval_length",
     "fetch_routerarena",
+    "load_alpacaeval_length",
     "load_routerarena",
     "make_synthetic_pool",
     "routerarena_dir",
