@@ -3,10 +3,12 @@
 * :func:`make_synthetic_pool` -- generated data with a known optimum (labelled synthetic);
 * :func:`load_routerarena` -- RouterArena cached results (one JSONL per model);
 * :func:`load_alpacaeval_length` -- AlpacaEval length variants, each (model, length mode) an arm;
-* :func:`fetch_routerarena`, :func:`fetch_alpacaeval_length` -- find the files locally or download them.
+* :func:`fetch_routerarena`, :func:`fetch_alpacaeval_length` -- find the files locally or download them;
+* :func:`embed_dataset` -- embed prompts through an on-disk cache keyed by (embedder id, text hash).
 """
 
 from r2router_core.evaluation.datasets.alpacaeval import ALPACAEVAL_MODELS, LENGTH_MODES, load_alpacaeval_length
+from r2router_core.evaluation.datasets.embedding_cache import embed_dataset, embedding_cache_dir
 from r2router_core.evaluation.datasets.fetch import (
     CACHE_DIR_ENV,
     DATA_DIR_ENV,
@@ -36,6 +38,8 @@ __all__ = [
     "alpacaeval_dir",
     "count_tokens",
     "default_cache_dir",
+    "embed_dataset",
+    "embedding_cache_dir",
     "fetch_alpacaeval_length",
     "fetch_routerarena",
     "load_alpacaeval_length",
