@@ -223,7 +223,7 @@ def calibrate(
     t = CalibrationTarget.parse(target)
     data, rows = complete_queries(calibration)
     quality, cost = flat_outcomes(data)
-    grid = lambda_grid(np.nanmean(cost, axis=0)) if lambdas is None else np.asarray(lambdas, dtype=np.float64)
+    grid = lambda_grid(cost.mean(axis=0)) if lambdas is None else np.asarray(lambdas, dtype=np.float64)
     if router is None:
         if embeddings is None:
             raise ConfigError("calibrate() without a router needs the embeddings of the calibration prompts")

@@ -27,6 +27,11 @@ arm ``m * B + b`` being model m at budget b. Per-query arrays are (n, A).
   operating points whose mean quality reaches the best single arm's (the arm of
   highest mean quality, ties to the cheaper), divided by that arm's mean cost.
   ``inf`` when no point reaches it; the best arm itself scores 1.
+* **cost at matched quality** (R2-Router vs the point router, the paper's "same
+  quality at lower cost"): the highest quality both curves reach (the lower of
+  the two peaks) and the smallest mean cost at which each reaches it. Unlike
+  QNC it needs no third reference, so it is defined even when neither router
+  reaches the best single arm.
 * **oracle**: per query, the arm of best *true* utility
   ``(1 - lambda) * quality - lambda * cost`` (ties to the cheaper arm); at
   lambda = 0 it is the max-quality oracle.
@@ -54,7 +59,9 @@ __all__ = [
     "audc",
     "best_single_arm",
     "cost_per_1k",
+    "cost_to_reach",
     "lambda_grid",
+    "matched_quality_costs",
     "max_quality_arms",
     "oracle_arms",
     "peak_quality",
@@ -158,6 +165,22 @@ def peak_quality(curve: DeferralCurve) -> float:
     return float(curve.quality.max())
 
 
+def cost_to_reach(curve: DeferralCurve, quality: float) -> float:
+    """Smallest mean cost per 1K of the curve's points with mean quality >= ``quality``; ``inf`` if none."""
+    ok = curve.quality >= quality - 1e-12 * max(1.0, abs(quality))
+    return float(curve.cost_per_1k[ok].min()) if ok.any() else math.inf
+
+
+def matched_quality_costs(curve: DeferralCurve, other: DeferralCurve) -> tuple[float, float, float]:
+    """The highest quality both curves reach, and the cost each needs for it.
+
+    Returns:
+        (quality, cost per 1K of ``curve``, cost per 1K of ``other``).
+    """
+    quality = min(peak_quality(curve), peak_quality(other))
+    return quality, cost_to_reach(curve, quality), cost_to_reach(other, quality)
+
+
 def qnc(curve: DeferralCurve, *, reference_quality: float, reference_cost: float) -> float:
     """Query-normalised cost: cheapest cost reaching the reference quality / the reference cost.
 
@@ -171,9 +194,7 @@ def qnc(curve: DeferralCurve, *, reference_quality: float, reference_cost: float
     """
     if not (math.isfinite(reference_cost) and reference_cost > 0):
         raise ConfigError(f"reference_cost must be a finite number > 0, got {reference_cost!r}")
-    tolerance = 1e-12 * max(1.0, abs(reference_quality))
-    ok = curve.quality >= reference_quality - tolerance
-    return float(curve.cost_per_1k[ok].min() / reference_cost) if ok.any() else math.inf
+    return cost_to_reach(curve, reference_quality) / reference_cost
 
 
 def oracle_arms(quality: NDArray[np.float64], cost: NDArray[np.float64], lambda_: float) -> NDArray[np.intp]:

@@ -34,6 +34,7 @@ from r2router_core.evaluation.metrics import (
     audc,
     best_single_arm,
     lambda_grid,
+    matched_quality_costs,
     peak_quality,
     qnc,
 )
@@ -117,6 +118,9 @@ class EvalResult:
         reference_quality: Its mean quality.
         reference_cost: Its mean cost per 1K queries.
         methods: The rows.
+        matched: R2-Router vs the point router at matched quality (the first two
+            router rows): ``{"methods": [a, b], "quality": q, "cost_per_1k": [ca, cb]}``,
+            or ``None`` with fewer than two router rows.
         meta: Dataset provenance.
     """
 
@@ -134,6 +138,7 @@ class EvalResult:
     reference_quality: float
     reference_cost: float
     methods: tuple[MethodResult, ...]
+    matched: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def method(self, name: str) -> MethodResult:
@@ -172,6 +177,12 @@ class EvalResult:
             f"QNC reference: best single arm {self.reference_arm} "
             f"(quality {self.reference_quality:.4f} at {self.reference_cost:.4g} USD per 1K)",
         ]
+        if self.matched:
+            (a, b), (ca, cb) = self.matched["methods"], self.matched["cost_per_1k"]
+            lines.append(
+                f"matched quality {self.matched['quality']:.4f} (the lower of the two peaks): "
+                f"{a} {ca:.4g} vs {b} {cb:.4g} USD per 1K ({ca / cb:.2f}x)"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,6 +202,7 @@ class EvalResult:
             "reference_arm": self.reference_arm,
             "reference_quality": self.reference_quality,
             "reference_cost_per_1k": self.reference_cost,
+            "matched_quality": self.matched,
             "meta": _jsonable(self.meta),
             "methods": [m.to_dict() for m in self.methods],
         }
@@ -335,8 +347,17 @@ def evaluate(
         reference_quality=reference[0],
         reference_cost=reference[1],
         methods=tuple(results),
+        matched=_matched(results),
         meta=dict(dataset.meta),
     )
+
+
+def _matched(results: Sequence[MethodResult]) -> dict[str, Any] | None:
+    routers = [m for m in results if m.kind == "router"][:2]
+    if len(routers) < 2:
+        return None
+    quality, ca, cb = matched_quality_costs(routers[0].curve, routers[1].curve)
+    return {"methods": [routers[0].name, routers[1].name], "quality": quality, "cost_per_1k": [ca, cb]}
 
 
 def results_stem(dataset_name: str) -> str:
