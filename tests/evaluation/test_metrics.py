@@ -15,7 +15,9 @@ from r2router_core.evaluation.metrics import (
     audc,
     best_single_arm,
     cost_per_1k,
+    cost_to_reach,
     lambda_grid,
+    matched_quality_costs,
     max_quality_arms,
     oracle_arms,
     peak_quality,
@@ -89,6 +91,13 @@ def test_peak_quality_and_qnc_by_hand() -> None:
     assert qnc(c, reference_quality=0.8, reference_cost=10.0) == pytest.approx(0.6)
     assert qnc(c, reference_quality=0.85, reference_cost=10.0) == pytest.approx(0.9)
     assert qnc(c, reference_quality=0.9, reference_cost=10.0) == math.inf
+
+
+def test_cost_at_matched_quality_by_hand() -> None:
+    a = curve([(1.0, 0.5), (3.0, 0.7), (4.0, 0.75)])
+    b = curve([(2.0, 0.5), (5.0, 0.7)])
+    assert cost_to_reach(a, 0.6) == 3.0 and cost_to_reach(b, 0.71) == math.inf
+    assert matched_quality_costs(a, b) == (pytest.approx(0.7), 3.0, 5.0)  # the lower peak is b's 0.7
 
 
 def test_best_single_arm_prefers_quality_then_cost() -> None:

@@ -56,6 +56,10 @@ def test_rows_are_consistent_with_their_definitions(result: tuple) -> None:
         if m.kind == "router":
             assert len(m.fold_lambdas) == 4 and all(0 <= lam <= 1 for lam in m.fold_lambdas)
             assert np.mean(m.fold_accuracy) == pytest.approx(m.accuracy, abs=0.02)
+    assert res.matched is not None and res.matched["methods"] == ["R2-Router", "point router (uncapped)"]
+    r2, point = res.method("R2-Router"), res.method("point router (uncapped)")
+    assert res.matched["quality"] == pytest.approx(min(r2.peak_quality, point.peak_quality))
+    assert "matched quality" in res.table()
     best = res.method(f"always {res.reference_arm}")
     assert best.qnc == pytest.approx(1.0) and best.accuracy == pytest.approx(res.reference_quality)
 
