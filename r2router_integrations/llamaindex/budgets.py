@@ -124,6 +124,8 @@ class BudgetedQueryEngine(BaseQueryEngine):
         apply_budget: ApplyBudget = with_budget,
         callback_manager: CallbackManager | None = None,
     ) -> None:
+        if apply_budget is with_budget:
+            with_budget(llm, None)  # fail now if llm has no max_tokens
         self._llm = llm
         self._build_engine = build_engine
         self._apply_budget = apply_budget

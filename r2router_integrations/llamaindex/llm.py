@@ -96,9 +96,10 @@ class R2RouterLLM(LLM):
         max_budget: Only budgets <= this many output tokens.
         max_cost: Only arms with predicted cost <= this many USD per query.
         budget_instruction: Optional text formatted with ``budget`` and added to
-            capped calls (appended to the system message of a chat, or a new
-            one; a last paragraph of a completion prompt), e.g. ``"Answer in at most {budget} tokens."``; the
-            paper enforces budgets with both an instruction and a hard cap.
+            capped calls (appended to a chat's system message, or as a new one;
+            as the last paragraph of a completion prompt), e.g.
+            ``"Answer in at most {budget} tokens."``; the paper enforces budgets
+            with both an instruction and a hard cap.
         apply_budget: How a budget caps a pool LLM (default :func:`with_budget`).
         **kwargs: Other ``LLM`` fields (``callback_manager``, ``system_prompt``...).
     """
@@ -142,6 +143,9 @@ class R2RouterLLM(LLM):
         if unknown:
             raise UnknownModelError(f"pool models {unknown} are not in the router's pool {list(names)}")
         self._settings().check(self._router)
+        if apply_budget is with_budget:  # fail now, not at the first call, if a pool LLM has no max_tokens
+            for llm in pool.values():
+                with_budget(llm, None)
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget

@@ -115,6 +115,7 @@ class R2RouterSelector(BaseSelector):
         self._router = check_router(router, owner="R2RouterSelector")
         self._choice_models = choice_models
         self._settings = RoutingSettings(lambda_=lambda_, max_budget=max_budget, max_cost=max_cost).check(router)
+        self._maps: dict[tuple[str, ...], ChoiceMap] = {}  # one map (and one warning) per choice set
 
     @classmethod
     def from_defaults(
@@ -157,8 +158,11 @@ class R2RouterSelector(BaseSelector):
 
     def _decide(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> R2RouterSelectorResult:
         """The one body of sync and async selection."""
-        names = [c.name or c.description for c in choices]
-        choice_map = ChoiceMap.build(names, self._router.config.model_names, self._choice_models)
+        names = tuple(c.name or c.description for c in choices)
+        choice_map = self._maps.get(names)
+        if choice_map is None:
+            choice_map = ChoiceMap.build(names, self._router.config.model_names, self._choice_models)
+            self._maps[names] = choice_map
         decision = route(self._router, query.query_str, self._settings, allowed_models=choice_map.models)
         index, budget = choice_map.pick(decision)
         result = _result(decision, index, names[index], budget)

@@ -13,7 +13,7 @@ from llama_index.core.prompts import PromptTemplate
 
 from r2router_core import R2Router
 from r2router_core.errors import ConfigError, UnknownModelError
-from r2router_integrations.llamaindex import R2RouterLLM, routing_query, with_budget
+from r2router_integrations.llamaindex import BudgetedQueryEngine, R2RouterLLM, routing_query, with_budget
 from r2router_integrations.llamaindex.testing import RecordingLLM
 
 from .conftest import MATH, POEM, RecordingEmbedder
@@ -153,12 +153,16 @@ def test_configuration_errors(router: R2Router, pool: dict[str, RecordingLLM]) -
         R2RouterLLM(R2Router(router.config, router.training_data), pool)
 
 
-def test_with_budget_needs_a_max_tokens_field() -> None:
+def test_with_budget_needs_a_max_tokens_field(router: R2Router) -> None:
     from llama_index.core.llms.mock import MockFunctionCallingLLM
 
     assert "max_tokens" not in MockFunctionCallingLLM.model_fields
     with pytest.raises(ConfigError, match=r"MockFunctionCallingLLM has no max_tokens field.*apply_budget"):
         with_budget(MockFunctionCallingLLM(), 100)
+    with pytest.raises(ConfigError, match="no max_tokens field"):
+        R2RouterLLM(router, {"small": MockFunctionCallingLLM()})  # at construction, not at the first call
+    with pytest.raises(ConfigError, match="no max_tokens field"):
+        BudgetedQueryEngine(MockFunctionCallingLLM(), lambda llm: None)  # type: ignore[arg-type,return-value]
 
 
 def test_custom_apply_budget(router: R2Router, pool: dict[str, RecordingLLM]) -> None:

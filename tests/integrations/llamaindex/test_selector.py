@@ -285,3 +285,10 @@ def test_bad_routing_options_fail_at_construction(router: R2Router, options: dic
         R2RouterSelector(router, **options)
     with pytest.raises(ConfigError, match=word):
         R2RouterLLM(router, {"small": RecordingLLM()}, **options)
+
+
+def test_unknown_model_names_warn_once_per_choice_set(router: R2Router, caplog: pytest.LogCaptureFixture) -> None:
+    selector = R2RouterSelector(router)
+    for _ in range(3):
+        assert selector.select(["small@100", "gpt-9@100"], MATH).choice_name == "small@100"
+    assert [r.getMessage().count("'gpt-9'") for r in caplog.records] == [1]
