@@ -3,6 +3,8 @@
 * :func:`make_synthetic_pool` -- generated data with a known optimum (labelled synthetic);
 * :func:`load_routerarena` -- RouterArena cached results (one JSONL per model);
 * :func:`load_alpacaeval_length` -- AlpacaEval length variants, each (model, length mode) an arm;
+* :func:`load_long_format` -- your own outcomes, one row per (query, model, budget), CSV or JSONL;
+* :func:`load_r2bench_judge_dir` -- R2-Bench's ``<budget>_judge.csv`` files;
 * :func:`fetch_routerarena`, :func:`fetch_alpacaeval_length` -- find the files locally or download them;
 * :func:`embed_dataset` -- embed prompts through an on-disk cache keyed by (embedder id, text hash).
 """
@@ -18,6 +20,7 @@ from r2router_core.evaluation.datasets.fetch import (
     fetch_routerarena,
     routerarena_dir,
 )
+from r2router_core.evaluation.datasets.long_format import load_long_format, load_r2bench_judge_dir, parse_budget
 from r2router_core.evaluation.datasets.routerarena import load_routerarena
 from r2router_core.evaluation.datasets.synthetic import (
     DEFAULT_SYNTHETIC_MODELS,
@@ -43,8 +46,11 @@ __all__ = [
     "fetch_alpacaeval_length",
     "fetch_routerarena",
     "load_alpacaeval_length",
+    "load_long_format",
+    "load_r2bench_judge_dir",
     "load_routerarena",
     "make_synthetic_pool",
+    "parse_budget",
     "routerarena_dir",
     "synthetic_expected",
     "synthetic_optimal_arms",
