@@ -1,0 +1,371 @@
+"""The ASGI app: an OpenAI-compatible gateway that routes each request to an (LLM, budget) pair.
+
+Routes::
+
+    POST /v1/chat/completions   route (model "r2router[:options]") or bypass (a pool model), then forward
+    POST /v1/route              the routing decision as JSON, no LLM called
+    GET  /v1/models             "r2router" and every pool model
+    GET  /health                liveness, never behind the API key
+    GET  /metrics               Prometheus text format
+
+Every error is JSON in OpenAI's shape; an unexpected exception is a 500 and the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from r2router_core.decision import RoutingDecision
+from r2router_core.errors import ConfigError, R2RouterError
+from r2router_core.router import R2Router
+from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
+from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
+from r2router_integrations.server.protocol import (
+    ROUTER_MODEL,
+    RouteOptions,
+    last_user_text,
+    parse_chat_request,
+    parse_json_body,
+    parse_route_request,
+)
+from r2router_integrations.server.proxy import Proxy, bypass_attempts, plan_attempts
+from r2router_integrations.server.upstreams import Upstream, Upstreams
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted (413 above)."""
+
+DEFAULT_MAX_FALLBACKS = 2
+"""Other models tried after the routed one fails (timeout, connection error, 5xx)."""
+
+OPEN_PATHS = frozenset({"/health"})
+"""Paths served without the API key."""
+
+_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics")
+_CLIENT_GONE = 499  # nginx's "client closed request", recorded in metrics only
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(
+    router: R2Router,
+    upstreams: Upstreams | Sequence[Upstream],
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_fallbacks: int = DEFAULT_MAX_FALLBACKS,
+    length_instruction: bool = True,
+    http_client: httpx.AsyncClient | None = None,
+) -> Starlette:
+    """Build the gateway.
+
+    Args:
+        router: A router with an embedder attached (it routes text).
+        upstreams: The upstream of every pool model (see :func:`load_upstreams`).
+        api_key: If set, every route but ``/health`` needs ``Authorization: Bearer <api_key>``.
+        max_body_bytes: Largest request body accepted; larger ones get 413.
+        max_fallbacks: Other models tried after the routed one fails (0 disables fallback).
+        length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
+        http_client: The client used for upstream calls; default one is created
+            and closed with the app.
+
+    Raises:
+        ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
+    """
+    if router.embedder is None:
+        raise ConfigError("the gateway routes text, so the router needs an embedder: load it with embedder='auto'")
+    if not isinstance(upstreams, Upstreams):
+        upstreams = Upstreams(list(upstreams), router.config)
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise ConfigError(f"max_body_bytes must be a positive int, got {max_body_bytes!r}")
+    if isinstance(max_fallbacks, bool) or not isinstance(max_fallbacks, int) or max_fallbacks < 0:
+        raise ConfigError(f"max_fallbacks must be an int >= 0, got {max_fallbacks!r}")
+    if api_key is not None and not api_key:
+        raise ConfigError("api_key must be a non-empty string, or None for no authentication")
+    gateway = _Gateway(router, upstreams, max_body_bytes, max_fallbacks, length_instruction, http_client, api_key)
+    routes = [
+        Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
+        Route("/v1/route", gateway.route, methods=["POST"]),
+        Route("/v1/models", gateway.models, methods=["GET"]),
+        Route("/health", gateway.health, methods=["GET"]),
+        Route("/metrics", gateway.metrics_text, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(_Observe, metrics=gateway.metrics),
+            Middleware(_Auth, api_key=api_key, reject=gateway.error_response),
+        ],
+        exception_handlers={HTTPException: gateway.http_exception},
+        lifespan=gateway.lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def _json_errors(
+    endpoint: Callable[[_Gateway, Request], Awaitable[Response]],
+) -> Callable[[_Gateway, Request], Awaitable[Response]]:
+    """Turn every exception of an endpoint into an OpenAI-shaped error response."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(self: _Gateway, request: Request) -> Response:
+        try:
+            return await endpoint(self, request)
+        except GatewayError as exc:
+            return self.error_response(exc)
+        except R2RouterError as exc:
+            return self.error_response(from_core_error(exc))
+        except Exception:
+            logger.exception("unexpected error while serving %s %s", request.method, request.url.path)
+            return self.error_response(
+                GatewayError(
+                    500, "internal error of the gateway; see its log", type=SERVER_ERROR, code="internal_error"
+                )
+            )
+
+    return wrapper
+
+
+class _ClientGone(Exception):
+    """The client disconnected before the answer was ready."""
+
+
+class _Gateway:
+    """The state and endpoints of one app."""
+
+    def __init__(
+        self,
+        router: R2Router,
+        upstreams: Upstreams,
+        max_body_bytes: int,
+        max_fallbacks: int,
+        instruct: bool,
+        http_client: httpx.AsyncClient | None,
+        api_key: str | None,
+    ) -> None:
+        self.router = router
+        self.upstreams = upstreams
+        self.max_body_bytes = max_body_bytes
+        self.max_fallbacks = max_fallbacks
+        self.instruct = instruct
+        self.metrics = GatewayMetrics()
+        self.redactor = Redactor([*upstreams.secrets(), api_key])
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._proxy: Proxy | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
+        try:
+            yield
+        finally:
+            if self._owns_client and self._client is not None:
+                await self._client.aclose()
+                self._client = None
+                self._proxy = None
+
+    @property
+    def proxy(self) -> Proxy:
+        """The forwarder, created with its HTTP client on first use (inside the server's event loop)."""
+        if self._proxy is None:
+            if self._client is None:
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+                self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+            self._proxy = Proxy(
+                self.upstreams, self.router.config, self._client, self.metrics, self.redactor, instruct=self.instruct
+            )
+        return self._proxy
+
+    # -- endpoints -------------------------------------------------------------------
+    @_json_errors
+    async def chat(self, request: Request) -> Response:
+        chat = parse_chat_request(await self._read_json(request), self.router.config)
+        if chat.target is None:
+            decision = await self._decide(last_user_text(chat.messages), chat.options)
+            attempts = plan_attempts(decision, client_cap=chat.client_cap, max_fallbacks=self.max_fallbacks)
+        else:
+            attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
+            logger.debug("routing bypassed: the client named %s", chat.target)
+        try:
+            return await _until_disconnect(request, self.proxy.forward(chat, attempts))
+        except _ClientGone:
+            logger.debug("client disconnected; upstream call cancelled")
+            return Response(status_code=_CLIENT_GONE)
+
+    @_json_errors
+    async def route(self, request: Request) -> Response:
+        text, options = parse_route_request(await self._read_json(request), self.router.config)
+        decision = await self._decide(text, options)
+        return JSONResponse(decision.to_dict(with_candidates=True))
+
+    @_json_errors
+    async def models(self, request: Request) -> Response:
+        ids = [ROUTER_MODEL, *self.router.config.model_names]
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": "r2router"} for i in ids]
+        return JSONResponse({"object": "list", "data": data})
+
+    @_json_errors
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": list(self.router.config.model_names)})
+
+    @_json_errors
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    # -- helpers ---------------------------------------------------------------------
+    async def _decide(self, text: str, options: RouteOptions) -> RoutingDecision:
+        started = time.perf_counter()
+        decision = await anyio.to_thread.run_sync(functools.partial(self.router.route_text, text, **options.kwargs()))
+        self.metrics.routing_time(time.perf_counter() - started)
+        self.metrics.decision(decision.model, decision.token_limit)
+        logger.debug(
+            "routed to %s @ %s tokens (quality %.3f, cost $%.6f)",
+            decision.model,
+            decision.token_limit,
+            decision.predicted_quality,
+            decision.predicted_cost,
+        )
+        return decision
+
+    async def _read_json(self, request: Request) -> dict[str, Any]:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise GatewayError(
+                415,
+                f"send the body as JSON with 'Content-Type: application/json', got {media or 'none'!r}",
+                code="unsupported_media_type",
+            )
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            raise self._too_large(int(length))
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._too_large(size)
+            chunks.append(chunk)
+        return parse_json_body(b"".join(chunks))
+
+    def _too_large(self, size: int) -> GatewayError:
+        return GatewayError(
+            413,
+            f"the request body has {size} bytes or more, over this gateway's limit of {self.max_body_bytes} bytes",
+            code="request_too_large",
+        )
+
+    def error_response(self, exc: GatewayError) -> JSONResponse:
+        """The JSON error response; keys are scrubbed and the error is counted."""
+        self.metrics.error(exc.type, exc.code)
+        if exc.status >= 500:
+            logger.warning("%d %s: %s", exc.status, exc.code, self.redactor.text(exc.message))
+        else:
+            logger.debug("%d %s: %s", exc.status, exc.code, self.redactor.text(exc.message))
+        body = error_body(self.redactor.text(exc.message), type=exc.type, param=exc.param, code=exc.code)
+        return JSONResponse(body, status_code=exc.status)
+
+    async def http_exception(self, request: Request, exc: Exception) -> Response:
+        """404 / 405 and other Starlette HTTP errors, in OpenAI's shape."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = f"{request.method} {request.url.path}: {exc.detail if isinstance(exc, HTTPException) else 'error'}"
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+        return self.error_response(GatewayError(status, detail, code=code))
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _until_disconnect(request: Request, work: Awaitable[Response]) -> Response:
+    """Await ``work`` unless the client disconnects first, which cancels it.
+
+    Raises:
+        _ClientGone: The client went away first.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request.receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+    if task.cancelled():
+        raise _ClientGone
+    return task.result()
+
+
+class _Observe:
+    """Counts every answered request by route and status (pure ASGI, so streams stay unbuffered)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            path = scope["path"]
+            self.metrics.request(path if path in _ROUTES else "other", status or 500)
+
+
+class _Auth:
+    """Requires ``Authorization: Bearer <api_key>`` on every path but :data:`OPEN_PATHS`."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None, reject: Callable[[GatewayError], Response]) -> None:
+        self.app = app
+        self._key = api_key.encode() if api_key else None
+        self._reject = reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._key is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
+            await self.app(scope, receive, send)
+            return
+        message = "missing API key: send 'Authorization: Bearer <key>'" if not given else "invalid API key"
+        response = self._reject(GatewayError(401, message, code="invalid_api_key"))
+        await response(scope, receive, send)

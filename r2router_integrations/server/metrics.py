@@ -1,0 +1,105 @@
+"""Prometheus metrics of the gateway (one registry per app, so apps and tests do not share counters).
+
+Exposed at ``GET /metrics`` in the Prometheus text format::
+
+    r2router_requests_total{route, status}            HTTP requests answered
+    r2router_decisions_total{model, budget}           routing decisions (chat and /v1/route)
+    r2router_routing_latency_seconds                  embedding + routing time (histogram)
+    r2router_upstream_latency_seconds{model}          upstream call time, to the end of the body (histogram)
+    r2router_upstream_errors_total{model, reason}     timeout, connection, http_5xx, invalid_response,
+                                                      stream_interrupted
+    r2router_fallbacks_total{model}                   moves from a failed model to the next candidate
+    r2router_errors_total{type, code}                 error responses the gateway produced itself
+"""
+
+from __future__ import annotations
+
+from r2router_core.config import Budget, format_budget
+from r2router_core.errors import missing_dependency
+
+__all__ = ["CONTENT_TYPE", "GatewayMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_ROUTING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class GatewayMetrics:
+    """Counters and histograms of one gateway, in their own registry."""
+
+    def __init__(self) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Histogram
+        except ImportError as exc:
+            raise missing_dependency("prometheus_client", "server", "the gateway's /metrics") from exc
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self._requests = Counter(
+            "r2router_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=reg
+        )
+        self._decisions = Counter(
+            "r2router_decisions",
+            "Routing decisions, by chosen model and token budget",
+            ["model", "budget"],
+            registry=reg,
+        )
+        self._routing = Histogram(
+            "r2router_routing_latency_seconds",
+            "Time to embed and route one prompt",
+            buckets=_ROUTING_BUCKETS,
+            registry=reg,
+        )
+        self._upstream = Histogram(
+            "r2router_upstream_latency_seconds",
+            "Upstream call time, from sending the request to the end of the response body",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._upstream_errors = Counter(
+            "r2router_upstream_errors", "Failed upstream calls, by model and reason", ["model", "reason"], registry=reg
+        )
+        self._fallbacks = Counter(
+            "r2router_fallbacks", "Fallbacks from a failed model to the next candidate", ["model"], registry=reg
+        )
+        self._errors = Counter(
+            "r2router_errors",
+            "Error responses produced by the gateway, by OpenAI error type and code",
+            ["type", "code"],
+            registry=reg,
+        )
+
+    def request(self, route: str, status: int) -> None:
+        """Count one answered HTTP request."""
+        self._requests.labels(route=route, status=str(status)).inc()
+
+    def decision(self, model: str, budget: Budget) -> None:
+        """Count one routing decision."""
+        self._decisions.labels(model=model, budget=format_budget(budget)).inc()
+
+    def routing_time(self, seconds: float) -> None:
+        """Observe the time one routing call took."""
+        self._routing.observe(seconds)
+
+    def upstream_time(self, model: str, seconds: float) -> None:
+        """Observe one completed upstream call."""
+        self._upstream.labels(model=model).observe(seconds)
+
+    def upstream_error(self, model: str, reason: str) -> None:
+        """Count one failed upstream call."""
+        self._upstream_errors.labels(model=model, reason=reason).inc()
+
+    def fallback(self, model: str) -> None:
+        """Count one fallback away from ``model``."""
+        self._fallbacks.labels(model=model).inc()
+
+    def error(self, type: str, code: str | None) -> None:
+        """Count one error response of the gateway."""
+        self._errors.labels(type=type, code=code or "none").inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)

@@ -1,0 +1,128 @@
+"""``r2router serve`` end to end: a real subprocess, a saved router, the openai client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from r2router_core.cli import main
+from r2router_core.testing import HashEmbedder
+
+from .support import ENV, KEYS, MATH_PROMPT, PARAMS, Stub, build_router
+
+TOKEN = "cli-token-7d3e9b"
+
+# Loads the saved router's HashEmbedder by its id, then runs the real CLI entry point.
+LAUNCHER = """
+import sys
+from r2router_core import embedders
+from r2router_core.testing import HashEmbedder
+
+_load = embedders.load_embedder
+
+def load_embedder(spec, **kwargs):
+    if spec.startswith("r2router-hash-embedder-"):
+        return HashEmbedder(int(spec.rsplit("-", 1)[1]))
+    return _load(spec, **kwargs)
+
+embedders.load_embedder = load_embedder
+from r2router_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def saved_router(tmp_path: Path) -> Path:
+    return build_router().save(tmp_path / "router")
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"r2router serve exited early: {proc.communicate()[1]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("r2router serve did not come up")
+
+
+@pytest.mark.slow
+def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path) -> None:
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER, encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
+    args = [sys.executable, str(launcher), "--log-level", "DEBUG", "serve", "--router", str(saved_router)]
+    args += ["--upstreams", str(upstreams_file), "--port", str(port), "--api-key-env", "GATEWAY_TOKEN"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, proc)
+        client = OpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=0, timeout=10)
+        raw = client.chat.completions.with_raw_response.create(
+            model="r2router", messages=[{"role": "user", "content": MATH_PROMPT}]
+        )
+        assert raw.headers["x-r2router-model"] == "large" and raw.parse().model == "acme/large-1"
+        assert stub.requests[0].body[PARAMS["large"]] == int(raw.headers["x-r2router-budget"])
+        assert httpx.get(f"{url}/v1/models").status_code == 401  # the token is required
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/v1" in out
+    assert "routed to large" in err  # DEBUG logging reached the server's log
+    for secret in (*KEYS.values(), TOKEN):
+        assert secret not in out + err
+
+
+@pytest.fixture
+def hash_embedders(monkeypatch: pytest.MonkeyPatch) -> None:
+    from r2router_core import embedders
+
+    monkeypatch.setattr(embedders, "load_embedder", lambda spec, **kw: HashEmbedder(int(spec.rsplit("-", 1)[1])))
+
+
+def test_a_pool_model_missing_from_upstreams_stops_startup(
+    saved_router: Path, tmp_path: Path, hash_embedders: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "u.yaml"
+    path.write_text('upstreams:\n  small: {base_url: "http://h/v1", model: s}\n', encoding="utf-8")
+    assert main(["serve", "--router", str(saved_router), "--upstreams", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "r2router serve: error:" in err and "['medium', 'large']" in err
+
+
+def test_an_unset_api_key_variable_stops_startup(
+    saved_router: Path, upstreams_file: Path, hash_embedders: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--router", str(saved_router), "--upstreams", str(upstreams_file)]
+    assert main([*argv, "--api-key-env", "R2R_TEST_UNSET_VARIABLE"]) == 1
+    assert "R2R_TEST_UNSET_VARIABLE" in capsys.readouterr().err
+
+
+def test_serve_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--router", "--upstreams", "--host", "--port", "--api-key-env", "--max-body-bytes", "--fallbacks"):
+        assert option in out
+    assert "--no-length-instruction" in out
