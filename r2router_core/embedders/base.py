@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.errors import EmbeddingError, EmptyPromptError, InputError
+from r2router_core.errors import ConfigError, EmbeddingError, EmptyPromptError, InputError
 
 __all__ = ["CachedEmbedder", "CallableEmbedder", "Embedder", "check_embeddings", "check_texts"]
 
@@ -78,6 +78,13 @@ def check_embeddings(array: Any, dim: int | None, *, what: str = "embeddings") -
     return arr
 
 
+def _check_id_and_dim(id: Any, dim: Any, owner: str) -> None:
+    if not isinstance(id, str) or not id.strip():
+        raise ConfigError(f"{owner} id must be a non-empty string, got {id!r}")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError(f"{owner} dim must be a positive int, got {dim!r}")
+
+
 class CallableEmbedder:
     """Wrap a function ``texts -> (n, D) array`` as an :class:`Embedder`.
 
@@ -85,9 +92,15 @@ class CallableEmbedder:
         fn: The embedding function.
         id: Embedder id recorded in checkpoints.
         dim: Output dimension; checked on every call.
+
+    Raises:
+        ConfigError: ``fn`` is not callable, or ``id``/``dim`` are invalid.
     """
 
     def __init__(self, fn: Callable[[list[str]], Any], *, id: str, dim: int) -> None:
+        if not callable(fn):
+            raise ConfigError(f"CallableEmbedder fn must be callable (texts -> (n, dim) array), got {fn!r}")
+        _check_id_and_dim(id, dim, "CallableEmbedder")
         self._fn = fn
         self.id = id
         self.dim = dim
@@ -95,6 +108,8 @@ class CallableEmbedder:
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""
         texts = check_texts(texts)
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
         out = check_embeddings(self._fn(texts), self.dim, what=f"embeddings from {self.id}")
         if out.shape[0] != len(texts):
             raise EmbeddingError(f"embedder {self.id} returned {out.shape[0]} rows for {len(texts)} texts")
@@ -104,12 +119,21 @@ class CallableEmbedder:
 class CachedEmbedder:
     """An in-memory LRU cache in front of another embedder, keyed by text.
 
+    Each distinct text not in the cache is embedded once per call (in order of
+    first appearance); every other occurrence counts as a hit.
+
     Args:
         embedder: The embedder to cache.
-        maxsize: Number of texts kept.
+        maxsize: Number of texts kept (0 keeps none).
+
+    Attributes:
+        hits: Texts served from the cache (or repeated within a call).
+        misses: Texts sent to the wrapped embedder.
     """
 
     def __init__(self, embedder: Embedder, maxsize: int = 10_000) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
+            raise ConfigError(f"CachedEmbedder maxsize must be an int >= 0, got {maxsize!r}")
         self.embedder = embedder
         self.maxsize = maxsize
         self.id = embedder.id
@@ -120,26 +144,34 @@ class CachedEmbedder:
         self.misses = 0
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed texts, computing only those not in the cache."""
+        """Embed texts, computing only those not in the cache; returns float32 (len(texts), dim)."""
         texts = check_texts(texts)
+        found: dict[str, NDArray[np.float32]] = {}
         with self._lock:
-            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            for text in dict.fromkeys(texts):
+                vec = self._cache.get(text)
+                if vec is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = vec
+            todo = [t for t in dict.fromkeys(texts) if t not in found]
             self.hits += len(texts) - len(todo)
             self.misses += len(todo)
-        if todo:
+        if todo:  # embed outside the lock: other threads keep reading the cache
             fresh = check_embeddings(self.embedder.embed(todo), self.dim, what=f"embeddings from {self.id}")
-            with self._lock:
-                for text, vec in zip(todo, fresh, strict=True):
-                    self._cache[text] = vec
-                while len(self._cache) > self.maxsize:
-                    self._cache.popitem(last=False)
+            if fresh.shape[0] != len(todo):
+                raise EmbeddingError(f"embedder {self.id} returned {fresh.shape[0]} rows for {len(todo)} texts")
+            found.update(zip(todo, fresh.copy(), strict=True))
+            self._store(todo, found)
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
+
+    def _store(self, texts: list[str], vectors: dict[str, NDArray[np.float32]]) -> None:
+        if not self.maxsize:
+            return
         with self._lock:
-            rows = []
-            for t in texts:
-                vec = self._cache.get(t)
-                if vec is None:  # evicted meanwhile by a tiny maxsize
-                    vec = self.embedder.embed([t])[0]
-                else:
-                    self._cache.move_to_end(t)
-                rows.append(vec)
-        return np.stack(rows).astype(np.float32, copy=False)
+            for text in texts:
+                self._cache[text] = vectors[text]
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.maxsize:
+                self._cache.popitem(last=False)
