@@ -13,8 +13,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.embedders.base import check_texts
+from r2router_core.errors import ConfigError
 
-__all__ = ["HashEmbedder"]
+__all__ = ["HASH_EMBEDDER_ID", "HashEmbedder"]
+
+HASH_EMBEDDER_ID = "r2router-hash-embedder"
+"""Prefix of the ids of :class:`HashEmbedder`: ``"r2router-hash-embedder-<dim>"``."""
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -27,10 +31,16 @@ class HashEmbedder:
 
     Args:
         dim: Output dimension.
-        id: Embedder id recorded in checkpoints.
+        id: Prefix of the embedder id recorded in checkpoints (the id is ``f"{id}-{dim}"``);
+            ``r2router_core.embedders.load_embedder`` rebuilds the embedder from the default one.
+
+    Raises:
+        ConfigError: ``dim`` is not a positive int.
     """
 
-    def __init__(self, dim: int = 64, *, id: str = "r2router-hash-embedder") -> None:
+    def __init__(self, dim: int = 64, *, id: str = HASH_EMBEDDER_ID) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"HashEmbedder dim must be a positive int, got {dim!r}")
         self.dim = dim
         self.id = f"{id}-{dim}"
         self._cache: dict[str, NDArray[np.float32]] = {}
@@ -46,8 +56,9 @@ class HashEmbedder:
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""
-        rows = []
-        for text in check_texts(texts):
+        checked = check_texts(texts)
+        out = np.empty((len(checked), self.dim), dtype=np.float32)
+        for i, text in enumerate(checked):
             words = _WORD.findall(text.lower()) or [text.strip()]
-            rows.append(np.sum([self._word(w) for w in words], axis=0))
-        return np.asarray(rows, dtype=np.float32)
+            out[i] = np.sum([self._word(w) for w in words], axis=0)
+        return out
