@@ -96,6 +96,10 @@ def test_with_structured_output_is_one_run(llm: R2RouterChatModel, method: str) 
     assert result.setup == "example setup"
     assert len(counter.starts) == 1
     assert counter.starts[0]["options"]["ls_structured_output_format"]["schema"]["title"] == "Joke"
+    assert (counter.starts[0]["metadata"]["ls_model_name"], counter.starts[0]["metadata"]["ls_max_tokens"]) == (
+        "fake-large",
+        256,
+    )
 
 
 def test_structured_output_with_raw_keeps_the_decision(llm: R2RouterChatModel) -> None:
@@ -109,7 +113,9 @@ def test_agent_loop_with_create_agent(llm: R2RouterChatModel, pool: dict[str, Fa
     from langchain.agents import create_agent
 
     agent = create_agent(llm, tools=[get_weather])
-    state = agent.invoke({"messages": [HumanMessage("What is the weather in Paris? Solve the equation too.")]})
+    counter = RunCounter()
+    question = "What is the weather in Paris? Solve the equation too."
+    state = agent.invoke({"messages": [HumanMessage(question)]}, config={"callbacks": [counter]})
     messages = state["messages"]
     assert [type(m) for m in messages] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
     assert messages[1].tool_calls[0]["name"] == "get_weather"
@@ -119,6 +125,10 @@ def test_agent_loop_with_create_agent(llm: R2RouterChatModel, pool: dict[str, Fa
         assert METADATA_KEY in answer.response_metadata
     calls = [c for child in pool.values() for c in child.calls]
     assert len(calls) == 2
+    # both model turns went through the routing entry point: one run each, traced as the routed model
+    routed = llm.router.route_text(question)
+    assert [s["metadata"]["ls_model_name"] for s in counter.starts] == [f"fake-{routed.model}"] * 2
+    assert [s["metadata"]["ls_max_tokens"] for s in counter.starts] == [routed.token_limit] * 2
     assert all(c.tools == (convert_to_openai_tool(get_weather),) for c in calls)
 
 
