@@ -161,3 +161,9 @@ def test_custom_prices(tmp_path: Path) -> None:
 def test_malformed_rows_are_named(tmp_path: Path, bad: dict[str, Any], match: str) -> None:
     with pytest.raises(DataError, match=match):
         load_alpacaeval_length(_write(tmp_path, [*SMALL, bad]), tokenizer="regex")
+
+
+def test_verbose_budget_stays_above_concise(tmp_path: Path) -> None:
+    rows = [*SMALL, _row("Name a colour.", GPT, "verbose", "Green.", 0.5)]  # shorter than the longest concise
+    ds = load_alpacaeval_length(_write(tmp_path, rows), tokenizer="regex")
+    assert ds.budgets == (50, None, 100)

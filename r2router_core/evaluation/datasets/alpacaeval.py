@@ -61,7 +61,8 @@ def load_alpacaeval_length(
 
     * ``default`` (no length instruction) -> budget ``None`` (uncapped);
     * ``concise`` / ``verbose`` -> the smallest multiple of 50 tokens that is >= every
-      answer of that mode in the data (all models). Sending that ``max_tokens``
+      answer of that mode in the data (all models), and, for ``verbose``, above
+      the ``concise`` budget. Sending that ``max_tokens``
       with the mode's instruction truncates none of the recorded answers, so the
       arm's data is what such a call produced. The values are in
       ``meta["length_mode_budgets"]`` (and ``meta["budget_modes"]`` maps back).
@@ -122,7 +123,8 @@ def load_alpacaeval_length(
             "length_modes": tuple(modes),
             "length_mode_budgets": dict(mode_budgets),
             "budget_modes": {mode_budgets[m]: m for m in modes},
-            "budget_rule": "default -> None; concise/verbose -> smallest multiple of 50 >= every answer of that mode",
+            "budget_rule": "default -> None; concise, verbose -> smallest multiple of 50 >= every answer of the mode"
+            " (verbose above concise)",
             "quality": "AlpacaEval weighted GPT-4-turbo preference - 1 (judge-based, vs a GPT-4-turbo reference)",
             "prices": "USD per 1M tokens; gpt-3.5-turbo-1106 and claude-2.1 list prices, alpaca-7b self-hosted 0.2/0.2",
             "missing_cells": int(np.isnan(quality).sum()),
@@ -181,10 +183,11 @@ def _budgets(
     """Length mode -> budget: the documented rule, or the caller's mapping (checked)."""
     longest = {m: max(n for r, n in zip(rows, out_tokens, strict=True) if r.mode == m) for m in modes}
     if override is None:
-        out: dict[str, Budget] = {
-            m: max(_BUDGET_STEP, math.ceil(longest[m] / _BUDGET_STEP) * _BUDGET_STEP) for m in modes
-        }
-        out["default"] = None
+        out: dict[str, Budget] = {"default": None}
+        floor = 0  # verbose must stay above concise, even when their longest answers are close
+        for m in (m for m in modes if m != "default"):
+            budget = max(floor + _BUDGET_STEP, math.ceil(longest[m] / _BUDGET_STEP) * _BUDGET_STEP)
+            out[m], floor = budget, budget
     else:
         missing = [m for m in modes if m not in override]
         if missing or override.get("default", None) is not None:
