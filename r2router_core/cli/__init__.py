@@ -33,6 +33,21 @@ COMMANDS: dict[str, str] = {
 EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain"}
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (skipping --log-level's value), so only its module is imported."""
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre.add_argument("--log-level")
+    pre.add_argument("command", nargs="?")
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None  # the full parser reports the usage error
+    return known.command if known.command in COMMANDS else None
+
+
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser with every available subcommand (those whose module imports).
 
@@ -44,7 +59,13 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
         description="Route each prompt to an (LLM, output-token budget) pair.",
         epilog="Run 'r2router COMMAND --help' for a command's options.",
     )
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="logging level (default: WARNING)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands or COMMANDS:
         try:
@@ -65,15 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 success, 1 an r2router error (message on stderr), 2 usage error.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    # import only the requested command's module when it is known
-    wanted = next((a for a in argv if not a.startswith("-")), None)
+    wanted = _requested_command(argv)
     try:
-        parser = build_parser([wanted] if wanted in COMMANDS else None)
+        parser = build_parser([wanted] if wanted else None)
     except R2RouterError as exc:
         print(f"r2router: error: {exc}", file=sys.stderr)
         return 1
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
