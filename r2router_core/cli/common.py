@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from typing import Any
 
@@ -44,7 +45,7 @@ def routing_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword options for R2Router.route*, from parsed arguments."""
     return {
         "lambda_": args.lambda_,
-        "allowed_models": args.models.split(",") if args.models else None,
+        "allowed_models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
         "max_budget": args.max_budget,
         "max_cost": args.max_cost,
     }
@@ -86,6 +87,17 @@ def format_decision(decision: RoutingDecision, *, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _strict_json(data: Any) -> Any:
+    """NaN and inf (an arm with no prediction) become null: json.dumps would write invalid JSON."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _strict_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_strict_json(v) for v in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    """Print JSON for machines."""
-    print(json.dumps(data, indent=2))
+    """Print strict JSON for machines (NaN/inf as null)."""
+    print(json.dumps(_strict_json(data), indent=2, allow_nan=False))
