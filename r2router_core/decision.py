@@ -57,7 +57,7 @@ class Candidate:
 
 @dataclass(frozen=True, eq=False)
 class _ArmTable:
-    """Per-query arrays behind a decision, shape (M, C) each."""
+    """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row."""
 
     config: RouterConfig
     budgets: tuple[Budget, ...]
@@ -111,11 +111,12 @@ class RoutingDecision:
     utility: float
     lambda_: float
     _table: _ArmTable = field(repr=False)
+    _row: int = field(default=0, repr=False)
 
     @cached_property
     def candidates(self) -> tuple[Candidate, ...]:
         """Every (model, budget) arm, best utility first; ineligible arms last."""
-        t = self._table
+        t, i = self._table, self._row
         n_anchor = len(t.config.budgets)
         out = []
         for mi, spec in enumerate(t.config.models):
@@ -125,11 +126,11 @@ class RoutingDecision:
                         model=spec.name,
                         model_full_name=spec.full_name,
                         token_limit=budget,
-                        predicted_quality=float(t.quality[mi, bi]),
-                        predicted_tokens=float(t.tokens[mi, bi]),
-                        predicted_cost=float(t.cost[mi, bi]),
-                        utility=float(t.utility[mi, bi]),
-                        eligible=bool(t.eligible[mi, bi]),
+                        predicted_quality=float(t.quality[i, mi, bi]),
+                        predicted_tokens=float(t.tokens[i, mi, bi]),
+                        predicted_cost=float(t.cost[i, mi, bi]),
+                        utility=float(t.utility[i, mi, bi]),
+                        eligible=bool(t.eligible[i, mi, bi]),
                         interpolated=bi >= n_anchor,
                     )
                 )

@@ -33,13 +33,14 @@ logger = logging.getLogger(__name__)
 class _HeadGroup:
     heads: NDArray[np.intp]  # which output columns this group serves
     rows: NDArray[np.intp] | None  # training rows observed for all of them; None = every row
-    labels: NDArray[np.float64]  # (n_rows, len(heads))
+    labels: NDArray[np.float64]  # (n_rows, len(heads) + 1): the labels, then a column of ones
     k: int
 
 
 def _unit_rows(x: NDArray[Any], dtype: type[np.floating[Any]]) -> NDArray[Any]:
     x = np.asarray(x, dtype=dtype)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # the same arithmetic as np.linalg.norm(x, axis=1, keepdims=True), without its overhead
+    norms = np.sqrt(np.add.reduce(x * x, axis=1, keepdims=True))
     norms[norms == 0] = 1.0  # as scikit-learn's normalize(): a zero vector stays zero
     return np.ascontiguousarray(x / norms)
 
@@ -55,6 +56,8 @@ class KNNPredictor:
         metric: Only ``"cosine"``.
         dtype: Floating type of the distance computation; float32 (default) is
             about twice as fast, float64 reproduces scikit-learn bit for bit.
+        chunk_size: Queries per block of the (n, N) similarity matrix; bounds the
+            memory of large batches without changing any result.
     """
 
     def __init__(
@@ -64,11 +67,13 @@ class KNNPredictor:
         weights: Literal["distance", "uniform"] = "distance",
         metric: Literal["cosine"] = "cosine",
         dtype: type[np.floating[Any]] = np.float32,
+        chunk_size: int = 1024,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.metric = metric
         self.dtype = dtype
+        self.chunk_size = chunk_size
 
     def fit(self, X: NDArray[Any], Y: NDArray[Any]) -> KNNPredictor:
         """Store the training set.
@@ -80,8 +85,10 @@ class KNNPredictor:
         Returns:
             self.
         """
-        if isinstance(self.n_neighbors, bool) or not isinstance(self.n_neighbors, int) or self.n_neighbors < 1:
-            raise ConfigError(f"n_neighbors must be an int >= 1, got {self.n_neighbors!r}")
+        for name in ("n_neighbors", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
         if self.weights not in ("distance", "uniform"):
             raise ConfigError(f"weights must be 'distance' or 'uniform', got {self.weights!r}")
         if self.metric != "cosine":
@@ -95,6 +102,12 @@ class KNNPredictor:
         self.n_samples_fit_ = X.shape[0]
         self.n_outputs_ = Y.shape[1]
         self.groups_ = self._group_heads(Y)
+        served = np.zeros(self.n_outputs_, dtype=bool)
+        for g in self.groups_:
+            served[g.heads] = True
+        self.unserved_heads_ = np.flatnonzero(~served)  # heads with no observed label: always NaN
+        # one group serving every head in order, the common case: no scatter needed
+        self._one_group = len(self.groups_) == 1 and np.array_equal(self.groups_[0].heads, np.arange(Y.shape[1]))
         return self
 
     def _group_heads(self, Y: NDArray[np.float64]) -> list[_HeadGroup]:
@@ -118,13 +131,10 @@ class KNNPredictor:
                 )
                 k = int(rows.size)
             all_rows = rows.size == Y.shape[0]
+            labels = np.ones((rows.size, len(heads) + 1))  # the last column of ones sums the weights
+            labels[:, :-1] = Y[rows][:, heads]
             groups.append(
-                _HeadGroup(
-                    heads=np.asarray(heads, dtype=np.intp),
-                    rows=None if all_rows else rows,
-                    labels=np.ascontiguousarray(Y[rows][:, heads]),
-                    k=k,
-                )
+                _HeadGroup(heads=np.asarray(heads, dtype=np.intp), rows=None if all_rows else rows, labels=labels, k=k)
             )
         return groups
 
@@ -136,10 +146,14 @@ class KNNPredictor:
             raise EmbeddingError(f"expected embeddings of shape (n, {self.n_features_in_}), got {X.shape}")
         return X
 
+    def similarities(self, X: NDArray[Any]) -> NDArray[Any]:
+        """Cosine similarities from queries to every training row, shape (n, N)."""
+        X = self._check_query(X)
+        return _unit_rows(X, self.dtype) @ self.X_unit_.T
+
     def distances(self, X: NDArray[Any]) -> NDArray[Any]:
         """Cosine distances from queries to every training row, shape (n, N), in [0, 2]."""
-        X = self._check_query(X)
-        d = _unit_rows(X, self.dtype) @ self.X_unit_.T
+        d = self.similarities(X)
         np.subtract(1.0, d, out=d)
         np.clip(d, 0.0, 2.0, out=d)
         return d
@@ -153,26 +167,72 @@ class KNNPredictor:
         Returns:
             Array of shape (n, H); NaN for heads with no observed label.
         """
-        dist = self.distances(X)
-        out = np.full((dist.shape[0], self.n_outputs_), np.nan)
-        for g in self.groups_:
-            d = dist if g.rows is None else dist[:, g.rows]
-            idx, w = self._neighbours(d, g.k)
-            # (n, k) weights times (n, k, h) labels -> (n, h)
-            out[:, g.heads] = np.einsum("nk,nkh->nh", w, g.labels[idx]) / w.sum(axis=1, keepdims=True)
+        X = self._check_query(X)
+        if X.shape[0] == 1:
+            return self._predict_one(np.asarray(X[0], dtype=self.dtype))[None, :]
+        out = np.empty((X.shape[0], self.n_outputs_))
+        for start in range(0, X.shape[0], self.chunk_size):
+            self._predict_chunk(X[start : start + self.chunk_size], out[start : start + self.chunk_size])
         return out
 
-    def _neighbours(self, d: NDArray[Any], k: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        if k < d.shape[1]:
-            idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+    def _predict_chunk(self, X: NDArray[Any], out: NDArray[np.float64]) -> None:
+        """Fill ``out`` (c, H) with the predictions for the queries ``X`` (c, D)."""
+        sim = _unit_rows(X, self.dtype) @ self.X_unit_.T  # (c, N), the one neighbour search
+        for g in self.groups_:
+            s = sim if g.rows is None else sim[:, g.rows]
+            idx, w = self._neighbours(s, g.k)
+            acc = np.einsum("nk,nkh->nh", w, g.labels[idx])  # (c, h + 1): weighted sums, then sum of weights
+            out[:, g.heads] = acc[:, :-1] / acc[:, -1:]
+        out[:, self.unserved_heads_] = np.nan
+
+    def _neighbours(self, sim: NDArray[Any], k: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """Indices (c, k) of the k most similar rows and their weights (c, k)."""
+        n_rows = sim.shape[1]
+        if k < n_rows:
+            idx = np.argpartition(sim, n_rows - k, axis=1)[:, n_rows - k :]
         else:
-            idx = np.broadcast_to(np.arange(d.shape[1]), d.shape).copy()
-        nd = np.take_along_axis(d, idx, axis=1).astype(np.float64)
+            idx = np.broadcast_to(np.arange(n_rows), sim.shape)
+        nd = 1.0 - np.take_along_axis(sim, idx, axis=1)  # cosine distance, in the computation's dtype
+        np.clip(nd, 0.0, 2.0, out=nd)
+        nd = nd.astype(np.float64)
         if self.weights == "uniform":
             return idx, np.ones_like(nd)
-        with np.errstate(divide="ignore"):
-            w = 1.0 / nd
-        inf_mask = np.isinf(w)
-        inf_row = inf_mask.any(axis=1)
-        w[inf_row] = inf_mask[inf_row]
+        zero = nd == 0.0
+        if not zero.any():
+            return idx, 1.0 / nd
+        exact = zero.any(axis=1)  # rows with an exact match: those matches share all the weight
+        nd[exact] = 1.0
+        w = 1.0 / nd
+        w[exact] = zero[exact]
         return idx, w
+
+    def _predict_one(self, x: NDArray[Any]) -> NDArray[np.float64]:
+        """Predictions (H,) for one query ``x`` (D,): the batch path's arithmetic, on vectors."""
+        sim = self.X_unit_ @ x  # (N,) similarities times |x|; normalised below, on the k selected only
+        norm = np.sqrt(np.dot(x, x))
+        if norm == 0:
+            norm = x.dtype.type(1.0)
+        if self._one_group:
+            g = self.groups_[0]
+            return self._one_group_mean(sim, norm, g)
+        out = np.empty(self.n_outputs_)
+        for g in self.groups_:
+            out[g.heads] = self._one_group_mean(sim if g.rows is None else sim[g.rows], norm, g)
+        out[self.unserved_heads_] = np.nan
+        return out
+
+    def _one_group_mean(self, sim: NDArray[Any], norm: Any, g: _HeadGroup) -> NDArray[np.float64]:
+        """Weighted mean (h,) of one group's labels over the k most similar rows of ``sim`` (n_rows,)."""
+        n_rows = sim.shape[0]
+        idx = np.argpartition(sim, n_rows - g.k)[n_rows - g.k :] if g.k < n_rows else np.arange(n_rows)
+        nd = 1.0 - sim[idx] / norm
+        np.maximum(nd, 0.0, out=nd)
+        np.minimum(nd, 2.0, out=nd)
+        if self.weights == "uniform":
+            w = np.ones(nd.shape)
+        elif nd.all():
+            w = np.divide(1.0, nd, dtype=np.float64)  # == 1.0 / nd.astype(np.float64)
+        else:  # exact matches share all the weight
+            w = (nd == 0.0).astype(np.float64)
+        acc = w @ g.labels.take(idx, axis=0)  # (h + 1,): weighted sums, then the sum of weights
+        return acc[:-1] / acc[-1]

@@ -6,6 +6,7 @@ The batch path is the primitive; the single-query methods are thin wrappers.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from r2router_core.predictor import KNNPredictor
 from r2router_core.scoring import (
     Prediction,
     RoutingOptions,
-    arm_costs,
+    _ArmPricing,
     choose,
     eligibility,
     interpolate_budgets,
@@ -74,9 +75,22 @@ class R2Router:
         n, m, b = training_data.quality.shape
         labels = np.concatenate([training_data.quality.reshape(n, m * b), training_data.tokens.reshape(n, -1)], axis=1)
         self._predictor = KNNPredictor(config.k, weights=config.weights).fit(training_data.embeddings, labels)
+        self._prepare_hot_path()
         self._embedder: Embedder | None = None
         if embedder is not None:
             self.embedder = embedder
+
+    def _prepare_hot_path(self) -> None:
+        """What every routing call needs, computed once: names, prices, default options."""
+        c = self._config
+        self._model_names = c.model_names
+        self._candidate_budgets = c.candidate_budgets
+        self._pricing = _ArmPricing.of(c)
+        self._default_options = RoutingOptions.build(c)
+        # True if every arm's quality head has labels (eligibility() would find no NaN)
+        template = np.zeros((1, self._predictor.n_outputs_))
+        template[0, self._predictor.unserved_heads_] = np.nan
+        self._all_predicted = not np.isnan(self._shape(template).quality).any()
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -199,21 +213,34 @@ class R2Router:
         Returns:
             A :class:`Prediction` with arrays of shape (n, M, C).
         """
-        X = check_embeddings(embeddings, self._data.dim)
-        raw = self._predictor.predict(X)
-        n = X.shape[0]
+        return self._shape(self._predictor.predict(self._checked(embeddings)))
+
+    def _checked(self, embeddings: Any) -> NDArray[np.float32]:
+        """:func:`check_embeddings`, with a shortcut for one valid float32 row (the latency path)."""
+        if (
+            isinstance(embeddings, np.ndarray)
+            and embeddings.dtype == np.float32
+            and embeddings.shape == (1, self._data.dim)
+        ):
+            # a finite, positive sum of squares means finite values, not all zero; else the full check says why
+            sq = float(np.dot(embeddings[0], embeddings[0]))
+            if 0.0 < sq < math.inf:
+                return embeddings
+        return check_embeddings(embeddings, self._data.dim)
+
+    def _shape(self, raw: NDArray[np.float64]) -> Prediction:
+        """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets."""
+        n = raw.shape[0]
         m, b = len(self._config.models), len(self._config.budgets)
         quality = raw[:, : m * b].reshape(n, m, b)
         tokens = raw[:, m * b :].reshape(n, m, -1)
-        if tokens.shape[2] == 1:
-            tokens = np.broadcast_to(tokens, (n, m, b))
+        if tokens.shape[2] == 1:  # one token head per model serves all its budgets
+            tokens = np.repeat(tokens, b, axis=2)
         extra = self._config.interpolated_budgets
-        return Prediction(
-            quality=interpolate_budgets(quality, self._config.budgets, extra),
-            tokens=interpolate_budgets(tokens, self._config.budgets, extra),
-            models=self._config.model_names,
-            budgets=self._config.candidate_budgets,
-        )
+        if extra:
+            quality = interpolate_budgets(quality, self._config.budgets, extra)
+            tokens = interpolate_budgets(tokens, self._config.budgets, extra)
+        return Prediction(quality=quality, tokens=tokens, models=self._model_names, budgets=self._candidate_budgets)
 
     # -- routing ---------------------------------------------------------------------
     def route_batch(
@@ -244,40 +271,47 @@ class R2Router:
             ConstraintError: Unknown model, or no candidate left.
             ConfigError: An option out of range.
         """
-        options = RoutingOptions.build(
-            self._config,
-            lambda_=lambda_,
-            allowed_models=allowed_models,
-            max_budget=max_budget,
-            max_cost=max_cost,
-            input_tokens=input_tokens,
-        )
-        pred = self.predict(embeddings)
-        cost = arm_costs(pred, self._config, options.input_tokens)
-        util = utilities(pred.quality, cost, options.lambda_)
-        ok = eligibility(pred, cost, self._config, options)
-        chosen = choose(util, ok, options)
-        capped = pred.capped_tokens()
-        n_budgets = len(pred.budgets)
-        decisions = []
-        for i, flat in enumerate(chosen.tolist()):
-            mi, bi = divmod(flat, n_budgets)
-            spec = self._config.models[mi]
-            table = _ArmTable(self._config, pred.budgets, pred.quality[i], capped[i], cost[i], util[i], ok[i])
-            decisions.append(
-                RoutingDecision(
-                    model=spec.name,
-                    model_full_name=spec.full_name,
-                    token_limit=pred.budgets[bi],
-                    predicted_quality=float(pred.quality[i, mi, bi]),
-                    predicted_tokens=float(capped[i, mi, bi]),
-                    predicted_cost=float(cost[i, mi, bi]),
-                    utility=float(util[i, mi, bi]),
-                    lambda_=options.lambda_,
-                    _table=table,
-                )
+        unset = lambda_ is None and allowed_models is None and max_budget is None
+        if unset and max_cost is None and input_tokens is None:  # the common call: skip re-validating
+            options = self._default_options
+        else:
+            options = RoutingOptions.build(
+                self._config,
+                lambda_=lambda_,
+                allowed_models=allowed_models,
+                max_budget=max_budget,
+                max_cost=max_cost,
+                input_tokens=input_tokens,
             )
-        return decisions
+        pred = self.predict(embeddings)
+        capped = self._pricing.capped_tokens(pred.tokens)
+        cost = self._pricing.costs(capped, options.input_tokens)
+        util = utilities(pred.quality, cost, options.lambda_)
+        if options.restricts_arms or not self._all_predicted:
+            ok = eligibility(pred, cost, self._config, options)
+            chosen = choose(util, ok, options)
+        else:  # every arm is eligible: the argmax is choose()'s, without the masks
+            ok = np.ones(util.shape, dtype=bool)
+            chosen = np.argmax(util.reshape(util.shape[0], -1), axis=1)
+        table = _ArmTable(self._config, pred.budgets, pred.quality, capped, cost, util, ok)
+        return [self._decision(table, i, flat, options.lambda_) for i, flat in enumerate(chosen.tolist())]
+
+    def _decision(self, table: _ArmTable, row: int, flat: int, lambda_: float) -> RoutingDecision:
+        """The decision for ``row`` of a batch whose best arm is ``flat`` (index into M x C)."""
+        mi, bi = divmod(flat, len(table.budgets))
+        spec = self._config.models[mi]
+        return RoutingDecision(
+            model=spec.name,
+            model_full_name=spec.full_name,
+            token_limit=table.budgets[bi],
+            predicted_quality=float(table.quality[row, mi, bi]),
+            predicted_tokens=float(table.tokens[row, mi, bi]),
+            predicted_cost=float(table.cost[row, mi, bi]),
+            utility=float(table.utility[row, mi, bi]),
+            lambda_=lambda_,
+            _table=table,
+            _row=row,
+        )
 
     def route(self, embedding: NDArray[Any], **options: Any) -> RoutingDecision:
         """Route one embedding of shape (D,) or (1, D); options as :meth:`route_batch`."""

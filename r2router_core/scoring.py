@@ -131,15 +131,52 @@ class RoutingOptions:
             raise ConfigError(f"input_tokens must be an int >= 0 or None, got {input_tokens!r}")
         return cls(lam, allowed, max_budget, None if max_cost is None else float(max_cost), input_tokens)
 
+    @property
+    def restricts_arms(self) -> bool:
+        """True if ``allowed_models``, ``max_budget`` or ``max_cost`` may exclude some arms."""
+        return self.allowed_models is not None or self.max_budget is not None or self.max_cost is not None
+
+
+@dataclass(frozen=True, eq=False)
+class _ArmPricing:
+    """A config's price and cap arrays, built once (the router keeps one for its hot path).
+
+    Attributes:
+        output_price: USD per 1M output tokens, shape (1, M, 1).
+        input_price: USD per 1M input tokens, shape (1, M, 1).
+        caps: Token cap of each candidate budget (inf = uncapped), shape (C,).
+    """
+
+    output_price: NDArray[np.float64]
+    input_price: NDArray[np.float64]
+    caps: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, config: RouterConfig, budgets: Sequence[Budget] | None = None) -> _ArmPricing:
+        """The arrays of ``config`` for ``budgets`` (default: its candidate budgets)."""
+        budgets = config.candidate_budgets if budgets is None else budgets
+        return cls(
+            output_price=np.array([m.output_price for m in config.models], dtype=np.float64)[None, :, None],
+            input_price=np.array([m.input_price for m in config.models], dtype=np.float64)[None, :, None],
+            caps=np.array([math.inf if b is None else b for b in budgets], dtype=np.float64),
+        )
+
+    def capped_tokens(self, tokens: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``tokens`` (n, M, C) capped at each arm's budget."""
+        return np.minimum(tokens, self.caps)
+
+    def costs(self, capped: NDArray[np.float64], input_tokens: int | None = None) -> NDArray[np.float64]:
+        """USD per query (n, M, C) from capped output tokens (n, M, C), plus the input cost when known."""
+        cost = capped * self.output_price / 1e6
+        if input_tokens:
+            cost = cost + input_tokens * self.input_price / 1e6
+        return cost
+
 
 def arm_costs(prediction: Prediction, config: RouterConfig, input_tokens: int | None = None) -> NDArray[np.float64]:
     """Predicted USD per query of every arm, shape (n, M, C)."""
-    out_price = np.array([m.output_price for m in config.models])[None, :, None]
-    cost = prediction.capped_tokens() * out_price / 1e6
-    if input_tokens:
-        in_price = np.array([m.input_price for m in config.models])[None, :, None]
-        cost = cost + input_tokens * in_price / 1e6
-    return cost
+    pricing = _ArmPricing.of(config, prediction.budgets)
+    return pricing.costs(pricing.capped_tokens(prediction.tokens), input_tokens)
 
 
 def utilities(quality: NDArray[np.float64], cost: NDArray[np.float64], lambda_: float) -> NDArray[np.float64]:
