@@ -15,29 +15,10 @@ import pytest
 from openai import OpenAI
 
 from r2router_core.cli import main
-from r2router_core.testing import HashEmbedder
 
 from .support import ENV, KEYS, MATH_PROMPT, PARAMS, Stub, build_router
 
 TOKEN = "cli-token-7d3e9b"
-
-# Loads the saved router's HashEmbedder by its id, then runs the real CLI entry point.
-LAUNCHER = """
-import sys
-from r2router_core import embedders
-from r2router_core.testing import HashEmbedder
-
-_load = embedders.load_embedder
-
-def load_embedder(spec, **kwargs):
-    if spec.startswith("r2router-hash-embedder-"):
-        return HashEmbedder(int(spec.rsplit("-", 1)[1]))
-    return _load(spec, **kwargs)
-
-embedders.load_embedder = load_embedder
-from r2router_core.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _free_port() -> int:
@@ -66,12 +47,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) 
 
 
 @pytest.mark.slow
-def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path) -> None:
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER, encoding="utf-8")
+def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub) -> None:
     port = _free_port()
     env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
-    args = [sys.executable, str(launcher), "--log-level", "DEBUG", "serve", "--router", str(saved_router)]
+    # the checkpoint names its embedder (HashEmbedder's id), which --embedder auto (the default) loads
+    args = [sys.executable, "-m", "r2router_core", "--log-level", "DEBUG", "serve", "--router", str(saved_router)]
     args += ["--upstreams", str(upstreams_file), "--port", str(port), "--api-key-env", "GATEWAY_TOKEN"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -94,15 +74,8 @@ def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Pa
         assert secret not in out + err
 
 
-@pytest.fixture
-def hash_embedders(monkeypatch: pytest.MonkeyPatch) -> None:
-    from r2router_core import embedders
-
-    monkeypatch.setattr(embedders, "load_embedder", lambda spec, **kw: HashEmbedder(int(spec.rsplit("-", 1)[1])))
-
-
 def test_a_pool_model_missing_from_upstreams_stops_startup(
-    saved_router: Path, tmp_path: Path, hash_embedders: None, capsys: pytest.CaptureFixture[str]
+    saved_router: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "u.yaml"
     path.write_text('upstreams:\n  small: {base_url: "http://h/v1", model: s}\n', encoding="utf-8")
@@ -112,7 +85,7 @@ def test_a_pool_model_missing_from_upstreams_stops_startup(
 
 
 def test_an_unset_api_key_variable_stops_startup(
-    saved_router: Path, upstreams_file: Path, hash_embedders: None, capsys: pytest.CaptureFixture[str]
+    saved_router: Path, upstreams_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["serve", "--router", str(saved_router), "--upstreams", str(upstreams_file)]
     assert main([*argv, "--api-key-env", "R2R_TEST_UNSET_VARIABLE"]) == 1
