@@ -1,6 +1,82 @@
-"""Evaluation: datasets, metrics, baselines, cross-validation and calibration."""
+"""Evaluation: datasets, metrics, baselines, cross-validation, calibration and the results table.
+
+Typical use::
+
+    from r2router_core.evaluation import datasets, evaluate, write_results
+
+    data, emb = datasets.make_synthetic_pool(1000)      # or load_routerarena() + embed_dataset()
+    result = evaluate(data, emb, n_folds=5, k=80)
+    print(result.table())
+    write_results(result, "eval_results")               # JSON, CSV and the deferral-curve PNG
+
+matplotlib and tqdm (the ``eval`` extra) are imported only when plotting or
+showing progress.
+"""
 
 from r2router_core.evaluation import datasets as datasets  # loaders: load_routerarena, make_synthetic_pool, ...
+from r2router_core.evaluation.baselines import (
+    Method,
+    Oracle,
+    RandomRouter,
+    RouterMethod,
+    SingleArm,
+    default_methods,
+    point_router,
+)
+from r2router_core.evaluation.calibration import CalibrationResult, CalibrationTarget, calibrate
+from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
 from r2router_core.evaluation.dataset import RoutingDataset
+from r2router_core.evaluation.export import load_cached_results, routerarena_predictions, write_routerarena_predictions
+from r2router_core.evaluation.metrics import (
+    accuracy,
+    arena_score,
+    audc,
+    cost_per_1k,
+    lambda_grid,
+    max_quality_arms,
+    oracle_arms,
+    peak_quality,
+    qnc,
+    realise,
+)
+from r2router_core.evaluation.protocol import MethodRun, cross_validate, kfold_splits
+from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
 
-__all__ = ["RoutingDataset"]
+__all__ = [
+    "CalibrationResult",
+    "CalibrationTarget",
+    "DeferralCurve",
+    "EvalResult",
+    "Method",
+    "MethodResult",
+    "MethodRun",
+    "Oracle",
+    "RandomRouter",
+    "RouterMethod",
+    "RoutingDataset",
+    "SingleArm",
+    "accuracy",
+    "arena_score",
+    "audc",
+    "calibrate",
+    "cost_per_1k",
+    "cross_validate",
+    "datasets",
+    "default_methods",
+    "deferral_curve",
+    "evaluate",
+    "held_out_choices",
+    "kfold_splits",
+    "lambda_grid",
+    "load_cached_results",
+    "max_quality_arms",
+    "oracle_arms",
+    "peak_quality",
+    "plot_deferral_curves",
+    "point_router",
+    "qnc",
+    "realise",
+    "routerarena_predictions",
+    "write_results",
+    "write_routerarena_predictions",
+]
