@@ -22,8 +22,10 @@ before a call); only the oracle reads the test outcomes, by definition.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -65,9 +67,17 @@ def observed_arms(dataset: RoutingDataset) -> NDArray[np.bool_]:
 
 
 def arm_label(dataset: RoutingDataset, arm: int) -> str:
-    """``"model @ budget"`` for a flat arm index."""
+    """``"model @ budget"`` for a flat arm index.
+
+    When the dataset names its budgets (``meta["budget_modes"]``, e.g. AlpacaEval's
+    length modes), the name comes first: ``"claude-2.1 @ concise (1000)"``.
+    """
     m, b = divmod(arm, len(dataset.budgets))
-    return f"{dataset.models[m].name} @ {format_budget(dataset.budgets[b])}"
+    budget = dataset.budgets[b]
+    modes = dataset.meta.get("budget_modes")
+    mode = modes.get(budget) if isinstance(modes, dict) else None
+    shown = f"{mode} ({format_budget(budget)})" if mode else format_budget(budget)
+    return f"{dataset.models[m].name} @ {shown}"
 
 
 def point_budget(budgets: Sequence[Budget]) -> Budget:
@@ -156,7 +166,8 @@ class RouterMethod(Method):
             )
         data = train.training_data(embeddings).select(budgets=budgets)
         config = RouterConfig(models=train.models, budgets=tuple(budgets), k=self.k, weights=self.weights)
-        self.router_ = R2Router(config, data)
+        with _known_missing_arms():
+            self.router_ = R2Router(config, data)
         self.arm_map_ = _arm_map(config, train)
         return self
 
@@ -201,6 +212,24 @@ class RouterMethod(Method):
             util = utilities(pred.quality, cost, options.lambda_)
             out[i] = self.arm_map_[choose(util, eligibility(pred, cost, config, options), options)]
         return out
+
+
+class _NoLabelFilter(logging.Filter):
+    """Drops the predictor's warning about heads with no label: arms a dataset never ran are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "have no observed label" not in record.getMessage()
+
+
+@contextmanager
+def _known_missing_arms() -> Iterator[None]:
+    target = logging.getLogger("r2router_core.predictor")
+    quiet = _NoLabelFilter()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
 
 
 def _arm_map(config: RouterConfig, dataset: RoutingDataset) -> NDArray[np.intp]:

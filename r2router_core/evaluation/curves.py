@@ -123,19 +123,20 @@ def plot_deferral_curves(
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise missing_dependency("matplotlib", "eval", "Plotting deferral curves") from exc
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
+    fig, ax = plt.subplots(figsize=(9.5, 5.2), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, curve) in enumerate(curves.items()):
         cost, quality = curve.frontier()
         color = colors[i % len(colors)]
         ax.step(cost, quality, where="post", color=color, label=f"{name} (deferral curve)", linewidth=1.6)
         ax.plot(cost, quality, "o", color=color, markersize=2.5)
-        if points and name in points:
-            ax.plot(*points[name], "*", color=color, markersize=13, markeredgecolor="black", zorder=5)
+        if points and name in points:  # earlier curves get bigger stars, so coinciding points stay visible
+            size = max(7, 16 - 3 * i)
+            ax.plot(*points[name], "*", color=color, markersize=size, markeredgecolor="black", zorder=5 + i)
     if points:
         for name, (x, y) in points.items():
             if name not in curves:
-                ax.plot(x, y, "D", markersize=7, markeredgecolor="black", label=name, zorder=4)
+                ax.plot(x, y, "D", color="tab:purple", markersize=7, markeredgecolor="black", label=name, zorder=4)
     if arms:
         xs, ys = zip(*arms.values(), strict=True)
         ax.plot(xs, ys, "s", color="grey", markersize=5, label="single (model, budget) arms", zorder=3)
@@ -147,7 +148,8 @@ def plot_deferral_curves(
     ax.set_ylabel(quality_label)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="lower right")
+    ax.margins(x=0.1, y=0.08)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -348,7 +348,7 @@ def evaluate(
         reference_cost=reference[1],
         methods=tuple(results),
         matched=_matched(results),
-        meta=dict(dataset.meta),
+        meta={k: v for k, v in dataset.meta.items() if k != "path"},  # no machine-specific paths in results
     )
 
 

@@ -125,6 +125,22 @@ def test_single_arm_random_and_oracle() -> None:
     assert np.array_equal(cost[np.arange(240), oracle[2]], cost.min(axis=1))
 
 
+def test_arm_labels_name_the_length_mode_when_the_dataset_does() -> None:
+    data, _ = toy_dataset(10)
+    named = dataclasses.replace(data, meta={"budget_modes": {50: "concise", None: "default", 200: "verbose"}})
+    assert arm_label(data, 1) == "cheap @ 200" and arm_label(data, 2) == "cheap @ uncapped"
+    assert arm_label(named, 1) == "cheap @ verbose (200)" and arm_label(named, 5) == "dear @ default (uncapped)"
+
+
+def test_never_run_arms_do_not_spam_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    data, emb = toy_dataset(60)
+    quality = data.quality.copy()
+    quality[:, 1, 1] = np.nan  # an arm nobody ran
+    holed = dataclasses.replace(data, quality=quality, tokens=np.where(np.isnan(quality), np.nan, data.tokens))
+    RouterMethod(k=5).fit(holed, emb)
+    assert "no observed label" not in caplog.text
+
+
 def test_default_methods() -> None:
     data, _ = toy_dataset()
     names = [m.name for m in default_methods(data, k=5)]
