@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the files."""
     from r2router_core.evaluation.runner import evaluate, write_results
 
+    if args.export_routerarena and args.dataset != "routerarena":
+        raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
     dataset, emb, embedder_id = dataset_and_embeddings(args)
     start = time.perf_counter()
     result = evaluate(
@@ -156,8 +158,6 @@ def _export(args: argparse.Namespace, dataset: RoutingDataset, emb: NDArray[np.f
     from r2router_core.evaluation.protocol import complete_queries
     from r2router_core.evaluation.runner import held_out_choices
 
-    if args.dataset != "routerarena":
-        raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
     data, rows = complete_queries(dataset)
     row = result.method("R2-Router")
     arms = held_out_choices(

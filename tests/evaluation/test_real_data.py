@@ -85,3 +85,23 @@ def test_alpacaeval_length_r2router_beats_the_point_router(shared_data_dir: Path
     # QNC as the paper defines it (the cost of reaching the best single arm, claude-2.1 uncapped) can only be
     # "no worse" here: at k = 80 neither router reaches that arm's quality on these 802 queries (both inf)
     assert r2.qnc <= point.qnc
+
+
+def test_cli_eval_routerarena_writes_a_routerarena_prediction_file(
+    shared_data_dir: Path, pytestconfig: pytest.Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from r2router_core.cli import main
+
+    cache = pytestconfig.cache.mkdir("r2router-minilm-embeddings") if pytestconfig.cache else tmp_path / "cache"
+    export = tmp_path / "r2-router.json"
+    args = ["--data-dir", str(shared_data_dir), "--cache-dir", str(cache), "--out", str(tmp_path), "-q"]
+    assert main(["eval", "routerarena", *args, "--export-routerarena", str(export)]) == 0
+    table = capsys.readouterr().out
+    entries = json.loads(export.read_text(encoding="utf-8"))
+    assert len(entries) == 809 and {e["prediction"] for e in entries} <= {
+        "gemini-2.0-flash-001",
+        "claude-3-haiku-20240307",
+    }
+    per_1k = sum(e["cost"] for e in entries if e["cost"] > 0) / len(entries) * 1000
+    router_row = next(line for line in table.splitlines() if line.startswith("R2-Router"))
+    assert f"{per_1k:.4g}" in router_row.split()
