@@ -197,7 +197,10 @@ class RouterMethod(Method):
         cost = arm_costs(pred, self.router_.config)
         if test.input_tokens is not None:
             inp = np.asarray(test.input_tokens, dtype=np.float64)
-            inp = inp[:, None] if inp.ndim == 1 else inp
+            if inp.ndim == 1:
+                inp = inp[:, None]
+            else:  # per model: the router's models, in its order
+                inp = inp[:, [test.model_names.index(m) for m in self.router_.config.model_names]]
             in_price = np.array([m.input_price for m in self.router_.config.models])
             cost = cost + (inp * in_price[None, :] / 1e6)[:, :, None]
         return pred, cost

@@ -22,6 +22,7 @@ from r2router_core.evaluation.baselines import (
     point_router,
 )
 from r2router_core.evaluation.metrics import lambda_grid, realise
+from r2router_core.scoring import arm_costs
 
 BUDGETS = (50, 200, None)
 
@@ -77,6 +78,19 @@ def test_router_method_adds_each_querys_input_cost_like_route() -> None:
     for j in range(40):
         d = router.route(emb[200 + j], lambda_=0.995, input_tokens=int(test.input_tokens[j]))
         assert chosen[j] == data.model_names.index(d.model) * 3 + BUDGETS.index(d.token_limit)
+
+
+def test_a_fitted_router_over_part_of_the_pool_is_priced_with_its_own_input_tokens() -> None:
+    data, emb = toy_dataset(input_tokens=True)
+    per_model = np.stack([data.input_tokens, 2 * data.input_tokens], axis=1)  # (N, M): dear reads twice as many
+    data = dataclasses.replace(data, input_tokens=per_model)
+    only_dear = data.training_data(emb).select(models=["dear"], budgets=[200, None])
+    router = R2Router(RouterConfig(models=data.models[1:], budgets=(200, None), k=10), only_dear)
+    method = RouterMethod.from_router(router, data)
+    pred, cost = method.predicted_costs(data, emb)
+    expected = arm_costs(pred, router.config) + (2 * data.input_tokens[:, 0] * 5 / 1e6)[:, None, None]
+    assert np.allclose(cost, expected)
+    assert set(method.choose(data, emb, np.array([0.0, 1.0])).ravel().tolist()) <= {4, 5}  # dear @ 200 / uncapped
 
 
 def test_point_router_is_the_same_router_on_the_default_budget() -> None:
