@@ -183,6 +183,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1]")
     p.add_argument("--no-chat", action="store_true", help="only route; skip answering through LangChain")
+    p.add_argument("--save", metavar="DIR", help="also save the demo router as a checkpoint (for 'r2router route')")
     p.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompts to route (default: six varied ones)")
     p.set_defaults(run=run)
 
@@ -193,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir, embedder=args.embedder, synthetic=args.synthetic, lambda_=args.lambda_, progress=True
     )
     prompts = tuple(args.prompts) or DEMO_PROMPTS
+    if args.save:
+        print(
+            f"Saved the demo router to {demo.router.save(args.save)}; try: r2router route PROMPT --router {args.save}\n"
+        )
     _print_decisions(demo, prompts)
     if not args.no_chat:
         _print_answers(demo, prompts)
