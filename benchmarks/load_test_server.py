@@ -16,10 +16,12 @@ Three processes, all on 127.0.0.1:
   prompts embedded by ``HashEmbedder(dim=384)``, loaded back with
   ``--embedder auto`` (a real embedder adds its own time per request; see
   ``bench_routing.py``);
-* this process, the client: ``httpx.AsyncClient`` with ``--concurrency``
-  requests in flight. After a warm-up it sends ``--requests`` chat requests
-  straight to the stub (the baseline), then the same number through the
-  gateway, each with a prompt drawn from a fixed list.
+* this process, the client: ``--concurrency`` simulated users, each an
+  ``httpx.AsyncClient`` with one keep-alive connection (opened during a
+  warm-up, so connection setup is not measured), one request in flight each.
+  It sends ``--requests`` chat requests straight to the stub (the baseline),
+  then the same number through the gateway, then ``--sequential`` of each one
+  at a time; prompts are drawn from a fixed list of topics.
 
 Checks: every response is a 200 whose ``model`` is a pool model (0 errors);
 the responses received, the stub's own request count and the gateway's
@@ -137,9 +139,8 @@ class Run:
     seconds: float
 
 
-async def fire(url: str, pool: set[str], n: int, concurrency: int, model: str) -> Run:
-    """Send ``n`` chat requests, ``concurrency`` at a time; an error is anything but a 200 naming a pool model."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def fire(clients: list[httpx.AsyncClient], url: str, pool: set[str], n: int, model: str) -> Run:
+    """Send ``n`` chat requests, one worker per client; an error is anything but a 200 naming a pool model."""
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -165,8 +166,7 @@ async def fire(url: str, pool: set[str], n: int, concurrency: int, model: str) -
             errors += not ok
 
     start = time.perf_counter()
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await asyncio.gather(*(worker(client) for client in clients))
     return Run(latencies, errors, n, len(latencies), time.perf_counter() - start)
 
 
@@ -196,24 +196,29 @@ async def client_main(args: argparse.Namespace, stub_port: int, gw_port: int) ->
     first = CARD_MODELS[0][0].lower()
     stub = (f"http://{HOST}:{stub_port}/{first}/v1/chat/completions", {f"provider/{first}"}, f"provider/{first}")
     gateway = (f"http://{HOST}:{gw_port}/v1/chat/completions", {name for name, _ in CARD_MODELS}, "r2router")
-    warm = min(200, args.requests)
-    await fire(*stub[:2], warm, args.concurrency, stub[2])
-    await fire(*gateway[:2], warm, args.concurrency, gateway[2])
-    loaded = {
-        "baseline": await fire(*stub[:2], args.requests, args.concurrency, stub[2]),
-        "gateway": await fire(*gateway[:2], args.requests, args.concurrency, gateway[2]),
-    }
-    single = {  # one request at a time: the gateway's own time, without queueing
-        "baseline": await fire(*stub[:2], args.sequential, 1, stub[2]),
-        "gateway": await fire(*gateway[:2], args.sequential, 1, gateway[2]),
-    }
+    # one client (one keep-alive connection) per simulated user; connections are opened in the warm-up
+    users = {path: [httpx.AsyncClient(timeout=30.0) for _ in range(args.concurrency)] for path in ("stub", "gw")}
+    warm = max(args.concurrency, min(200, args.requests))
+    loaded: dict[str, Run] = {}
+    single: dict[str, Run] = {}
+    warmups: list[Run] = []
+    try:
+        for key, (url, pool, model), clients in (("baseline", stub, users["stub"]), ("gateway", gateway, users["gw"])):
+            # each target back to back, so no keep-alive connection idles out (uvicorn closes them after 5 s)
+            warmups.append(await fire(clients, url, pool, warm, model))
+            loaded[key] = await fire(clients, url, pool, args.requests, model)
+            warmups.append(await fire(clients[:1], url, pool, 5, model))
+            single[key] = await fire(clients[:1], url, pool, args.sequential, model)  # one at a time: no queueing
+    finally:
+        for client in (*users["stub"], *users["gw"]):
+            await client.aclose()
     async with httpx.AsyncClient() as client:
         stub_count = (await client.get(f"http://{HOST}:{stub_port}/count")).json()["n"]
         metrics = (await client.get(f"http://{HOST}:{gw_port}/metrics")).text
     wanted = ("r2router_requests_total{", 'route="/v1/chat/completions"', 'status="200"')
     gw_ok = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if all(w in line for w in wanted))
-    runs = [*loaded.values(), *single.values()]
-    per_path = warm + args.requests + args.sequential
+    runs = [*loaded.values(), *single.values(), *warmups]  # warm-up requests are checked too
+    per_path = warm + args.requests + 5 + args.sequential
     return {
         "requests": args.requests,
         "concurrency": args.concurrency,

@@ -46,7 +46,7 @@ from r2router_integrations.server.protocol import (
     parse_json_body,
     parse_route_request,
 )
-from r2router_integrations.server.proxy import Proxy, bypass_attempts, plan_attempts
+from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts, plan_attempts
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
@@ -87,8 +87,8 @@ def create_app(
         max_body_bytes: Largest request body accepted; larger ones get 413.
         max_fallbacks: Other models tried after the routed one fails (0 disables fallback).
         length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
-        http_client: The client used for upstream calls; default one is created
-            and closed with the app.
+        http_client: The client used for upstream calls; by default the app creates
+            :data:`CLIENT_SHARDS` clients, used in turn, and closes them with the app.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -172,31 +172,33 @@ class _Gateway:
         self.instruct = instruct
         self.metrics = GatewayMetrics()
         self.redactor = Redactor([*upstreams.secrets(), api_key])
-        self._client = http_client
-        self._owns_client = http_client is None
+        self._clients: list[httpx.AsyncClient] = [] if http_client is None else [http_client]
+        self._owns_clients = http_client is None
         self._proxy: Proxy | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
+        self.proxy()  # create the HTTP clients now, not on the first request
         try:
             yield
         finally:
-            if self._owns_client and self._client is not None:
-                await self._client.aclose()
-                self._client = None
+            if self._owns_clients:
+                for client in self._clients:
+                    await client.aclose()
+                self._clients = []
                 self._proxy = None
 
-    @property
     def proxy(self) -> Proxy:
-        """The forwarder, created with its HTTP client on first use (inside the server's event loop)."""
+        """The forwarder and its HTTP clients, created at startup (or on first use without a lifespan)."""
         if self._proxy is None:
-            if self._client is None:
-                limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-                self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+            if not self._clients:
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+                tls = httpx.create_ssl_context()  # one context for all: building one takes ~70 ms
+                self._clients = [httpx.AsyncClient(limits=limits, verify=tls) for _ in range(CLIENT_SHARDS)]
             self._proxy = Proxy(
-                self.upstreams, self.router.config, self._client, self.metrics, self.redactor, instruct=self.instruct
+                self.upstreams, self.router.config, self._clients, self.metrics, self.redactor, instruct=self.instruct
             )
         return self._proxy
 
@@ -211,7 +213,7 @@ class _Gateway:
             attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
             logger.debug("routing bypassed: the client named %s", chat.target)
         try:
-            return await _until_disconnect(request, self.proxy.forward(chat, attempts))
+            return await _until_disconnect(request, self.proxy().forward(chat, attempts))
         except _ClientGone:
             logger.debug("client disconnected; upstream call cancelled")
             return Response(status_code=_CLIENT_GONE)

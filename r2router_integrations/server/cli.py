@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
     add_router_argument(p)
     p.add_argument("--upstreams", required=True, help="YAML file mapping each pool model to its endpoint")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
     p.add_argument(
         "--api-key-env",
         metavar="VAR",
