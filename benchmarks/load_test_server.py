@@ -208,7 +208,12 @@ async def client_main(args: argparse.Namespace, stub_port: int, gw_port: int) ->
             warmups.append(await fire(clients, url, pool, warm, model))
             loaded[key] = await fire(clients, url, pool, args.requests, model)
             warmups.append(await fire(clients[:1], url, pool, 5, model))
+            before = await _timings(gw_port)
             single[key] = await fire(clients[:1], url, pool, args.sequential, model)  # one at a time: no queueing
+            after = await _timings(gw_port)
+        inside = {
+            name: (after[name][0] - before[name][0]) / (after[name][1] - before[name][1]) * 1000 for name in after
+        }
     finally:
         for client in (*users["stub"], *users["gw"]):
             await client.aclose()
@@ -225,13 +230,29 @@ async def client_main(args: argparse.Namespace, stub_port: int, gw_port: int) ->
         "sequential": args.sequential,
         "upstream_delay_ms": args.upstream_delay_ms,
         "loaded": _compare(loaded),
-        "sequential_run": _compare(single),
+        "sequential_run": {**_compare(single), "inside_gateway_mean_ms": inside},
         "errors": sum(r.errors for r in runs),
         "lost": sum(r.sent - r.received for r in runs) + (2 * per_path - stub_count),
         "stub_requests_seen": stub_count,
         "gateway_200s": gw_ok,
         "gateway_200s_expected": per_path,
     }
+
+
+async def _timings(gw_port: int) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the gateway's routing and upstream latency histograms, all models together."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://{HOST}:{gw_port}/metrics")).text
+    out = {"routing": [0.0, 0.0], "upstream": [0.0, 0.0]}
+    for line in text.splitlines():
+        for key, name in (
+            ("routing", "r2router_routing_latency_seconds"),
+            ("upstream", "r2router_upstream_latency_seconds"),
+        ):
+            for i, suffix in enumerate(("_sum", "_count")):
+                if line.startswith(name + suffix):
+                    out[key][i] += float(line.rsplit(" ", 1)[1])
+    return {key: (total, count) for key, (total, count) in out.items()}
 
 
 def _compare(runs: dict[str, Run]) -> dict[str, Any]:
@@ -279,6 +300,11 @@ def table(result: dict[str, Any]) -> str:
         rows.append(
             f"| {label} | **added by the gateway** | {a['p50']:+.2f} | {a['p99']:+.2f} | {a['mean']:+.2f} | | |"
         )
+    inside = result["sequential_run"]["inside_gateway_mean_ms"]
+    rows.append(
+        f"\nInside the gateway, one at a time (mean, from its /metrics): routing {inside['routing']:.2f} ms "
+        f"(embed + kNN + decision), upstream call {inside['upstream']:.2f} ms."
+    )
     return "\n".join(rows)
 
 
