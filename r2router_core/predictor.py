@@ -119,7 +119,7 @@ class KNNPredictor:
         for heads in patterns.values():
             rows = np.flatnonzero(observed[:, heads[0]])
             if rows.size == 0:
-                logger.warning("heads %s have no observed label; they will predict NaN", heads)
+                logger.debug("heads %s have no observed label; they will predict NaN", heads)
                 continue
             k = self.n_neighbors
             if k > rows.size:

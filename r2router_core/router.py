@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.checkpoint import CONFIG_FILE, TRAINING_DIR, load_checkpoint, resolve_checkpoint, save_checkpoint
-from r2router_core.config import RouterConfig
+from r2router_core.config import RouterConfig, format_budget
 from r2router_core.decision import RoutingDecision, _ArmTable
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
@@ -75,6 +75,12 @@ class R2Router:
         n, m, b = training_data.quality.shape
         labels = np.concatenate([training_data.quality.reshape(n, m * b), training_data.tokens.reshape(n, -1)], axis=1)
         self._predictor = KNNPredictor(config.k, weights=config.weights).fit(training_data.embeddings, labels)
+        never_run = np.argwhere(~training_data.observed.any(axis=0))
+        if never_run.size:
+            logger.info(
+                "arms with no training data are never chosen: %s",
+                ", ".join(f"{config.model_names[mi]}@{format_budget(config.budgets[bi])}" for mi, bi in never_run),
+            )
         self._prepare_hot_path()
         self._embedder: Embedder | None = None
         if embedder is not None:

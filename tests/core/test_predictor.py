@@ -138,7 +138,7 @@ def test_duplicated_training_rows_share_the_weight_of_a_zero_distance() -> None:
 def test_head_without_any_label_predicts_nan_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     X, Y, Q = random_problem(heads=3)
     Y[:, 2] = np.nan
-    with caplog.at_level(logging.WARNING, logger="r2router_core.predictor"):
+    with caplog.at_level(logging.DEBUG, logger="r2router_core.predictor"):
         out = KNNPredictor(4).fit(X, Y).predict(Q)
     assert np.isnan(out[:, 2]).all() and np.isfinite(out[:, :2]).all()
     assert "no observed label" in caplog.text

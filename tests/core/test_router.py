@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from r2router_core.errors import (
     UnknownModelError,
 )
 from r2router_core.testing import HashEmbedder
+from tests.conftest import random_training_data
 
 from .conftest import MakeData, build_data, write_card_layout
 
@@ -564,3 +566,15 @@ def test_error_messages_never_come_from_deep_inside_numpy(router: R2Router) -> N
 def test_route_keyword_options_are_keyword_only(router: R2Router) -> None:
     with pytest.raises(TypeError):
         router.route_batch(router.training_data.embeddings[:1], 0.5)  # type: ignore[call-arg]
+
+
+def test_an_arm_without_training_data_is_named_once_and_never_chosen(caplog: pytest.LogCaptureFixture) -> None:
+    config, data = random_training_data(seed=3)
+    quality = data.quality.copy()
+    quality[:, 0, 1] = np.nan  # model-0 at budget 200 was never run
+    holed = TrainingData(data.embeddings, data.models, data.budgets, quality, data.tokens)
+    with caplog.at_level(logging.INFO, logger="r2router_core.router"):
+        router = R2Router(config.with_options(lambda_=1.0), holed)
+    assert "arms with no training data are never chosen: model-0@200" in caplog.text
+    decisions = router.route_batch(np.random.default_rng(0).normal(size=(50, data.dim)))
+    assert all((d.model, d.token_limit) != ("model-0", 200) for d in decisions)
