@@ -189,7 +189,7 @@ class KNNPredictor:
         """Indices (c, k) of the k most similar rows and their weights (c, k)."""
         n_rows = sim.shape[1]
         if k < n_rows:
-            idx = np.argpartition(sim, n_rows - k, axis=1)[:, n_rows - k :]
+            idx = sim.argpartition(n_rows - k, axis=1)[:, n_rows - k :]
         else:
             idx = np.broadcast_to(np.arange(n_rows), sim.shape)
         nd = 1.0 - np.take_along_axis(sim, idx, axis=1)  # cosine distance, in the computation's dtype
@@ -224,15 +224,15 @@ class KNNPredictor:
     def _one_group_mean(self, sim: NDArray[Any], norm: Any, g: _HeadGroup) -> NDArray[np.float64]:
         """Weighted mean (h,) of one group's labels over the k most similar rows of ``sim`` (n_rows,)."""
         n_rows = sim.shape[0]
-        idx = np.argpartition(sim, n_rows - g.k)[n_rows - g.k :] if g.k < n_rows else np.arange(n_rows)
-        nd = 1.0 - sim[idx] / norm
-        np.maximum(nd, 0.0, out=nd)
+        # ndarray methods, not np.* wrappers: on one query the per-call overhead is most of the cost
+        idx = sim.argpartition(n_rows - g.k)[n_rows - g.k :] if g.k < n_rows else np.arange(n_rows)
+        nd = 1.0 - sim[idx] / norm  # cosine distances, clipped to [0, 2] as in the batch path:
         np.minimum(nd, 2.0, out=nd)
         if self.weights == "uniform":
             w = np.ones(nd.shape)
-        elif nd.all():
+        elif nd.min() > 0.0:  # (min, not all(): all() on floats casts to bool, several times slower)
             w = np.divide(1.0, nd, dtype=np.float64)  # == 1.0 / nd.astype(np.float64)
-        else:  # exact matches share all the weight
-            w = (nd == 0.0).astype(np.float64)
+        else:  # distances <= 0 clip to 0: those exact matches share all the weight
+            w = (nd <= 0.0).astype(np.float64)
         acc = w @ g.labels.take(idx, axis=0)  # (h + 1,): weighted sums, then the sum of weights
         return acc[:-1] / acc[-1]

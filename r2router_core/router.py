@@ -36,6 +36,7 @@ __all__ = ["R2Router"]
 logger = logging.getLogger(__name__)
 
 EmbedderSpec = Embedder | str | None
+_FLOAT32 = np.dtype(np.float32)
 
 
 class R2Router:
@@ -225,7 +226,7 @@ class R2Router:
         """:func:`check_embeddings`, with a shortcut for one valid float32 row (the latency path)."""
         if (
             isinstance(embeddings, np.ndarray)
-            and embeddings.dtype == np.float32
+            and embeddings.dtype is _FLOAT32
             and embeddings.shape == (1, self._data.dim)
         ):
             # a finite, positive sum of squares means finite values, not all zero; else the full check says why
@@ -241,7 +242,7 @@ class R2Router:
         quality = raw[:, : m * b].reshape(n, m, b)
         tokens = raw[:, m * b :].reshape(n, m, -1)
         if tokens.shape[2] == 1:  # one token head per model serves all its budgets
-            tokens = np.repeat(tokens, b, axis=2)
+            tokens = tokens.repeat(b, axis=2)
         extra = self._config.interpolated_budgets
         if extra:
             quality = interpolate_budgets(quality, self._config.budgets, extra)
@@ -297,8 +298,9 @@ class R2Router:
             ok = eligibility(pred, cost, self._config, options)
             chosen = choose(util, ok, options)
         else:  # every arm is eligible: the argmax is choose()'s, without the masks
-            ok = np.ones(util.shape, dtype=bool)
-            chosen = np.argmax(util.reshape(util.shape[0], -1), axis=1)
+            ok = np.empty(util.shape, dtype=bool)
+            ok.fill(True)
+            chosen = util.reshape(util.shape[0], -1).argmax(axis=1)
         table = _ArmTable(self._config, pred.budgets, pred.quality, capped, cost, util, ok)
         return [self._decision(table, i, flat, options.lambda_) for i, flat in enumerate(chosen.tolist())]
 
