@@ -40,6 +40,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,20 +170,32 @@ def summarise(samples: list[float]) -> dict[str, float]:
     }
 
 
-def time_interleaved(cases: dict[str, tuple[Callable[[int], object], int]], rounds: int) -> dict[str, dict[str, float]]:
+Case = tuple[Callable[[int], object], int, Callable[[], AbstractContextManager[object]]]
+
+
+def time_interleaved(cases: dict[str, Case], rounds: int) -> dict[str, dict[str, float]]:
     """Time every case in ``rounds`` interleaved rounds, so load changes hit all cases alike.
 
     Args:
-        cases: name -> (fn(i), total timed calls); each round runs ``total // rounds`` calls of each,
-            after a warm-up of the same size.
+        cases: name -> (fn(i), total timed calls, context to run them in); each round runs
+            ``total // rounds`` calls of each, after a warm-up of the same size.
     """
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    for fn, total in cases.values():
-        time_calls(fn, max(1, total // rounds), [])  # warm-up
+    for fn, total, context in cases.values():
+        with context():
+            time_calls(fn, max(1, total // rounds), [])  # warm-up
     for _ in range(rounds):
-        for name, (fn, total) in cases.items():
-            time_calls(fn, max(1, total // rounds), samples[name])
+        for name, (fn, total, context) in cases.items():
+            with context():
+                time_calls(fn, max(1, total // rounds), samples[name])
     return {name: summarise(values) for name, values in samples.items()}
+
+
+def one_blas_thread() -> AbstractContextManager[object]:
+    """Limit BLAS to one thread for a block (threadpoolctl, at run time; the environment is untouched)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 def time_rounds(cases: dict[str, tuple[Callable[[], object], int]]) -> dict[str, dict[str, float]]:
@@ -211,20 +224,36 @@ def single_query(s: Setting, router: R2Router, per_head: PerHeadRouter, args: ar
     n = len(pool)
     x_unit = router.training_data.embeddings / np.linalg.norm(router.training_data.embeddings, axis=1, keepdims=True)
     x_unit = np.ascontiguousarray(x_unit, dtype=np.float32)
-    cases: dict[str, tuple[Callable[[int], object], int]] = {
-        "router_route": (lambda i: router.route(pool[i % n]), args.repeats),
-        "router_predict": (lambda i: router.predict(rows[i % n]), args.repeats),
-        "matvec_only": (lambda i: x_unit @ pool[i % n], args.repeats),
-        "per_head_route": (lambda i: per_head.route_batch(rows[i % n]), args.sk_repeats),
-        "per_head_first_24_calls": (lambda i: per_head.route_batch(rows[i % n], stop_after=24), args.sk_repeats),
-        "per_head_one_predict_call": (lambda i: per_head.quality_heads[0].predict(rows[i % n]), args.sk_repeats),
+    as_is = nullcontext
+    cases: dict[str, Case] = {
+        "router_route": (lambda i: router.route(pool[i % n]), args.repeats, as_is),
+        "router_predict": (lambda i: router.predict(rows[i % n]), args.repeats, as_is),
+        "matvec_only": (lambda i: x_unit @ pool[i % n], args.repeats, as_is),
+        "per_head_route": (lambda i: per_head.route_batch(rows[i % n]), args.sk_repeats, as_is),
+        "per_head_first_24_calls": (
+            lambda i: per_head.route_batch(rows[i % n], stop_after=24),
+            args.sk_repeats,
+            as_is,
+        ),
+        "per_head_one_predict_call": (lambda i: per_head.quality_heads[0].predict(rows[i % n]), args.sk_repeats, as_is),
     }
+    if _has_threadpoolctl():  # the same two timings with one BLAS thread, to show what the matvec owes to threads
+        cases["router_route_1_blas_thread"] = (lambda i: router.route(pool[i % n]), args.repeats, one_blas_thread)
+        cases["matvec_only_1_blas_thread"] = (lambda i: x_unit @ pool[i % n], args.repeats, one_blas_thread)
     out: dict[str, Any] = dict(time_interleaved(cases, args.rounds))
     route_us = out["router_route"]["median_us"]
     out["ratio_median"] = out["per_head_route"]["median_us"] / route_us
     out["ratio_median_vs_24_calls"] = out["per_head_first_24_calls"]["median_us"] / route_us
     out["router_route_minus_matvec_us"] = route_us - out["matvec_only"]["median_us"]
     return out
+
+
+def _has_threadpoolctl() -> bool:
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def batch(s: Setting, router: R2Router, per_head: PerHeadRouter, args: argparse.Namespace) -> dict[str, Any]:
@@ -330,7 +359,12 @@ def environment() -> dict[str, Any]:
         from threadpoolctl import threadpool_info
 
         blas = [
-            {key: info.get(key) for key in ("internal_api", "version", "num_threads", "architecture", "user_api")}
+            {
+                **{
+                    key: info.get(key) for key in ("user_api", "internal_api", "version", "num_threads", "architecture")
+                },
+                "library": Path(info.get("filepath") or "?").name,  # e.g. numpy.libs/libscipy_openblas64_*.so
+            }
             for info in threadpool_info()
         ]
     except ImportError:
@@ -348,45 +382,53 @@ def environment() -> dict[str, Any]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    """The README table."""
+    """The README tables: the comparison, then the breakdown of one query."""
     one, bat, mem = res["single_query"], res["batch"], res.get("memory")
     n = bat["n_queries"]
+    route, per_head = one["router_route"], one["per_head_route"]
+    rb, pb = bat["router_route_batch"], bat["per_head_route_batch"]
     rows = [
-        ("one query, median", f"{one['router_route']['median_us']:.0f} µs",
-         f"{one['per_head_route']['median_us'] / 1e3:.1f} ms", f"{one['ratio_median']:.0f}x"),
-        ("one query, p99", f"{one['router_route']['p99_us']:.0f} µs",
-         f"{one['per_head_route']['p99_us'] / 1e3:.1f} ms",
-         f"{one['per_head_route']['p99_us'] / one['router_route']['p99_us']:.0f}x"),
-        (f"batch of {n:,}, median wall", f"{bat['router_route_batch']['median_s']:.3f} s",
-         f"{bat['per_head_route_batch']['median_s']:.2f} s", f"{bat['ratio_median']:.0f}x"),
-        (f"batch of {n:,}, throughput", f"{bat['router_route_batch']['queries_per_s']:,.0f} q/s",
-         f"{bat['per_head_route_batch']['queries_per_s']:,.0f} q/s", ""),
+        ("one query, median", f"{route['median_us']:.0f} µs", f"{per_head['median_us'] / 1e3:.1f} ms",
+         f"{one['ratio_median']:.0f}x"),
+        ("one query, p99", f"{route['p99_us']:.0f} µs", f"{per_head['p99_us'] / 1e3:.1f} ms",
+         f"{per_head['p99_us'] / route['p99_us']:.0f}x"),
+        (f"batch of {n:,}, median wall", f"{rb['median_s']:.3f} s", f"{pb['median_s']:.2f} s",
+         f"{bat['ratio_median']:.0f}x"),
+        (f"batch of {n:,}, throughput", f"{rb['queries_per_s']:,.0f} q/s", f"{pb['queries_per_s']:,.0f} q/s", ""),
     ]  # fmt: skip
     if mem:
         r, p = mem["router"], mem["per_head"]
         rows += [
             (f"batch of {n:,}, tracemalloc peak", f"{r['tracemalloc_peak_mb']:.0f} MB",
              f"{p['tracemalloc_peak_mb']:.0f} MB", f"{mem['tracemalloc_ratio']:.1f}x less"),
-            (f"batch of {n:,}, process peak RSS (getrusage)", f"{r['max_rss_after']['getrusage_max_rss_mb']:.0f} MB",
+            (f"batch of {n:,}, process peak RSS", f"{r['max_rss_after']['getrusage_max_rss_mb']:.0f} MB",
              f"{p['max_rss_after']['getrusage_max_rss_mb']:.0f} MB", ""),
         ]  # fmt: skip
     lines = ["| measurement | r2router | per-head scikit-learn (30 heads) | speed-up |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    breakdown = [
+        ("matvec `X_unit @ q` alone (3.3 MB read)", "matvec_only"),
+        ("`router.predict(q)`", "router_predict"),
+        ("`router.route(q)`", "router_route"),
+        ("matvec alone, 1 BLAS thread", "matvec_only_1_blas_thread"),
+        ("`router.route(q)`, 1 BLAS thread", "router_route_1_blas_thread"),
+        ("per-head: one scikit-learn `.predict` call", "per_head_one_predict_call"),
+        ("per-head: first 24 of the 30 calls", "per_head_first_24_calls"),
+    ]
+    lines += ["", "| one query (same run) | median | p99 |", "|---|---|---|"]
     lines += [
-        "",
-        f"Breakdown of one `route()` (medians, same run): matvec `X_unit @ q` alone "
-        f"{one['matvec_only']['median_us']:.0f} µs, `predict()` {one['router_predict']['median_us']:.0f} µs, "
-        f"`route()` {one['router_route']['median_us']:.0f} µs; one scikit-learn `.predict` call "
-        f"{one['per_head_one_predict_call']['median_us'] / 1e3:.2f} ms; first 24 of the 30 calls "
-        f"{one['per_head_first_24_calls']['median_us'] / 1e3:.1f} ms ({one['ratio_median_vs_24_calls']:.0f}x). "
-        f"`predict()` alone on the batch: {bat['router_predict']['median_s']:.3f} s.",
+        f"| {label} | {one[key]['median_us']:,.0f} µs | {one[key]['p99_us']:,.0f} µs |"
+        for label, key in breakdown
+        if key in one
     ]
     agree = res["agreement"]
-    lines.append(
-        f"Agreement on {agree['n_queries']} queries: max |quality diff| {agree['max_abs_diff_quality']:.1e}, "
-        f"max relative token diff {agree['max_rel_diff_tokens']:.1e}, "
-        f"same decision {agree['same_decisions']}/{agree['n_queries']}."
-    )
+    lines += [
+        "",
+        f"`router.predict` alone on the batch: {bat['router_predict']['median_s']:.3f} s. "
+        f"Agreement with the per-head way on {agree['n_queries']} queries: max |quality diff| "
+        f"{agree['max_abs_diff_quality']:.1e}, max relative token diff {agree['max_rel_diff_tokens']:.1e}, "
+        f"same (model, budget) {agree['same_decisions']}/{agree['n_queries']}.",
+    ]
     return "\n".join(lines)
 
 
@@ -417,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args)))
         return 0
-    res: dict[str, Any] = {"environment": environment(), "args": {k: str(v) for k, v in vars(args).items()}}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "memory_child")}
+    res: dict[str, Any] = {"environment": environment(), "args": settings}
     if not args.no_memory:
         res["memory"] = memory(args)
     s = make_setting(args.n_train, args.dim, args.batch, args.k, args.seed)
