@@ -1,0 +1,73 @@
+"""The benchmark scripts the README quotes still run end to end (quick settings; no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _run(args: list[str], timeout: float) -> None:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_routing_benchmark_runs_and_agrees_with_the_per_head_way(tmp_path: Path) -> None:
+    out = tmp_path / "routing.json"
+    _run(
+        [
+            str(BENCHMARKS / "bench_routing.py"),
+            "--batch",
+            "300",
+            "--repeats",
+            "30",
+            "--sk-repeats",
+            "2",
+            "--rounds",
+            "2",
+            "--batch-repeats",
+            "1",
+            "--sk-batch-repeats",
+            "1",
+            "--agreement",
+            "40",
+            "--no-memory",
+            "--out",
+            str(out),
+        ],
+        timeout=600,
+    )
+    report = json.loads(out.read_text())
+    assert report["agreement"]["same_decisions"] == report["agreement"]["n_queries"] == 40
+    assert report["agreement"]["max_abs_diff_quality"] < 1e-6
+    assert {"single_query", "batch", "environment"} <= set(report)
+
+
+@pytest.mark.slow
+def test_load_test_runs_with_no_errors_and_no_lost_requests(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    _run(
+        [
+            str(BENCHMARKS / "load_test_server.py"),
+            "--requests",
+            "100",
+            "--concurrency",
+            "10",
+            "--sequential",
+            "10",
+            "--out",
+            str(out),
+        ],
+        timeout=600,
+    )
+    report = json.loads(out.read_text())
+    for run in ("loaded", "sequential_run"):
+        for path in ("baseline", "gateway"):
+            numbers = report[run][path]
+            assert numbers["errors"] == 0 and numbers["received"] == numbers["sent"] > 0, (run, path, numbers)
