@@ -82,6 +82,9 @@ class R2Router:
                 "arms with no training data are never chosen: %s",
                 ", ".join(f"{config.model_names[mi]}@{format_budget(config.budgets[bi])}" for mi, bi in never_run),
             )
+        # every arm predicted (no NaN quality, so eligibility() finds nothing to mask); interpolated
+        # budgets only mix anchors, so they are predicted whenever all anchors are
+        self._all_predicted = never_run.size == 0
         self._prepare_hot_path()
         self._embedder: Embedder | None = None
         if embedder is not None:
@@ -94,10 +97,6 @@ class R2Router:
         self._candidate_budgets = c.candidate_budgets
         self._pricing = _ArmPricing.of(c)
         self._default_options = RoutingOptions.build(c)
-        # True if every arm's quality head has labels (eligibility() would find no NaN)
-        template = np.zeros((1, self._predictor.n_outputs_))
-        template[0, self._predictor.unserved_heads_] = np.nan
-        self._all_predicted = not np.isnan(self._shape(template).quality).any()
 
     # -- construction ----------------------------------------------------------------
     @classmethod
