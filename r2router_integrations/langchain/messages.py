@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
+from r2router_core.config import LENGTH_INSTRUCTION
 from r2router_core.errors import EmptyPromptError, InputError
 
 __all__ = [
@@ -23,8 +24,8 @@ __all__ = [
 RouteOn = Literal["last_human", "conversation"] | Callable[[list[BaseMessage]], str]
 """What a call is routed on: the last human message, the whole conversation, or a function."""
 
-DEFAULT_LENGTH_INSTRUCTION = "Use at most {budget} tokens."
-"""The paper's length instruction (after Lee et al. 2025); ``{budget}`` is the routed budget."""
+DEFAULT_LENGTH_INSTRUCTION = LENGTH_INSTRUCTION
+"""The paper's length instruction (the core's ``LENGTH_INSTRUCTION``); ``{budget}`` is the routed budget."""
 
 
 def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn) -> str:

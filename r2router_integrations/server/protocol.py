@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from r2router_core.config import Budget, RouterConfig
+from r2router_core.config import LENGTH_INSTRUCTION, Budget, RouterConfig
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.upstreams import Upstream
 
@@ -39,9 +39,6 @@ __all__ = [
 
 ROUTER_MODEL = "r2router"
 """The ``model`` value that asks the gateway to route."""
-
-LENGTH_INSTRUCTION = "Use at most {budget} tokens."
-"""The length instruction (the paper's setting: instruction plus a hard cap)."""
 
 OPTIONS_FIELD = "r2router"
 _CAP_FIELDS = ("max_completion_tokens", "max_tokens")
