@@ -5,6 +5,9 @@ Public API::
     R2Router            the router (from_training_data, from_pretrained, route...)
     RouterConfig, ModelSpec
     RoutingDecision, Candidate
+    RoutingOptions      per-call options (lambda, allowed models, caps), validated once
+    FallbackPolicy      which provider failures move a call on to the next arm
+    add_length_instruction  the paper's "Use at most N tokens." for any message type
     TrainingData
     KNNPredictor        multi-head kNN, one neighbour search per batch
     errors              the exception hierarchy (R2RouterError and subclasses)
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from r2router_core.config import Budget, ModelSpec, RouterConfig
+from r2router_core.config import Budget, ModelSpec, RouterConfig, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
 from r2router_core.errors import (
     CheckpointError,
@@ -30,7 +33,18 @@ from r2router_core.errors import (
     R2RouterError,
     ResourceUnavailableError,
     UnknownModelError,
+    missing_dependency,
 )
+from r2router_core.fallback import DEFAULT_FALLBACKS, AttemptLog, FailedAttempt, Failure, FailureKind, FallbackPolicy
+from r2router_core.instruction import (
+    LENGTH_INSTRUCTION,
+    OPENAI_MESSAGES,
+    MessageStyle,
+    add_length_instruction,
+    check_instruction_template,
+    join_instruction,
+)
+from r2router_core.options import STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
 from r2router_core.predictor import KNNPredictor
 from r2router_core.router import R2Router
 from r2router_core.scoring import Prediction
@@ -39,6 +53,11 @@ from r2router_core.training_data import TrainingData
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_FALLBACKS",
+    "LENGTH_INSTRUCTION",
+    "OPENAI_MESSAGES",
+    "STRUCTURED_OUTPUT_MIN_BUDGET",
+    "AttemptLog",
     "Budget",
     "Candidate",
     "CheckpointError",
@@ -48,8 +67,13 @@ __all__ = [
     "EmbedderMismatchError",
     "EmbeddingError",
     "EmptyPromptError",
+    "FailedAttempt",
+    "Failure",
+    "FailureKind",
+    "FallbackPolicy",
     "InputError",
     "KNNPredictor",
+    "MessageStyle",
     "MissingDependencyError",
     "ModelSpec",
     "NoCandidateError",
@@ -59,9 +83,15 @@ __all__ = [
     "ResourceUnavailableError",
     "RouterConfig",
     "RoutingDecision",
+    "RoutingOptions",
     "TrainingData",
     "UnknownModelError",
     "__version__",
+    "add_length_instruction",
+    "check_instruction_template",
+    "format_budget",
+    "join_instruction",
+    "missing_dependency",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -17,15 +17,12 @@ from typing import Any, Literal
 
 from r2router_core.errors import CheckpointError, ConfigError
 
-__all__ = ["CONFIG_FORMAT_VERSION", "LENGTH_INSTRUCTION", "Budget", "ModelSpec", "RouterConfig", "format_budget"]
+__all__ = ["CONFIG_FORMAT_VERSION", "Budget", "ModelSpec", "RouterConfig", "format_budget"]
 
 Budget = int | None
 """An output-token budget: a positive int, or ``None`` for uncapped."""
 
 CONFIG_FORMAT_VERSION = 1
-
-LENGTH_INSTRUCTION = "Use at most {budget} tokens."
-"""The paper's length instruction (after Lee et al. 2025), sent with the hard cap; ``{budget}`` is the routed budget."""
 
 DEFAULT_LAMBDA = 0.999
 DEFAULT_K = 80

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.config import Budget, RouterConfig, format_budget
+from r2router_core.options import RoutingOptions
 
 __all__ = ["Candidate", "RoutingDecision"]
 
@@ -60,6 +61,7 @@ class _ArmTable:
     """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row."""
 
     config: RouterConfig
+    options: RoutingOptions
     budgets: tuple[Budget, ...]
     quality: NDArray[np.float64]
     tokens: NDArray[np.float64]
@@ -138,6 +140,51 @@ class RoutingDecision:
         out.sort(key=lambda c: (not c.eligible, -c.utility if c.utility == c.utility else np.inf))
         return tuple(out)
 
+    @property
+    def options(self) -> RoutingOptions:
+        """The routing options this decision was made under (``lambda_`` filled in)."""
+        return self._table.options
+
+    @cached_property
+    def chosen(self) -> Candidate:
+        """The chosen arm as a :class:`Candidate`."""
+        return next(c for c in self.candidates if c.model == self.model and c.token_limit == self.token_limit)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The output-token cap to send with the chosen arm (:meth:`max_tokens_for`)."""
+        return self.max_tokens_for(self.token_limit)
+
+    def max_tokens_for(self, budget: Budget) -> int | None:
+        """The output-token cap to send for an arm of ``budget``; ``None`` = no cap.
+
+        The budget, raised to the options' ``min_budget`` floor, then bounded by the
+        caller's own ``max_tokens`` (which wins over the floor).
+        """
+        options = self._table.options
+        cap = budget
+        if cap is not None and options.min_budget is not None:
+            cap = max(cap, options.min_budget)
+        if options.max_tokens is not None:
+            cap = options.max_tokens if cap is None else min(cap, options.max_tokens)
+        return cap
+
+    def fallback_plan(self, fallbacks: int) -> tuple[Candidate, ...]:
+        """The arms to try in order: the chosen one, then the best eligible arm of up to
+        ``fallbacks`` other models, in utility order.
+
+        Each fallback is another model: a model that just failed would likely fail
+        again at another budget.
+        """
+        plan, seen = [self.chosen], {self.model}
+        for candidate in self.candidates:
+            if len(plan) > fallbacks:
+                break
+            if candidate.eligible and candidate.model not in seen:
+                plan.append(candidate)
+                seen.add(candidate.model)
+        return tuple(plan)
+
     def alternatives(self, n: int = 3) -> tuple[Candidate, ...]:
         """The ``n`` best eligible candidates after the chosen one."""
         return tuple(c for c in self.candidates[1:] if c.eligible)[:n]
@@ -172,6 +219,7 @@ class RoutingDecision:
             "predicted_cost": self.predicted_cost,
             "utility": self.utility,
             "lambda": self.lambda_,
+            "max_tokens": self.max_tokens,
         }
         if with_candidates:
             data["candidates"] = [c.to_dict() for c in self.candidates]

@@ -44,7 +44,16 @@ class R2RouterError(Exception):
 
 
 class ConfigError(R2RouterError, ValueError):
-    """A configuration value is invalid; the message names it and its allowed range."""
+    """A configuration value is invalid; the message names it and its allowed range.
+
+    Attributes:
+        field: The name of the offending setting or option, when one is to blame
+            (``"max_budget"``, ``"lambda"``...); servers report it as the bad parameter.
+    """
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
 
 
 class InputError(R2RouterError, ValueError):

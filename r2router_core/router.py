@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,10 +19,10 @@ from r2router_core.config import RouterConfig, format_budget
 from r2router_core.decision import RoutingDecision, _ArmTable
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
+from r2router_core.options import RoutingOptions
 from r2router_core.predictor import KNNPredictor
 from r2router_core.scoring import (
     Prediction,
-    RoutingOptions,
     _ArmPricing,
     choose,
     eligibility,
@@ -36,6 +36,19 @@ __all__ = ["R2Router"]
 logger = logging.getLogger(__name__)
 
 EmbedderSpec = Embedder | str | None
+
+
+class OptionKeywords(TypedDict, total=False):
+    """The keyword form of :class:`RoutingOptions` (see :meth:`R2Router.route_batch`)."""
+
+    lambda_: float | None
+    allowed_models: Sequence[str] | None
+    max_budget: int | None
+    max_cost: float | None
+    input_tokens: int | None
+    max_tokens: int | None
+    min_budget: int | None
+
 _FLOAT32 = np.dtype(np.float32)
 
 
@@ -252,22 +265,29 @@ class R2Router:
     def route_batch(
         self,
         embeddings: NDArray[Any],
+        options: RoutingOptions | None = None,
         *,
         lambda_: float | None = None,
         allowed_models: Sequence[str] | None = None,
         max_budget: int | None = None,
         max_cost: float | None = None,
         input_tokens: int | None = None,
+        max_tokens: int | None = None,
+        min_budget: int | None = None,
     ) -> list[RoutingDecision]:
         """Route a batch of embeddings.
 
         Args:
             embeddings: shape (n, D).
+            options: A :class:`RoutingOptions`; keyword options given as well override its values.
             lambda_: Cost weight in [0, 1]; ``None`` = the config's.
             allowed_models: Choose only among these pool models.
             max_budget: Only budgets <= this many output tokens (excludes uncapped).
             max_cost: Only arms with predicted cost <= this many USD per query.
             input_tokens: Prompt length in tokens, to add each model's input cost.
+            max_tokens: The caller's own output cap: an upper bound on the chosen budget
+                (below every budget, the smallest budget's arms compete, capped at it).
+            min_budget: Budget floor for outputs that must not be cut (tools, structured output).
 
         Returns:
             One :class:`RoutingDecision` per row.
@@ -277,22 +297,35 @@ class R2Router:
             ConstraintError: Unknown model, or no candidate left.
             ConfigError: An option out of range.
         """
-        unset = lambda_ is None and allowed_models is None and max_budget is None
-        if unset and max_cost is None and input_tokens is None:  # the common call: skip re-validating
-            options = self._default_options
-        else:
-            options = RoutingOptions.build(
-                self._config,
+        keywords = (lambda_, allowed_models, max_budget, max_cost, input_tokens, max_tokens, min_budget)
+        if any(value is not None for value in keywords):
+            given = RoutingOptions(
                 lambda_=lambda_,
-                allowed_models=allowed_models,
+                allowed_models=_model_tuple(allowed_models),
                 max_budget=max_budget,
                 max_cost=max_cost,
                 input_tokens=input_tokens,
+                max_tokens=max_tokens,
+                min_budget=min_budget,
             )
+            options = given if options is None else options.merged(given)
+        if options is None:  # the common call: nothing to validate
+            resolved = self._default_options
+        elif not isinstance(options, RoutingOptions):
+            raise ConfigError(
+                f"options must be a RoutingOptions (RoutingOptions.from_mapping(...) reads a dict), "
+                f"got {type(options).__name__}"
+            )
+        else:
+            resolved = options.resolved(self._config)
+        return self._route_resolved(embeddings, resolved)
+
+    def _route_resolved(self, embeddings: NDArray[Any], options: RoutingOptions) -> list[RoutingDecision]:
+        lam = self._config.lambda_ if options.lambda_ is None else options.lambda_
         pred = self.predict(embeddings)
         capped = self._pricing.capped_tokens(pred.tokens)
         cost = self._pricing.costs(capped, options.input_tokens)
-        util = utilities(pred.quality, cost, options.lambda_)
+        util = utilities(pred.quality, cost, lam)
         if options.restricts_arms or not self._all_predicted:
             ok = eligibility(pred, cost, self._config, options)
             chosen = choose(util, ok, options)
@@ -300,8 +333,8 @@ class R2Router:
             ok = np.empty(util.shape, dtype=bool)
             ok.fill(True)
             chosen = util.reshape(util.shape[0], -1).argmax(axis=1)
-        table = _ArmTable(self._config, pred.budgets, pred.quality, capped, cost, util, ok)
-        return [self._decision(table, i, flat, options.lambda_) for i, flat in enumerate(chosen.tolist())]
+        table = _ArmTable(self._config, options, pred.budgets, pred.quality, capped, cost, util, ok)
+        return [self._decision(table, i, flat, lam) for i, flat in enumerate(chosen.tolist())]
 
     def _decision(self, table: _ArmTable, row: int, flat: int, lambda_: float) -> RoutingDecision:
         """The decision for ``row`` of a batch whose best arm is ``flat`` (index into M x C)."""
@@ -320,23 +353,29 @@ class R2Router:
             _row=row,
         )
 
-    def route(self, embedding: NDArray[Any], **options: Any) -> RoutingDecision:
+    def route(
+        self, embedding: NDArray[Any], options: RoutingOptions | None = None, **keywords: Unpack[OptionKeywords]
+    ) -> RoutingDecision:
         """Route one embedding of shape (D,) or (1, D); options as :meth:`route_batch`."""
         arr = np.asarray(embedding)
         if (arr.ndim == 2 and arr.shape[0] != 1) or arr.ndim not in (1, 2):
             raise EmbeddingError(
                 f"route() takes one embedding of shape ({self._data.dim},), got {arr.shape}; use route_batch() for many"
             )
-        return self.route_batch(arr.reshape(1, -1), **options)[0]
+        return self.route_batch(arr.reshape(1, -1), options, **keywords)[0]
 
-    def route_texts(self, texts: Sequence[str], **options: Any) -> list[RoutingDecision]:
+    def route_texts(
+        self, texts: Sequence[str], options: RoutingOptions | None = None, **keywords: Unpack[OptionKeywords]
+    ) -> list[RoutingDecision]:
         """Embed prompts with the attached embedder and route them; options as :meth:`route_batch`."""
         texts = check_texts(texts)
-        return self.route_batch(self.embed(texts), **options)
+        return self.route_batch(self.embed(texts), options, **keywords)
 
-    def route_text(self, text: str, **options: Any) -> RoutingDecision:
+    def route_text(
+        self, text: str, options: RoutingOptions | None = None, **keywords: Unpack[OptionKeywords]
+    ) -> RoutingDecision:
         """Embed one prompt and route it; options as :meth:`route_batch`."""
-        return self.route_texts([text], **options)[0]
+        return self.route_texts([text], options, **keywords)[0]
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed prompts with the attached embedder, shape (n, D)."""
@@ -349,6 +388,12 @@ class R2Router:
         return check_embeddings(
             self._embedder.embed(texts), self._data.dim, what=f"embeddings from {self._embedder.id}"
         )
+
+
+def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:
+    if models is None:
+        return None
+    return (models,) if isinstance(models, str) else tuple(models)
 
 
 def _check_embedder(embedder: Embedder, config: RouterConfig) -> None:

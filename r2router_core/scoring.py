@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, RouterConfig, validate_lambda
-from r2router_core.errors import ConfigError, ConstraintError, NoCandidateError
+from r2router_core.config import Budget, RouterConfig
+from r2router_core.errors import NoCandidateError
+from r2router_core.options import RoutingOptions
 
-__all__ = ["Prediction", "RoutingOptions", "arm_costs", "choose", "eligibility", "interpolate_budgets", "utilities"]
+__all__ = ["Prediction", "arm_costs", "budget_mask", "choose", "eligibility", "interpolate_budgets", "utilities"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,69 +74,6 @@ def interpolate_budgets(
     return np.concatenate(out, axis=-1)
 
 
-@dataclass(frozen=True)
-class RoutingOptions:
-    """Per-call options, validated against a config.
-
-    Attributes:
-        lambda_: Cost weight in [0, 1] (the config's unless the call gave one).
-        allowed_models: Restrict the choice to these pool models; ``None`` = all.
-        max_budget: Only budgets <= this (excludes uncapped); ``None`` = no limit.
-        max_cost: Only arms whose predicted cost per query (USD) is <= this.
-        input_tokens: Prompt length in tokens, adds each model's input cost.
-    """
-
-    lambda_: float
-    allowed_models: tuple[str, ...] | None = None
-    max_budget: int | None = None
-    max_cost: float | None = None
-    input_tokens: int | None = None
-
-    @classmethod
-    def build(
-        cls,
-        config: RouterConfig,
-        *,
-        lambda_: float | None = None,
-        allowed_models: Sequence[str] | None = None,
-        max_budget: int | None = None,
-        max_cost: float | None = None,
-        input_tokens: int | None = None,
-    ) -> RoutingOptions:
-        """Validate raw keyword options; errors name the value and what is allowed."""
-        lam = config.lambda_ if lambda_ is None else validate_lambda(lambda_)
-        allowed: tuple[str, ...] | None = None
-        if allowed_models is not None:
-            if isinstance(allowed_models, str):
-                allowed_models = [allowed_models]
-            allowed = tuple(allowed_models)
-            if not allowed:
-                raise ConstraintError(f"allowed_models is empty; pick some of {list(config.model_names)}")
-            for name in allowed:
-                config.model(name)  # raises UnknownModelError naming the pool
-        if max_budget is not None and (
-            isinstance(max_budget, bool) or not isinstance(max_budget, int) or max_budget < 1
-        ):
-            raise ConfigError(f"max_budget must be a positive int (output tokens) or None, got {max_budget!r}")
-        if max_cost is not None and (
-            isinstance(max_cost, bool)
-            or not isinstance(max_cost, int | float)
-            or not math.isfinite(max_cost)
-            or max_cost < 0
-        ):
-            raise ConfigError(f"max_cost must be a finite number >= 0 (USD per query) or None, got {max_cost!r}")
-        if input_tokens is not None and (
-            isinstance(input_tokens, bool) or not isinstance(input_tokens, int) or input_tokens < 0
-        ):
-            raise ConfigError(f"input_tokens must be an int >= 0 or None, got {input_tokens!r}")
-        return cls(lam, allowed, max_budget, None if max_cost is None else float(max_cost), input_tokens)
-
-    @property
-    def restricts_arms(self) -> bool:
-        """True if ``allowed_models``, ``max_budget`` or ``max_cost`` may exclude some arms."""
-        return self.allowed_models is not None or self.max_budget is not None or self.max_cost is not None
-
-
 @dataclass(frozen=True, eq=False)
 class _ArmPricing:
     """A config's price and cap arrays, built once (the router keeps one for its hot path).
@@ -184,6 +121,37 @@ def utilities(quality: NDArray[np.float64], cost: NDArray[np.float64], lambda_: 
     return (1.0 - lambda_) * quality - lambda_ * cost
 
 
+def budget_mask(budgets: Sequence[Budget], options: RoutingOptions) -> NDArray[np.bool_]:
+    """Boolean (C,): the budgets the options allow (see :mod:`r2router_core.options` for the rules).
+
+    ``max_budget`` removes larger budgets and uncapped. The caller's ``max_tokens``
+    keeps the budgets <= it, or else the smallest budget left. ``min_budget`` then
+    keeps the budgets >= it and uncapped, or else the largest budget left.
+    """
+    ok = np.ones(len(budgets), dtype=bool)
+    if options.max_budget is not None:
+        ok &= np.array([b is not None and b <= options.max_budget for b in budgets])
+    if options.max_tokens is not None:
+        ok = _prefer(ok, [b is not None and b <= options.max_tokens for b in budgets], budgets, smallest=True)
+    if options.min_budget is not None:
+        ok = _prefer(ok, [b is None or b >= options.min_budget for b in budgets], budgets, smallest=False)
+    return ok
+
+
+def _prefer(
+    ok: NDArray[np.bool_], wanted: list[bool], budgets: Sequence[Budget], *, smallest: bool
+) -> NDArray[np.bool_]:
+    """``ok & wanted`` if any is left, else only the smallest (or largest) int budget of ``ok``."""
+    both = ok & np.array(wanted)
+    if both.any():
+        return both
+    ints = [b for b, keep in zip(budgets, ok, strict=True) if keep and b is not None]
+    if not ints:
+        return ok
+    edge = min(ints) if smallest else max(ints)
+    return ok & np.array([b == edge for b in budgets])
+
+
 def eligibility(
     prediction: Prediction, cost: NDArray[np.float64], config: RouterConfig, options: RoutingOptions
 ) -> NDArray[np.bool_]:
@@ -192,15 +160,15 @@ def eligibility(
     if options.allowed_models is not None:
         allowed = np.array([m in options.allowed_models for m in config.model_names])
         ok &= allowed[None, :, None]
-    if options.max_budget is not None:
-        fits = np.array([b is not None and b <= options.max_budget for b in prediction.budgets])
-        ok &= fits[None, None, :]
+    ok &= budget_mask(prediction.budgets, options)[None, None, :]
     if options.max_cost is not None:
         ok &= cost <= options.max_cost
     return ok
 
 
-def choose(utility: NDArray[np.float64], eligible: NDArray[np.bool_], options: Any = None) -> NDArray[np.intp]:
+def choose(
+    utility: NDArray[np.float64], eligible: NDArray[np.bool_], options: RoutingOptions | None = None
+) -> NDArray[np.intp]:
     """Index (into the flattened M x C arms) of the best eligible arm per query.
 
     Ties go to the first arm in (model, budget) order.
@@ -214,7 +182,7 @@ def choose(utility: NDArray[np.float64], eligible: NDArray[np.bool_], options: A
     if none_left.any():
         first = int(np.flatnonzero(none_left)[0])
         raise NoCandidateError(
-            f"no (model, budget) candidate is left for query {first} after the constraints {options}; "
+            f"no (model, budget) candidate is left for query {first} after the constraints ({options}); "
             "allow more models, a larger max_budget or a larger max_cost"
         )
     return np.argmax(flat_u, axis=1)

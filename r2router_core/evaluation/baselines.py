@@ -35,8 +35,9 @@ from r2router_core.config import Budget, RouterConfig, format_budget
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import oracle_arms
+from r2router_core.options import RoutingOptions
 from r2router_core.router import R2Router
-from r2router_core.scoring import RoutingOptions, arm_costs, choose, eligibility, utilities
+from r2router_core.scoring import arm_costs, choose, eligibility, utilities
 
 __all__ = [
     "Method",
@@ -212,7 +213,7 @@ class RouterMethod(Method):
         out = np.empty((len(lambdas), len(test.prompts)), dtype=np.intp)
         for i, lam in enumerate(lambdas):
             options = RoutingOptions.build(config, lambda_=float(lam))
-            util = utilities(pred.quality, cost, options.lambda_)
+            util = utilities(pred.quality, cost, float(lam))
             out[i] = self.arm_map_[choose(util, eligibility(pred, cost, config, options), options)]
         return out
 

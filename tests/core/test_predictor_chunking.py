@@ -20,7 +20,8 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from r2router_core import KNNPredictor, ModelSpec, R2Router, RouterConfig, TrainingData
 from r2router_core.errors import ConfigError, EmbeddingError
-from r2router_core.scoring import RoutingOptions, arm_costs, choose, eligibility, utilities
+from r2router_core.options import RoutingOptions
+from r2router_core.scoring import arm_costs, choose, eligibility, utilities
 
 TOL = 1e-6  # float32 distances: paths may round differently in the last bits
 

@@ -564,8 +564,9 @@ def test_error_messages_never_come_from_deep_inside_numpy(router: R2Router) -> N
 
 
 def test_route_keyword_options_are_keyword_only(router: R2Router) -> None:
-    with pytest.raises(TypeError):
-        router.route_batch(router.training_data.embeddings[:1], 0.5)  # type: ignore[call-arg]
+    """The one positional option is a RoutingOptions; a bare number is refused with the fix."""
+    with pytest.raises(ConfigError, match=r"options must be a RoutingOptions .*got float"):
+        router.route_batch(router.training_data.embeddings[:1], 0.5)  # type: ignore[arg-type]
 
 
 def test_an_arm_without_training_data_is_named_once_and_never_chosen(caplog: pytest.LogCaptureFixture) -> None:

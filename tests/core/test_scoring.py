@@ -10,9 +10,9 @@ import pytest
 
 from r2router_core import ModelSpec, RouterConfig
 from r2router_core.errors import ConfigError, ConstraintError, NoCandidateError, UnknownModelError
+from r2router_core.options import RoutingOptions
 from r2router_core.scoring import (
     Prediction,
-    RoutingOptions,
     arm_costs,
     choose,
     eligibility,
