@@ -20,12 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from r2router_core.config import LENGTH_INSTRUCTION, Budget, RouterConfig
+from r2router_core import OPENAI_MESSAGES, RouterConfig, add_length_instruction
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.upstreams import Upstream
 
 __all__ = [
-    "LENGTH_INSTRUCTION",
     "ROUTER_MODEL",
     "ChatRequest",
     "RouteOptions",
@@ -33,8 +32,7 @@ __all__ = [
     "parse_chat_request",
     "parse_json_body",
     "parse_route_request",
-    "upstream_body",
-    "with_length_instruction",
+    "upstream_request_body",
 ]
 
 ROUTER_MODEL = "r2router"
@@ -43,7 +41,6 @@ ROUTER_MODEL = "r2router"
 OPTIONS_FIELD = "r2router"
 _CAP_FIELDS = ("max_completion_tokens", "max_tokens")
 _OPTION_KEYS = ("lambda", "allowed_models", "max_budget", "max_cost")
-_SYSTEM_ROLES = ("system", "developer")
 
 
 @dataclass(frozen=True)
@@ -296,41 +293,21 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def with_length_instruction(messages: Sequence[Any], budget: int) -> list[Any]:
-    """A copy of ``messages`` telling the model to use at most ``budget`` tokens.
-
-    Appended to a leading system (or developer) message, else inserted as the first message.
-    """
-    instruction = LENGTH_INSTRUCTION.format(budget=budget)
-    out = list(messages)
-    first = out[0] if out else None
-    if isinstance(first, dict) and first.get("role") in _SYSTEM_ROLES:
-        content = first.get("content")
-        if isinstance(content, str):
-            out[0] = {**first, "content": f"{content.rstrip()}\n\n{instruction}" if content.strip() else instruction}
-            return out
-        if isinstance(content, list):
-            out[0] = {**first, "content": [*content, {"type": "text", "text": instruction}]}
-            return out
-    return [{"role": "system", "content": instruction}, *out]
-
-
-def upstream_body(
-    request: ChatRequest, upstream: Upstream, *, cap: int | None, budget: Budget, instruct: bool
+def upstream_request_body(
+    body: Mapping[str, Any], upstream: Upstream, *, cap: int | None, instruct: bool = True
 ) -> dict[str, Any]:
-    """The body sent to ``upstream``.
+    """The JSON body one upstream call sends: the one builder for the gateway and ``r2router collect``.
 
     Args:
-        request: The client's request.
-        upstream: Where it goes.
+        body: The chat-completions body without ``model`` and token-cap fields
+            (``messages`` and any other OpenAI parameters).
+        upstream: Where it goes (its model id and cap parameter name).
         cap: Output-token cap sent under ``upstream.max_tokens_param`` (``None``: none).
-        budget: The routed budget (``None``: uncapped or not routed); the
-            instruction is added only for a routed budget.
-        instruct: Add the length instruction.
+        instruct: Add the length instruction (only when there is a cap).
     """
-    body = {"model": upstream.model, **request.body}
+    out = {"model": upstream.model, **body}
     if cap is not None:
-        body[upstream.max_tokens_param] = cap
-    if instruct and budget is not None and cap is not None:
-        body["messages"] = with_length_instruction(request.messages, cap)
-    return body
+        out[upstream.max_tokens_param] = cap
+        if instruct:
+            out["messages"] = add_length_instruction(body["messages"], cap, OPENAI_MESSAGES)
+    return out
