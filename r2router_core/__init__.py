@@ -35,7 +35,15 @@ from r2router_core.errors import (
     UnknownModelError,
     missing_dependency,
 )
-from r2router_core.fallback import DEFAULT_FALLBACKS, AttemptLog, FailedAttempt, Failure, FailureKind, FallbackPolicy
+from r2router_core.fallback import (
+    DEFAULT_FALLBACKS,
+    AttemptLog,
+    FailedAttempt,
+    Failure,
+    FailureKind,
+    FallbackPolicy,
+    parse_retry_after,
+)
 from r2router_core.instruction import (
     LENGTH_INSTRUCTION,
     OPENAI_MESSAGES,
@@ -44,7 +52,7 @@ from r2router_core.instruction import (
     check_instruction_template,
     join_instruction,
 )
-from r2router_core.options import STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
+from r2router_core.options import OPTION_KEYS, STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
 from r2router_core.predictor import KNNPredictor
 from r2router_core.router import R2Router
 from r2router_core.scoring import Prediction
@@ -56,6 +64,7 @@ __all__ = [
     "DEFAULT_FALLBACKS",
     "LENGTH_INSTRUCTION",
     "OPENAI_MESSAGES",
+    "OPTION_KEYS",
     "STRUCTURED_OUTPUT_MIN_BUDGET",
     "AttemptLog",
     "Budget",
@@ -92,6 +101,7 @@ __all__ = [
     "format_budget",
     "join_instruction",
     "missing_dependency",
+    "parse_retry_after",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -40,17 +40,35 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from r2router_core.config import Budget, format_budget
 from r2router_core.errors import ConfigError
 
-if TYPE_CHECKING:
-    from r2router_core.decision import Candidate
 
+class Arm(Protocol):
+    """Anything tried in a fallback plan: a :class:`Candidate`, or a server's upstream attempt."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def token_limit(self) -> Budget: ...
+
+
+A = TypeVar("A", bound=Arm)
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_FALLBACKS", "AttemptLog", "FailedAttempt", "Failure", "FailureKind", "FallbackPolicy", "classify"]
+__all__ = [
+    "DEFAULT_FALLBACKS",
+    "AttemptLog",
+    "FailedAttempt",
+    "Failure",
+    "FailureKind",
+    "FallbackPolicy",
+    "classify",
+    "parse_retry_after",
+]
 
 DEFAULT_FALLBACKS = 2
 """Other pool models tried after the chosen one fails, by default."""
@@ -116,9 +134,7 @@ class FallbackPolicy:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_fallbacks, bool) or not isinstance(self.max_fallbacks, int) or self.max_fallbacks < 0:
-            raise ConfigError(
-                f"fallbacks must be an int >= 0 (0 = off), got {self.max_fallbacks!r}", field="fallbacks"
-            )
+            raise ConfigError(f"fallbacks must be an int >= 0 (0 = off), got {self.max_fallbacks!r}", field="fallbacks")
         kinds = frozenset(self.on)
         unknown = [k for k in kinds if not isinstance(k, FailureKind) and k not in set(FailureKind)]
         if unknown:
@@ -195,7 +211,7 @@ class FailedAttempt:
         return f"{self.model}@{format_budget(self.token_limit)} -> {self.error}"
 
 
-class AttemptLog:
+class AttemptLog(Generic[A]):
     """Walks a fallback plan under a policy and records the failed attempts.
 
     Iterate it (``for`` or ``async for``) to get the arm to try next; call
@@ -208,7 +224,7 @@ class AttemptLog:
         policy: The fallback policy.
     """
 
-    def __init__(self, plan: Sequence[Candidate], policy: FallbackPolicy) -> None:
+    def __init__(self, plan: Sequence[A], policy: FallbackPolicy) -> None:
         self._plan = list(plan)
         self._policy = policy
         self.failures: list[FailedAttempt] = []
@@ -216,7 +232,7 @@ class AttemptLog:
         self._retry: float | None = None
         self._stop = False
 
-    def _next(self) -> Iterator[tuple[Candidate, float]]:
+    def _next(self) -> Iterator[tuple[A, float]]:
         """(arm, seconds to wait before it) in order, retries included."""
         for candidate in self._plan:
             wait = 0.0
@@ -229,19 +245,19 @@ class AttemptLog:
                     break
                 wait, self._retry, retried = self._retry, None, True
 
-    def __iter__(self) -> Iterator[Candidate]:
+    def __iter__(self) -> Iterator[A]:
         for candidate, wait in self._next():
             if wait:
                 time.sleep(wait)
             yield candidate
 
-    async def __aiter__(self) -> AsyncIterator[Candidate]:
+    async def __aiter__(self) -> AsyncIterator[A]:
         for candidate, wait in self._next():
             if wait:
                 await asyncio.sleep(wait)
             yield candidate
 
-    def failed(self, candidate: Candidate, exc: BaseException) -> FailedAttempt:
+    def failed(self, candidate: A, exc: BaseException) -> FailedAttempt:
         """Record that ``candidate`` raised ``exc``; re-raise ``exc`` if it is not a provider failure.
 
         Returns:

@@ -33,14 +33,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from r2router_core.decision import RoutingDecision
-from r2router_core.errors import ConfigError, R2RouterError
-from r2router_core.router import R2Router
+from r2router_core import (
+    DEFAULT_FALLBACKS,
+    ConfigError,
+    FallbackPolicy,
+    R2Router,
+    R2RouterError,
+    RoutingDecision,
+    RoutingOptions,
+)
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
 from r2router_integrations.server.protocol import (
     ROUTER_MODEL,
-    RouteOptions,
     last_user_text,
     parse_chat_request,
     parse_json_body,
@@ -56,8 +61,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest request body accepted (413 above)."""
 
-DEFAULT_MAX_FALLBACKS = 2
-"""Other models tried after the routed one fails (timeout, connection error, 5xx)."""
+DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
+"""Other models tried after the routed one fails (the core's fallback policy: timeout, connection error, 5xx, 429)."""
 
 OPEN_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
@@ -75,6 +80,7 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_fallbacks: int = DEFAULT_MAX_FALLBACKS,
+    fallback_policy: FallbackPolicy | None = None,
     length_instruction: bool = True,
     http_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
@@ -86,6 +92,8 @@ def create_app(
         api_key: If set, every route but ``/health`` needs ``Authorization: Bearer <api_key>``.
         max_body_bytes: Largest request body accepted; larger ones get 413.
         max_fallbacks: Other models tried after the routed one fails (0 disables fallback).
+        fallback_policy: The whole fallback policy (failure kinds, Retry-After limit);
+            overrides ``max_fallbacks`` when given.
         length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
         http_client: The client used for upstream calls; by default the app creates
             :data:`CLIENT_SHARDS` clients, used in turn, and closes them with the app.
@@ -99,11 +107,10 @@ def create_app(
         upstreams = Upstreams(list(upstreams), router.config)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be a positive int, got {max_body_bytes!r}")
-    if isinstance(max_fallbacks, bool) or not isinstance(max_fallbacks, int) or max_fallbacks < 0:
-        raise ConfigError(f"max_fallbacks must be an int >= 0, got {max_fallbacks!r}")
+    policy = fallback_policy if fallback_policy is not None else FallbackPolicy(max_fallbacks=max_fallbacks)
     if api_key is not None and not api_key:
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
-    gateway = _Gateway(router, upstreams, max_body_bytes, max_fallbacks, length_instruction, http_client, api_key)
+    gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
@@ -160,7 +167,7 @@ class _Gateway:
         router: R2Router,
         upstreams: Upstreams,
         max_body_bytes: int,
-        max_fallbacks: int,
+        policy: FallbackPolicy,
         instruct: bool,
         http_client: httpx.AsyncClient | None,
         api_key: str | None,
@@ -168,7 +175,7 @@ class _Gateway:
         self.router = router
         self.upstreams = upstreams
         self.max_body_bytes = max_body_bytes
-        self.max_fallbacks = max_fallbacks
+        self.policy = policy
         self.instruct = instruct
         self.metrics = GatewayMetrics()
         self.redactor = Redactor([*upstreams.secrets(), api_key])
@@ -198,7 +205,13 @@ class _Gateway:
                 tls = httpx.create_ssl_context()  # one context for all: building one takes ~70 ms
                 self._clients = [httpx.AsyncClient(limits=limits, verify=tls) for _ in range(CLIENT_SHARDS)]
             self._proxy = Proxy(
-                self.upstreams, self.router.config, self._clients, self.metrics, self.redactor, instruct=self.instruct
+                self.upstreams,
+                self.router.config,
+                self._clients,
+                self.metrics,
+                self.redactor,
+                instruct=self.instruct,
+                policy=self.policy,
             )
         return self._proxy
 
@@ -208,7 +221,7 @@ class _Gateway:
         chat = parse_chat_request(await self._read_json(request), self.router.config)
         if chat.target is None:
             decision = await self._decide(last_user_text(chat.messages), chat.options)
-            attempts = plan_attempts(decision, client_cap=chat.client_cap, max_fallbacks=self.max_fallbacks)
+            attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
         else:
             attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
             logger.debug("routing bypassed: the client named %s", chat.target)
@@ -239,9 +252,9 @@ class _Gateway:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # -- helpers ---------------------------------------------------------------------
-    async def _decide(self, text: str, options: RouteOptions) -> RoutingDecision:
+    async def _decide(self, text: str, options: RoutingOptions) -> RoutingDecision:
         started = time.perf_counter()
-        decision = await anyio.to_thread.run_sync(functools.partial(self.router.route_text, text, **options.kwargs()))
+        decision = await anyio.to_thread.run_sync(self.router.route_text, text, options)
         self.metrics.routing_time(time.perf_counter() - started)
         self.metrics.decision(decision.model, decision.token_limit)
         logger.debug(

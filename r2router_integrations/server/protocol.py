@@ -1,33 +1,45 @@
 """The OpenAI chat-completions request as the gateway reads and rewrites it.
 
 Reading: :func:`parse_chat_request` validates a client body once and returns a
-:class:`ChatRequest` (the routing options from ``model`` and the ``r2router``
-object, the client's own token cap, the text to route on). Writing:
-:func:`upstream_body` builds the body sent to one upstream (its model id, the
-cap under its parameter name, the length instruction).
+:class:`ChatRequest` (the core's :class:`RoutingOptions` from ``model``, the
+``r2router`` object and the client's own token cap). Writing:
+:func:`upstream_request_body` builds the body sent to one upstream (its model id,
+the cap under its parameter name, the length instruction).
 
 Routing options come from two places; the body object wins on a key given in both::
 
     "model": "r2router:lambda=0.99,max_budget=400,allowed_models=small|big"
     "r2router": {"lambda": 0.99, "max_budget": 400, "max_cost": 0.001, "allowed_models": ["small", "big"]}
+
+The client's ``max_completion_tokens``/``max_tokens`` (the smaller if both) is the
+options' ``max_tokens``: an upper bound on the budget the router may choose (see
+:mod:`r2router_core.options`). A request with ``tools``, ``functions`` or a JSON
+``response_format`` gets the structured-output budget floor.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from r2router_core import OPENAI_MESSAGES, RouterConfig, add_length_instruction
+from r2router_core import (
+    OPENAI_MESSAGES,
+    OPTION_KEYS,
+    STRUCTURED_OUTPUT_MIN_BUDGET,
+    ConfigError,
+    R2RouterError,
+    RouterConfig,
+    RoutingOptions,
+    add_length_instruction,
+)
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.upstreams import Upstream
 
 __all__ = [
     "ROUTER_MODEL",
     "ChatRequest",
-    "RouteOptions",
     "last_user_text",
     "parse_chat_request",
     "parse_json_body",
@@ -40,26 +52,9 @@ ROUTER_MODEL = "r2router"
 
 OPTIONS_FIELD = "r2router"
 _CAP_FIELDS = ("max_completion_tokens", "max_tokens")
-_OPTION_KEYS = ("lambda", "allowed_models", "max_budget", "max_cost")
-
-
-@dataclass(frozen=True)
-class RouteOptions:
-    """Per-request routing options (``None`` = the router's default / no limit)."""
-
-    lambda_: float | None = None
-    allowed_models: tuple[str, ...] | None = None
-    max_budget: int | None = None
-    max_cost: float | None = None
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``R2Router.route_text``."""
-        return {
-            "lambda_": self.lambda_,
-            "allowed_models": self.allowed_models,
-            "max_budget": self.max_budget,
-            "max_cost": self.max_cost,
-        }
+# the options a client may set; max_tokens comes from the body's own cap fields
+_CLIENT_OPTIONS = tuple(k for k in OPTION_KEYS if k not in ("max_tokens", "min_budget"))
+_INT_OPTIONS = ("max_budget", "input_tokens")
 
 
 @dataclass(frozen=True)
@@ -69,16 +64,19 @@ class ChatRequest:
     Attributes:
         body: The client's body without ``model``, ``r2router`` and its token-cap fields.
         target: The pool model the client named (routing bypassed), or ``None`` to route.
-        options: Routing options.
-        client_cap: The client's ``max_completion_tokens``/``max_tokens`` (the smaller if both).
+        options: Routing options; ``max_tokens`` is the client's own cap.
         stream: Whether the client asked for server-sent events.
     """
 
     body: Mapping[str, Any]
     target: str | None
-    options: RouteOptions
-    client_cap: int | None
+    options: RoutingOptions
     stream: bool
+
+    @property
+    def client_cap(self) -> int | None:
+        """The client's ``max_completion_tokens``/``max_tokens`` (the smaller if both)."""
+        return self.options.max_tokens
 
     @property
     def messages(self) -> list[Any]:
@@ -112,12 +110,24 @@ def parse_chat_request(data: Mapping[str, Any], config: RouterConfig) -> ChatReq
         raise GatewayError(400, f"'stream' must be true or false, got {stream!r}", param="stream")
     target, options = parse_model(data.get("model"), config)
     if OPTIONS_FIELD in data:
-        options = _merge(options, _parse_options_object(data[OPTIONS_FIELD]))
+        options = options.merged(_parse_options_object(data[OPTIONS_FIELD]))
+    extra = RoutingOptions(
+        max_tokens=_client_cap(data),
+        min_budget=STRUCTURED_OUTPUT_MIN_BUDGET if _wants_structured_output(data) else None,
+    )
     body = {k: v for k, v in data.items() if k not in ("model", OPTIONS_FIELD, *_CAP_FIELDS)}
-    return ChatRequest(body=body, target=target, options=options, client_cap=_client_cap(data), stream=bool(stream))
+    return ChatRequest(body=body, target=target, options=options.merged(extra), stream=bool(stream))
 
 
-def parse_route_request(data: Mapping[str, Any], config: RouterConfig) -> tuple[str, RouteOptions]:
+def _wants_structured_output(data: Mapping[str, Any]) -> bool:
+    """Tools, functions or a JSON response format: an answer the cap must not cut."""
+    if data.get("tools") or data.get("functions"):
+        return True
+    response_format = data.get("response_format")
+    return isinstance(response_format, Mapping) and response_format.get("type") in ("json_schema", "json_object")
+
+
+def parse_route_request(data: Mapping[str, Any], config: RouterConfig) -> tuple[str, RoutingOptions]:
     """Read a ``/v1/route`` body: ``prompt`` (a string) or chat ``messages``, plus the routing options.
 
     Returns:
@@ -130,7 +140,7 @@ def parse_route_request(data: Mapping[str, Any], config: RouterConfig) -> tuple[
             400, f"/v1/route decides the model; send model {ROUTER_MODEL!r} (or omit it), not {model!r}", param="model"
         )
     if OPTIONS_FIELD in data:
-        options = _merge(options, _parse_options_object(data[OPTIONS_FIELD]))
+        options = options.merged(_parse_options_object(data[OPTIONS_FIELD]))
     prompt = data.get("prompt")
     if prompt is not None:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -164,7 +174,7 @@ def _client_cap(data: Mapping[str, Any]) -> int | None:
     return min(caps) if caps else None
 
 
-def parse_model(model: Any, config: RouterConfig) -> tuple[str | None, RouteOptions]:
+def parse_model(model: Any, config: RouterConfig) -> tuple[str | None, RoutingOptions]:
     """Split ``model`` into a bypass target or the routing options it carries.
 
     Returns:
@@ -175,7 +185,7 @@ def parse_model(model: Any, config: RouterConfig) -> tuple[str | None, RouteOpti
         raise GatewayError(400, f"'model' is required: {ROUTER_MODEL!r} to route, or a pool model name", param="model")
     for spec in config.models:
         if model in (spec.name, spec.full_name):
-            return spec.name, RouteOptions()
+            return spec.name, RoutingOptions()
     head, sep, tail = model.partition(":")
     if head != ROUTER_MODEL:
         raise GatewayError(
@@ -186,20 +196,20 @@ def parse_model(model: Any, config: RouterConfig) -> tuple[str | None, RouteOpti
             code="model_not_found",
         )
     if not sep:
-        return None, RouteOptions()
+        return None, RoutingOptions()
     raw: dict[str, Any] = {}
     for item in tail.split(","):
         key, eq, value = item.partition("=")
         key = key.strip()
-        if not eq or key not in _OPTION_KEYS:
+        if not eq or key not in _CLIENT_OPTIONS:
             raise GatewayError(
                 400,
                 f"cannot read option {item!r} in model {model!r}; write key=value pairs separated by commas, "
-                f"keys among {list(_OPTION_KEYS)} (allowed_models separated by '|')",
+                f"keys among {list(_CLIENT_OPTIONS)} (allowed_models separated by '|')",
                 param="model",
             )
         raw[key] = _option_from_text(key, value.strip(), model)
-    return None, _build_options(raw, "model")
+    return None, _options(raw, "model")
 
 
 def _option_from_text(key: str, value: str, model: str) -> Any:
@@ -208,60 +218,35 @@ def _option_from_text(key: str, value: str, model: str) -> Any:
     if value.lower() in ("none", "null", ""):
         return None
     try:
-        return int(value) if key == "max_budget" else float(value)
+        return int(value) if key in _INT_OPTIONS else float(value)
     except ValueError:
         raise GatewayError(400, f"option {key}={value!r} in model {model!r} is not a number", param="model") from None
 
 
-def _parse_options_object(raw: Any) -> RouteOptions:
+def _parse_options_object(raw: Any) -> RoutingOptions:
     if not isinstance(raw, dict):
         raise GatewayError(
-            400, f"'{OPTIONS_FIELD}' must be an object with keys among {list(_OPTION_KEYS)}", param=OPTIONS_FIELD
+            400, f"'{OPTIONS_FIELD}' must be an object with keys among {list(_CLIENT_OPTIONS)}", param=OPTIONS_FIELD
         )
-    unknown = sorted(set(raw) - set(_OPTION_KEYS))
+    unknown = sorted(k for k in raw if k not in _CLIENT_OPTIONS and k != "lambda_")
     if unknown:
         raise GatewayError(
-            400, f"unknown '{OPTIONS_FIELD}' keys {unknown}; allowed keys are {list(_OPTION_KEYS)}", param=OPTIONS_FIELD
-        )
-    return _build_options(raw, OPTIONS_FIELD)
-
-
-def _build_options(raw: Mapping[str, Any], where: str) -> RouteOptions:
-    def param(key: str) -> str:
-        return where if where == "model" else f"{where}.{key}"
-
-    lam, budget, cost, allowed = (raw.get(k) for k in ("lambda", "max_budget", "max_cost", "allowed_models"))
-    if lam is not None and (isinstance(lam, bool) or not isinstance(lam, int | float) or not 0.0 <= lam <= 1.0):
-        raise GatewayError(400, f"lambda must be a number in [0, 1], got {lam!r}", param=param("lambda"))
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise GatewayError(400, f"max_budget must be a positive integer, got {budget!r}", param=param("max_budget"))
-    if cost is not None and (
-        isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost < 0
-    ):
-        raise GatewayError(400, f"max_cost must be a number of USD >= 0, got {cost!r}", param=param("max_cost"))
-    if allowed is not None and (
-        not isinstance(allowed, list) or not allowed or not all(isinstance(m, str) and m for m in allowed)
-    ):
-        raise GatewayError(
             400,
-            f"allowed_models must be a non-empty list of pool model names, got {allowed!r}",
-            param=param("allowed_models"),
+            f"unknown '{OPTIONS_FIELD}' keys {unknown}; allowed keys are {list(_CLIENT_OPTIONS)}",
+            param=OPTIONS_FIELD,
         )
-    return RouteOptions(
-        lambda_=None if lam is None else float(lam),
-        allowed_models=None if allowed is None else tuple(allowed),
-        max_budget=budget,
-        max_cost=None if cost is None else float(cost),
-    )
+    return _options(raw, OPTIONS_FIELD)
 
 
-def _merge(base: RouteOptions, override: RouteOptions) -> RouteOptions:
-    return RouteOptions(
-        lambda_=override.lambda_ if override.lambda_ is not None else base.lambda_,
-        allowed_models=override.allowed_models if override.allowed_models is not None else base.allowed_models,
-        max_budget=override.max_budget if override.max_budget is not None else base.max_budget,
-        max_cost=override.max_cost if override.max_cost is not None else base.max_cost,
-    )
+def _options(raw: Mapping[str, Any], where: str) -> RoutingOptions:
+    """The core's options from ``raw``; its validation error becomes a 400 naming the field."""
+    try:
+        return RoutingOptions.from_mapping(raw)
+    except ConfigError as exc:
+        param = where if where == "model" or exc.field is None else f"{where}.{exc.field}"
+        raise GatewayError(400, str(exc), param=param) from None
+    except R2RouterError as exc:  # an empty allowed_models
+        raise GatewayError(400, str(exc), param=where if where == "model" else f"{where}.allowed_models") from None
 
 
 def last_user_text(messages: Sequence[Any]) -> str:

@@ -1,11 +1,17 @@
 """Forwarding a chat request to its upstream, with fallback and SSE pass-through.
 
-One request becomes a short list of :class:`Attempt` s: the routed (model,
-budget) first, then the next-best eligible candidates of other models. An
-attempt that times out, cannot connect, answers 5xx or an unreadable body
-hands over to the next one; a 4xx is the client's problem and is returned as
-is. A stream commits to its upstream when the first bytes arrive: after that
-no fallback is possible, and an interrupted stream ends with an error event.
+One request becomes a short list of :class:`Attempt` s: the decision's
+fallback plan (the routed (model, budget), then the best eligible arm of other
+models), walked under the core's :class:`FallbackPolicy`, as LangChain and
+LlamaIndex do: an attempt that times out, cannot connect, answers 5xx, 429 or an
+unreadable body hands over to the next one (a 429 with a short ``Retry-After``
+is retried once on the same arm); another 4xx is the client's problem and is
+returned as is. When every attempt fails the last 429 goes back to the client
+with its rate-limit headers, anything else as a 502 (504 if all timed out).
+Failed attempts are listed in ``x-r2router-failed-attempts`` (JSON, the core's
+:class:`FailedAttempt` records). A stream commits to its upstream when the first
+bytes arrive: after that no fallback is possible, and an interrupted stream ends
+with an error event.
 """
 
 from __future__ import annotations
@@ -24,14 +30,24 @@ import httpx
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from r2router_core.config import Budget, RouterConfig, format_budget
-from r2router_core.decision import Candidate, RoutingDecision
+from r2router_core import (
+    AttemptLog,
+    Budget,
+    Candidate,
+    Failure,
+    FailureKind,
+    FallbackPolicy,
+    RouterConfig,
+    RoutingDecision,
+    format_budget,
+    parse_retry_after,
+)
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body
 from r2router_integrations.server.metrics import GatewayMetrics
-from r2router_integrations.server.protocol import ChatRequest, upstream_body
+from r2router_integrations.server.protocol import ChatRequest, upstream_request_body
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
-__all__ = ["CLIENT_SHARDS", "Attempt", "Proxy", "SSERewriter", "bypass_attempts", "plan_attempts"]
+__all__ = ["CLIENT_SHARDS", "PASSED_HEADERS", "Attempt", "Proxy", "SSERewriter", "bypass_attempts", "plan_attempts"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +55,9 @@ CLIENT_SHARDS = 8
 """HTTP clients the gateway creates for upstream calls, used in turn. One httpx client's pool costs
 more CPU per request as its concurrent connections grow (encode/httpx#3215); a loopback client
 measured here at 50 in flight: 7.0 ms CPU per request with one client, 2.6 ms with 10 of them."""
+
+PASSED_HEADERS = re.compile(r"^(retry-after|x-ratelimit-.*|x-request-id)$", re.IGNORECASE)
+"""Upstream response headers passed through to the client: rate limits and the provider's request id."""
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
@@ -51,7 +70,8 @@ class Attempt:
     Attributes:
         model: Pool model name.
         budget: The routed budget (``None``: uncapped, or routing bypassed).
-        cap: The output-token cap sent upstream: the budget, bounded by the client's own cap.
+        cap: The output-token cap sent upstream (:meth:`RoutingDecision.max_tokens_for`,
+            or the client's own cap when routing was bypassed).
         candidate: The candidate's predictions (``None`` when routing was bypassed).
     """
 
@@ -60,42 +80,37 @@ class Attempt:
     cap: int | None
     candidate: Candidate | None = None
 
-    def headers(self, fallbacks: int) -> dict[str, str]:
-        """The ``x-r2router-*`` response headers."""
+    @property
+    def token_limit(self) -> Budget:
+        """The arm's budget (as on a :class:`Candidate`)."""
+        return self.budget
+
+    @property
+    def routed(self) -> bool:
+        """Whether a routing decision chose this arm (the length instruction goes only with those)."""
+        return self.candidate is not None
+
+    def headers(self, failed: Sequence[Any]) -> dict[str, str]:
+        """The ``x-r2router-*`` response headers, given the attempts that failed before this one."""
         out = {
             "x-r2router-model": self.model,
             "x-r2router-budget": format_budget(self.cap),
-            "x-r2router-fallbacks": str(fallbacks),
+            "x-r2router-fallbacks": str(len(failed)),
         }
         if self.candidate is not None:
             out["x-r2router-predicted-quality"] = f"{self.candidate.predicted_quality:.6g}"
             out["x-r2router-predicted-cost"] = f"{self.candidate.predicted_cost:.6g}"
+        if failed:
+            out["x-r2router-failed-attempts"] = json.dumps([f.to_dict() for f in failed], separators=(",", ":"))
         return out
 
 
-def _cap(budget: Budget, client_cap: int | None) -> int | None:
-    caps = [c for c in (budget, client_cap) if c is not None]
-    return min(caps) if caps else None
-
-
-def plan_attempts(decision: RoutingDecision, *, client_cap: int | None, max_fallbacks: int) -> list[Attempt]:
-    """The chosen arm, then the best eligible arm of each other model, best first.
-
-    Args:
-        decision: The routing decision.
-        client_cap: The client's own token cap (an upper bound on every budget).
-        max_fallbacks: How many other models may be tried after the first.
-    """
-    attempts: list[Attempt] = []
-    seen: set[str] = set()
-    for cand in decision.candidates:
-        if len(attempts) > max_fallbacks:
-            break
-        if not cand.eligible or cand.model in seen:
-            continue
-        seen.add(cand.model)
-        attempts.append(Attempt(cand.model, cand.token_limit, _cap(cand.token_limit, client_cap), cand))
-    return attempts
+def plan_attempts(decision: RoutingDecision, *, max_fallbacks: int) -> list[Attempt]:
+    """The decision's fallback plan as upstream calls, each with the cap the decision sends for it."""
+    return [
+        Attempt(c.model, c.token_limit, decision.max_tokens_for(c.token_limit), c)
+        for c in decision.fallback_plan(max_fallbacks)
+    ]
 
 
 def bypass_attempts(model: str, *, client_cap: int | None) -> list[Attempt]:
@@ -104,13 +119,35 @@ def bypass_attempts(model: str, *, client_cap: int | None) -> list[Attempt]:
 
 
 class _Failure(Exception):
-    """An attempt failed in a way that allows the next one."""
+    """An attempt failed in a way the fallback policy judges (its ``r2router_failure``).
 
-    def __init__(self, model: str, reason: str, detail: str) -> None:
+    Attributes:
+        response: For an upstream 429, the answer to give the client if no attempt succeeds.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        kind: FailureKind,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        response: Response | None = None,
+    ) -> None:
         super().__init__(f"{model}: {detail}")
         self.model = model
-        self.reason = reason
-        self.detail = detail
+        self.r2router_failure = Failure(kind, f"{model}: {detail}", status, retry_after)
+        self.response = response
+
+    @property
+    def reason(self) -> str:
+        """The failure kind's name, as counted in metrics."""
+        return self.r2router_failure.kind.value
+
+
+def _passed_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items() if PASSED_HEADERS.match(name)}
 
 
 class SSERewriter:
@@ -198,6 +235,7 @@ class Proxy:
         metrics: Where calls are counted.
         redactor: Scrubs keys from error bodies passed through.
         instruct: Add the length instruction to routed requests.
+        policy: Which failures move on to the next attempt.
     """
 
     def __init__(
@@ -209,8 +247,10 @@ class Proxy:
         redactor: Redactor,
         *,
         instruct: bool,
+        policy: FallbackPolicy | None = None,
     ) -> None:
         self._upstreams = upstreams
+        self._policy = policy or FallbackPolicy()
         self._full_names = {m.name: m.full_name for m in config.models}
         self._clients = itertools.cycle(list(clients))
         self._metrics = metrics
@@ -218,27 +258,27 @@ class Proxy:
         self._instruct = instruct
 
     async def forward(self, request: ChatRequest, attempts: Sequence[Attempt]) -> Response:
-        """Try the attempts in order; the first usable answer wins.
+        """Try the attempts in order under the fallback policy; the first usable answer wins.
 
         Raises:
-            GatewayError: 502 (504 if every attempt timed out) when all attempts failed.
+            GatewayError: 502 (504 if every attempt timed out) when all attempts failed,
+                unless the last failure was an upstream 429, which is returned as is.
         """
+        log = AttemptLog(attempts, self._policy)
         failures: list[_Failure] = []
-        for i, attempt in enumerate(attempts):
-            if i:
-                self._metrics.fallback(attempts[i - 1].model)
+        async for attempt in log:
+            if failures and failures[-1].model != attempt.model:
+                self._metrics.fallback(failures[-1].model)
             try:
-                return await self._attempt(request, attempt, fallbacks=i)
+                return await self._attempt(request, attempt, log.failures)
             except _Failure as failure:
                 self._metrics.upstream_error(failure.model, failure.reason)
-                logger.warning(
-                    "upstream %s failed (%s); %s",
-                    failure.model,
-                    failure.detail,
-                    "trying the next candidate" if i + 1 < len(attempts) else "no candidate left",
-                )
+                log.failed(attempt, failure)
                 failures.append(failure)
-        timeouts = all(f.reason == "timeout" for f in failures)
+        last = failures[-1]
+        if last.response is not None:  # the provider's own 429, Retry-After and all
+            return last.response
+        timeouts = all(f.reason == FailureKind.TIMEOUT.value for f in failures)
         tried = "; ".join(str(f) for f in failures)
         raise GatewayError(
             504 if timeouts else 502,
@@ -247,9 +287,11 @@ class Proxy:
             code="upstream_timeout" if timeouts else "upstream_unavailable",
         )
 
-    async def _attempt(self, request: ChatRequest, attempt: Attempt, *, fallbacks: int) -> Response:
+    async def _attempt(self, request: ChatRequest, attempt: Attempt, failed: Sequence[Any]) -> Response:
         upstream = self._upstreams[attempt.model]
-        body = upstream_body(request, upstream, cap=attempt.cap, budget=attempt.budget, instruct=self._instruct)
+        body = upstream_request_body(
+            request.body, upstream, cap=attempt.cap, instruct=self._instruct and attempt.routed
+        )
         logger.debug(
             "forwarding to %s (%s) with %s=%s", attempt.model, upstream.model, upstream.max_tokens_param, attempt.cap
         )
@@ -257,16 +299,27 @@ class Proxy:
         response = await self._open(upstream, body)
         handed_over = False
         try:
-            headers = attempt.headers(fallbacks)
+            headers = {**_passed_headers(response), **attempt.headers(failed)}
             status = response.status_code
             if status >= 500 or status < 200 or 300 <= status < 400:
                 self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-                raise _Failure(attempt.model, "http_5xx" if status >= 500 else "invalid_response", f"HTTP {status}")
+                kind = FailureKind.SERVER_ERROR if status >= 500 else FailureKind.INVALID_RESPONSE
+                raise _Failure(attempt.model, kind, f"HTTP {status}", status=status)
             content_type = response.headers.get("content-type", "application/json")
             if status >= 400:
                 content = self._redactor.bytes(await self._read(response, upstream))
                 self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-                return Response(content, status_code=status, headers=headers, media_type=content_type)
+                answer = Response(content, status_code=status, headers=headers, media_type=content_type)
+                if status == 429:
+                    raise _Failure(
+                        attempt.model,
+                        FailureKind.RATE_LIMITED,
+                        "HTTP 429",
+                        status=429,
+                        retry_after=parse_retry_after(response.headers.get("retry-after")),
+                        response=answer,
+                    )
+                return answer
             if request.stream and content_type.startswith("text/event-stream"):
                 first, chunks = await self._first_chunk(response, upstream)
                 handed_over = True
@@ -288,37 +341,43 @@ class Proxy:
         try:
             return await client.send(request, stream=True)
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, "timeout", f"no answer within {upstream.timeout:g} s") from None
+            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"no answer within {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Failure(upstream.name, "connection", f"connection failed ({type(exc).__name__})") from None
+            raise _Failure(
+                upstream.name, FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})"
+            ) from None
 
     async def _read(self, response: httpx.Response, upstream: Upstream) -> bytes:
         try:
             return await response.aread()
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, "timeout", f"body stalled for {upstream.timeout:g} s") from None
+            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"body stalled for {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Failure(upstream.name, "connection", f"body interrupted ({type(exc).__name__})") from None
+            raise _Failure(
+                upstream.name, FailureKind.CONNECTION, f"body interrupted ({type(exc).__name__})"
+            ) from None
 
     async def _first_chunk(self, response: httpx.Response, upstream: Upstream) -> tuple[bytes, AsyncIterator[bytes]]:
         chunks = response.aiter_bytes()
         try:
             first = await anext(chunks, b"")
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, "timeout", f"stream silent for {upstream.timeout:g} s") from None
+            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"stream silent for {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Failure(upstream.name, "connection", f"stream interrupted ({type(exc).__name__})") from None
+            raise _Failure(
+                upstream.name, FailureKind.CONNECTION, f"stream interrupted ({type(exc).__name__})"
+            ) from None
         if not first:
-            raise _Failure(upstream.name, "invalid_response", "empty stream")
+            raise _Failure(upstream.name, FailureKind.INVALID_RESPONSE, "empty stream")
         return first, chunks
 
     def _rewrite_body(self, content: bytes, model: str) -> bytes:
         try:
             data = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Failure(model, "invalid_response", "the body is not JSON") from None
+            raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not JSON") from None
         if not isinstance(data, dict):
-            raise _Failure(model, "invalid_response", "the body is not a JSON object")
+            raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
         if "model" in data:
             data["model"] = self._full_names[model]
         return json.dumps(data, ensure_ascii=False).encode()

@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "ModelSpec",
     "NoCandidateError",
     "OPENAI_MESSAGES",
+    "OPTION_KEYS",
     "Prediction",
     "R2Router",
     "R2RouterError",
@@ -50,6 +51,7 @@ EXPECTED_ALL = [
     "format_budget",
     "join_instruction",
     "missing_dependency",
+    "parse_retry_after",
 ]
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "langchain", "langchain_core", "llama_index", "fastapi")

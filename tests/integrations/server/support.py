@@ -81,6 +81,8 @@ class Behaviour:
         break_after: Raise after this many streamed chunks (the connection drops mid-stream).
         echo_key: Put the received Authorization header into an error message.
         garbage: Answer 200 with a body that is not JSON.
+        headers: Extra response headers of a failing answer (``Retry-After``, ``x-ratelimit-*``...).
+        fail_times: Fail with ``status`` only this many times, then answer normally (``None``: always).
     """
 
     status: int = 200
@@ -90,6 +92,8 @@ class Behaviour:
     break_after: int | None = None
     echo_key: bool = False
     garbage: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    fail_times: int | None = None
 
 
 @dataclass
@@ -163,7 +167,10 @@ def stub_app(stub: Stub) -> Starlette:
             if how.echo_key:
                 message += f"; you sent {request.headers.get('authorization')}"
             err = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "stub"}}
-            return JSONResponse(err, status_code=how.status)
+            if how.fail_times is None or how.fail_times > 0:
+                if how.fail_times is not None:
+                    how.fail_times -= 1
+                return JSONResponse(err, status_code=how.status, headers=how.headers)
         if how.garbage:
             return Response(b"<html>upstream proxy page</html>", media_type="text/html")
         if body.get("stream"):

@@ -80,15 +80,29 @@ def test_lambda_one_picks_the_cheapest_arm(client: OpenAI, stub: Stub, router: R
     assert raw.headers["x-r2router-budget"] == str(expected.token_limit)
 
 
-def test_the_clients_max_tokens_bounds_the_routed_budget(client: OpenAI, stub: Stub) -> None:
-    raw = _ask(client, MATH_PROMPT, max_tokens=250)  # routed 400 on the large model
+def test_the_clients_max_tokens_bounds_the_routed_budget(client: OpenAI, stub: Stub, router: R2Router) -> None:
+    """The core's rule: the client's cap is an upper bound on the budget the router may choose."""
+    assert router.route_text(MATH_PROMPT).token_limit == 400  # unbounded, math goes to large @ 400
+    expected = router.route_text(MATH_PROMPT, max_tokens=250)
+    assert expected.token_limit == 100 and expected.max_tokens == 100  # only the 100 arms fit under 250
+    raw = _ask(client, MATH_PROMPT, max_tokens=250)
     (call,) = stub.requests
-    assert call.body["max_completion_tokens"] == 250 and "max_tokens" not in call.body
-    assert raw.headers["x-r2router-budget"] == "250"
-    assert call.body["messages"][0]["content"] == "Use at most 250 tokens."
+    assert call.model == expected.model and raw.headers["x-r2router-budget"] == "100"
+    assert call.body["max_completion_tokens"] == 100 and "max_tokens" not in call.body
+    assert call.body["messages"][0]["content"] == "Use at most 100 tokens."
     stub.requests.clear()
     _ask(client, MATH_PROMPT, max_completion_tokens=5000)  # a looser cap changes nothing
     assert stub.requests[0].body["max_completion_tokens"] == 400
+
+
+def test_a_client_cap_below_every_budget_is_sent_as_is(client: OpenAI, stub: Stub, router: R2Router) -> None:
+    expected = router.route_text(MATH_PROMPT, max_tokens=30)
+    assert expected.token_limit == 100 and expected.max_tokens == 30  # the smallest budget's arms, capped at 30
+    raw = _ask(client, MATH_PROMPT, max_tokens=30)
+    (call,) = stub.requests
+    assert call.model == expected.model and raw.headers["x-r2router-budget"] == "30"
+    assert call.body["max_completion_tokens"] == 30
+    assert call.body["messages"][0]["content"] == "Use at most 30 tokens."
 
 
 def test_an_uncapped_budget_sends_no_cap_and_no_instruction(client: OpenAI, stub: Stub, router: R2Router) -> None:
@@ -101,8 +115,9 @@ def test_an_uncapped_budget_sends_no_cap_and_no_instruction(client: OpenAI, stub
     assert call.body["messages"] == [{"role": "user", "content": MATH_PROMPT}]
     stub.requests.clear()
     raw = _ask(client, MATH_PROMPT, max_tokens=600, extra_body={"r2router": {"allowed_models": ["medium"]}})
-    assert stub.requests[0].body["max_output_tokens"] == 600 and raw.headers["x-r2router-budget"] == "600"
-    assert stub.requests[0].body["messages"][0]["role"] == "user"  # the client's own cap gets no instruction
+    # uncapped does not fit under the client's 600: the router picks medium's largest budget that does
+    assert stub.requests[0].body["max_output_tokens"] == 400 and raw.headers["x-r2router-budget"] == "400"
+    assert stub.requests[0].body["messages"][0]["content"] == "Use at most 400 tokens."
 
 
 def test_a_system_message_gets_the_instruction_appended(client: OpenAI, stub: Stub) -> None:

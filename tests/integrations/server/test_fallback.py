@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_all_timing_out_is_a_504(client: OpenAI, stub: Stub) -> None:
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upstream_timeout"
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 422, 429])
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
 def test_a_4xx_is_returned_as_is_without_fallback(client: OpenAI, stub: Stub, status: int) -> None:
     stub.behaviour["large"].status = status
     with pytest.raises(openai.APIStatusError) as info:
@@ -88,6 +89,46 @@ def test_a_4xx_is_returned_as_is_without_fallback(client: OpenAI, stub: Stub, st
     }
     assert info.value.response.headers["x-r2router-model"] == "large"
     assert [r.model for r in stub.requests] == ["large"]
+
+
+RATE_HEADERS = {"retry-after": "30", "x-ratelimit-remaining-requests": "0", "x-request-id": "req-abc"}
+
+
+def test_a_429_with_a_long_retry_after_falls_back_at_once(client: OpenAI, stub: Stub) -> None:
+    stub.behaviour["large"].status = 429
+    stub.behaviour["large"].headers = RATE_HEADERS
+    raw = client.chat.completions.with_raw_response.create(model="r2router", messages=MESSAGES)
+    assert raw.headers["x-r2router-model"] == "medium" and raw.headers["x-r2router-fallbacks"] == "1"
+    (failed,) = json.loads(raw.headers["x-r2router-failed-attempts"])
+    assert failed == {
+        "model": "large",
+        "token_limit": 400,
+        "kind": "http_429",
+        "error": "large: HTTP 429",
+        "status": 429,
+    }
+    assert [r.model for r in stub.requests] == ["large", "medium"]
+
+
+def test_a_429_with_a_short_retry_after_is_retried_once_on_the_same_arm(client: OpenAI, stub: Stub) -> None:
+    stub.behaviour["large"].status = 429
+    stub.behaviour["large"].headers = {"retry-after": "0.2"}
+    stub.behaviour["large"].fail_times = 1
+    raw = client.chat.completions.with_raw_response.create(model="r2router", messages=MESSAGES)
+    assert raw.headers["x-r2router-model"] == "large"
+    assert [r.model for r in stub.requests] == ["large", "large"]
+
+
+def test_the_last_429_reaches_the_client_with_its_rate_limit_headers(client: OpenAI, stub: Stub) -> None:
+    for name in ("large", "medium", "small"):
+        stub.behaviour[name].status = 429
+        stub.behaviour[name].headers = RATE_HEADERS
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="r2router", messages=MESSAGES)
+    headers = info.value.response.headers
+    assert headers["retry-after"] == "30" and headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-request-id"] == "req-abc"
+    assert [r.model for r in stub.requests] == ["large", "medium", "small"]
 
 
 def test_a_bypassed_model_does_not_fall_back(client: OpenAI, stub: Stub) -> None:

@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 
-from r2router_core import R2Router
-from r2router_integrations.server import LENGTH_INSTRUCTION, GatewayError, Upstream
+from r2router_core import STRUCTURED_OUTPUT_MIN_BUDGET, R2Router, RoutingOptions
+from r2router_integrations.server import GatewayError, Upstream
 from r2router_integrations.server.protocol import (
-    RouteOptions,
     last_user_text,
     parse_chat_request,
     parse_json_body,
     parse_route_request,
-    upstream_body,
-    with_length_instruction,
+    upstream_request_body,
 )
 from r2router_integrations.server.proxy import SSERewriter, bypass_attempts, plan_attempts
 
@@ -40,19 +38,21 @@ def _error(fn: Any, *args: Any) -> GatewayError:
 # -- the model field and the r2router object ------------------------------------------------
 def test_plain_r2router_routes_with_default_options() -> None:
     req = parse_chat_request(_chat(), CONFIG)
-    assert req.target is None and req.options == RouteOptions() and req.client_cap is None and not req.stream
+    assert req.target is None and req.options == RoutingOptions() and req.client_cap is None and not req.stream
 
 
 def test_options_in_the_model_string() -> None:
     model = "r2router:lambda=0.99,max_budget=400,max_cost=0.002,allowed_models=small|large"
     req = parse_chat_request(_chat(model=model), CONFIG)
-    assert req.options == RouteOptions(lambda_=0.99, allowed_models=("small", "large"), max_budget=400, max_cost=0.002)
+    assert req.options == RoutingOptions(
+        lambda_=0.99, allowed_models=("small", "large"), max_budget=400, max_cost=0.002
+    )
 
 
 def test_the_body_object_wins_over_the_model_string_and_is_not_forwarded() -> None:
     body = _chat(model="r2router:lambda=0.5,max_budget=100", r2router={"lambda": 0.99, "allowed_models": ["small"]})
     req = parse_chat_request(body, CONFIG)
-    assert req.options == RouteOptions(lambda_=0.99, allowed_models=("small",), max_budget=100)
+    assert req.options == RoutingOptions(lambda_=0.99, allowed_models=("small",), max_budget=100)
     assert "r2router" not in req.body and "model" not in req.body
 
 
@@ -75,7 +75,7 @@ def test_a_pool_model_by_name_or_full_name_bypasses_routing(model: str) -> None:
         ({"r2router": {"max_budget": 0}}, 400, "r2router.max_budget"),
         ({"r2router": {"max_budget": 1.5}}, 400, "r2router.max_budget"),
         ({"r2router": {"max_cost": -1}}, 400, "r2router.max_cost"),
-        ({"r2router": {"allowed_models": "small"}}, 400, "r2router.allowed_models"),
+        ({"r2router": {"allowed_models": [1]}}, 400, "r2router.allowed_models"),
         ({"r2router": {"allowed_models": []}}, 400, "r2router.allowed_models"),
         ({"r2router": {"budget": 100}}, 400, "r2router"),
         ({"r2router": [1]}, 400, "r2router"),
@@ -107,7 +107,7 @@ def test_bodies_that_are_not_json_objects(raw: bytes) -> None:
 
 
 def test_route_request_takes_a_prompt_or_messages() -> None:
-    assert parse_route_request({"prompt": "p"}, CONFIG) == ("p", RouteOptions())
+    assert parse_route_request({"prompt": "p"}, CONFIG) == ("p", RoutingOptions())
     text, opts = parse_route_request({"messages": USER, "r2router": {"max_budget": 100}}, CONFIG)
     assert (text, opts.max_budget) == ("hi there", 100)
     assert _error(parse_route_request, {"model": "small", "prompt": "p"}, CONFIG).param == "model"
@@ -146,36 +146,39 @@ def test_no_user_text_is_a_400(messages: list[dict[str, Any]]) -> None:
     assert err.status == 400 and err.param is not None and err.param.startswith("messages")
 
 
-# -- the length instruction and the upstream body ---------------------------------------------
-def test_length_instruction_is_inserted_or_appended() -> None:
-    wanted = LENGTH_INSTRUCTION.format(budget=200)
-    assert wanted == "Use at most 200 tokens."
-    inserted = with_length_instruction(USER, 200)
-    assert inserted == [{"role": "system", "content": wanted}, *USER]
-    appended = with_length_instruction([{"role": "system", "content": "Be kind."}, *USER], 200)
-    assert appended[0] == {"role": "system", "content": f"Be kind.\n\n{wanted}"} and appended[1:] == USER
-    parts = with_length_instruction([{"role": "developer", "content": [{"type": "text", "text": "a"}]}], 200)
-    assert parts[0]["content"][-1] == {"type": "text", "text": wanted}
-
-
+# -- the upstream body ---------------------------------------------------------------------
 def test_upstream_body_uses_the_upstreams_model_id_and_param_name() -> None:
     up = Upstream("large", "http://h/v1", "prov/large", max_tokens_param="max_completion_tokens")
     req = parse_chat_request(_chat(max_tokens=1000, temperature=0.3, r2router={"lambda": 0.9}), CONFIG)
-    body = upstream_body(req, up, cap=400, budget=400, instruct=True)
+    body = upstream_request_body(req.body, up, cap=400, instruct=True)
     assert body["model"] == "prov/large" and body["max_completion_tokens"] == 400 and body["temperature"] == 0.3
     assert "max_tokens" not in body and "r2router" not in body
     assert body["messages"][0] == {"role": "system", "content": "Use at most 400 tokens."}
     assert req.body["messages"] == USER  # the client's request is left alone
-    plain = upstream_body(req, up, cap=400, budget=400, instruct=False)
+    plain = upstream_request_body(req.body, up, cap=400, instruct=False)
     assert plain["messages"] == USER
-    uncapped = upstream_body(req, up, cap=None, budget=None, instruct=True)
+    uncapped = upstream_request_body(req.body, up, cap=None, instruct=True)
     assert "max_completion_tokens" not in uncapped and uncapped["messages"] == USER
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {"functions": [{"name": "f", "parameters": {}}]},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+        {"response_format": {"type": "json_object"}},
+    ],
+)
+def test_tools_and_json_output_get_the_budget_floor(fields: dict[str, Any]) -> None:
+    assert parse_chat_request(_chat(**fields), CONFIG).options.min_budget == STRUCTURED_OUTPUT_MIN_BUDGET
+    assert parse_chat_request(_chat(response_format={"type": "text"}), CONFIG).options.min_budget is None
 
 
 # -- attempts -------------------------------------------------------------------------------
 def test_attempts_follow_the_candidates_one_per_model() -> None:
     decision = ROUTER.route_text(MATH_PROMPT)
-    attempts = plan_attempts(decision, client_cap=None, max_fallbacks=2)
+    attempts = plan_attempts(decision, max_fallbacks=2)
     # oracle: the best eligible candidate of each model, in candidate order
     best: dict[str, Any] = {}
     for c in decision.candidates:
@@ -183,21 +186,21 @@ def test_attempts_follow_the_candidates_one_per_model() -> None:
             best.setdefault(c.model, c)
     assert [(a.model, a.budget) for a in attempts] == [(c.model, c.token_limit) for c in best.values()]
     assert attempts[0].model == decision.model and attempts[0].budget == decision.token_limit
-    assert len(plan_attempts(decision, client_cap=None, max_fallbacks=0)) == 1
-    capped = plan_attempts(decision, client_cap=150, max_fallbacks=2)
+    assert len(plan_attempts(decision, max_fallbacks=0)) == 1
+    capped = plan_attempts(ROUTER.route_text(MATH_PROMPT, max_tokens=150), max_fallbacks=2)
     assert all(a.cap == (150 if a.budget is None else min(a.budget, 150)) for a in capped)
 
 
 def test_attempts_skip_excluded_models() -> None:
     decision = ROUTER.route_text(MATH_PROMPT, allowed_models=["small", "medium"])
-    assert {a.model for a in plan_attempts(decision, client_cap=None, max_fallbacks=5)} == {"small", "medium"}
+    assert {a.model for a in plan_attempts(decision, max_fallbacks=5)} == {"small", "medium"}
 
 
 def test_bypass_uses_the_clients_cap_only() -> None:
     (attempt,) = bypass_attempts("medium", client_cap=77)
     assert (attempt.model, attempt.budget, attempt.cap, attempt.candidate) == ("medium", None, 77, None)
-    assert attempt.headers(0)["x-r2router-budget"] == "77"
-    assert "x-r2router-predicted-quality" not in attempt.headers(0)
+    assert attempt.headers([])["x-r2router-budget"] == "77"
+    assert "x-r2router-predicted-quality" not in attempt.headers([])
 
 
 # -- SSE rewriting --------------------------------------------------------------------------
