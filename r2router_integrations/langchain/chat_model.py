@@ -19,6 +19,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import (
@@ -30,39 +31,39 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams, Langu
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
 from langchain_core.runnables import Runnable
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from r2router_core.config import format_budget
-from r2router_core.decision import Candidate, RoutingDecision
-from r2router_core.errors import ConfigError, ConstraintError
-from r2router_core.router import R2Router
-from r2router_core.scoring import RoutingOptions
+from r2router_core import (
+    LENGTH_INSTRUCTION,
+    STRUCTURED_OUTPUT_MIN_BUDGET,
+    AttemptLog,
+    Candidate,
+    ConfigError,
+    ConstraintError,
+    FallbackPolicy,
+    R2Router,
+    RoutingDecision,
+    RoutingOptions,
+    add_length_instruction,
+    check_instruction_template,
+)
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,
-    attempt_plan,
     can_bind_tools,
     generate_child,
     prepare_child,
     stream_child,
 )
-from r2router_integrations.langchain.messages import (
-    DEFAULT_LENGTH_INSTRUCTION,
-    RouteOn,
-    add_length_instruction,
-    routing_text,
-)
-from r2router_integrations.langchain.metadata import (
-    METADATA_KEY,
-    FailedAttempt,
-    StreamAnnotator,
-    annotate_result,
-)
+from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text
+from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result
 from r2router_integrations.langchain.options import (
     DECISION_KEY,
+    OPTION_FIELDS,
     ROUTING_KEYS,
     TOOLS_KEY,
     BoundTools,
+    check_call_kwargs,
     resolve_routing,
 )
 
@@ -77,7 +78,7 @@ __all__ = ["R2RouterChatModel"]
 
 logger = logging.getLogger(__name__)
 
-_ROUTING_FIELDS = ("lambda_", "allowed_models", "max_budget", "max_cost", "force_model", "max_tokens")
+_STRUCTURED_KEYS = ("response_format", "ls_structured_output_format", "structured_output_format")
 
 
 class R2RouterChatModel(BaseChatModel):
@@ -108,7 +109,8 @@ class R2RouterChatModel(BaseChatModel):
     """The fitted router that picks (model, budget) for each prompt; it needs an embedder."""
 
     models: dict[str, BaseChatModel]
-    """Pool model name -> the chat model that answers for it; the keys must be the router's pool."""
+    """Pool model name -> the chat model that answers for it. Routing chooses among these
+    models only (part of the router's pool is fine; a name outside the pool is an error)."""
 
     route_on: RouteOn = "last_human"
     """What is routed: ``"last_human"`` (text of the last human message), ``"conversation"``
@@ -118,7 +120,7 @@ class R2RouterChatModel(BaseChatModel):
     """Also tell the chosen model its budget in the prompt (the paper's setting); a hard cap
     alone cuts answers mid-sentence. Never added for an uncapped (``None``) budget."""
 
-    length_instruction_template: str = DEFAULT_LENGTH_INSTRUCTION
+    length_instruction_template: str = LENGTH_INSTRUCTION
     """The length instruction, with ``{budget}``; appended to the leading system message
     (or sent as one)."""
 
@@ -128,8 +130,12 @@ class R2RouterChatModel(BaseChatModel):
     name is set on a copy of the child; otherwise the cap is passed as a call kwarg."""
 
     fallbacks: int = 2
-    """How many other pool models to try, in utility order, when the chosen one raises;
-    0 turns fallback off."""
+    """How many other pool models to try, in utility order, when the chosen one fails with a
+    provider error (timeout, connection, 5xx, 429: the core's :class:`FallbackPolicy`); 0 turns
+    fallback off. Other errors (a 400, a ``TypeError``) are raised at once."""
+
+    fallback_policy: FallbackPolicy | None = None
+    """The whole fallback policy (failure kinds, ``Retry-After`` limit); overrides ``fallbacks``."""
 
     lambda_: float | None = None
     """Cost weight in [0, 1] (0 = best quality, 1 = cheapest); ``None`` = the router's."""
@@ -147,11 +153,15 @@ class R2RouterChatModel(BaseChatModel):
     """Always answer with this pool model; the router still picks its budget."""
 
     max_tokens: int | None = None
-    """Upper bound on every routed budget (as LangChain's ``max_tokens``); a call's own
-    ``max_tokens`` replaces it. The tighter of this and ``max_budget`` applies."""
+    """The caller's output cap (as LangChain's ``max_tokens``): an upper bound on the routed
+    budget; below every budget, the smallest budget's arms answer capped at it. A call's own
+    ``max_tokens`` replaces it. ``max_budget`` is a stricter constraint (no arm left is an error)."""
 
     stop: list[str] | None = None
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
+
+    _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
+    _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
 
     def __init__(self, **data: Any) -> None:
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
@@ -168,27 +178,20 @@ class R2RouterChatModel(BaseChatModel):
 
     def _check_settings(self) -> None:
         pool = self.router.config.model_names
-        missing = [m for m in pool if m not in self.models]
         extra = [m for m in self.models if m not in pool]
-        if missing or extra:
+        if extra or not self.models:
             raise ConfigError(
-                f"models must map every pool model of the router to a chat model: missing {missing}, "
-                f"not in the pool {extra}; the pool is {list(pool)}"
+                f"models must map pool models of the router to chat models: {extra or 'none given'} "
+                f"{'are not in' if extra else 'for'} the pool {list(pool)}"
             )
-        if isinstance(self.fallbacks, bool) or self.fallbacks < 0:
-            raise ConfigError(f"fallbacks must be an int >= 0 (0 = off), got {self.fallbacks!r}")
+        self._policy = self.fallback_policy or FallbackPolicy(max_fallbacks=self.fallbacks)
         unknown_caps = sorted(set(self.max_tokens_param) - set(pool))
         if unknown_caps:
             raise ConfigError(f"max_tokens_param names {unknown_caps}, which are not in the pool {list(pool)}")
-        try:
-            self.length_instruction_template.format(budget=1)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"length_instruction_template must use only the field {{budget}}, got "
-                f"{self.length_instruction_template!r} ({exc!r})"
-            ) from exc
-        options = resolve_routing({}, self._routing_defaults(), pool=pool)
-        RoutingOptions.build(self.router.config, **options)
+        check_instruction_template(self.length_instruction_template)
+        fields = {key: getattr(self, key) for key in OPTION_FIELDS}
+        self._defaults = RoutingOptions.from_mapping(fields)
+        self._call_options({}, tools=False)
 
     # -- identity --------------------------------------------------------------------
     @property
@@ -202,7 +205,7 @@ class R2RouterChatModel(BaseChatModel):
             "models": {name: type(model).__name__ for name, model in self.models.items()},
             "budgets": list(config.candidate_budgets),
             "lambda_": config.lambda_ if self.lambda_ is None else self.lambda_,
-            "fallbacks": self.fallbacks,
+            "fallbacks": self._policy.max_fallbacks,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -223,15 +226,15 @@ class R2RouterChatModel(BaseChatModel):
         child, extra = prepare_child(
             self.models[decision.model],
             name=decision.model,
-            budget=decision.token_limit,
+            budget=decision.max_tokens,
             cap_param=self.max_tokens_param.get(decision.model),
             tools=None,
         )
         params = child._get_ls_params(stop=stop, **extra)
         if not params.get("ls_model_name"):
             params["ls_model_name"] = decision.model
-        if decision.token_limit is not None:
-            params["ls_max_tokens"] = decision.token_limit
+        if decision.max_tokens is not None:
+            params["ls_max_tokens"] = decision.max_tokens
         return params
 
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -249,8 +252,26 @@ class R2RouterChatModel(BaseChatModel):
         return params
 
     # -- routing ---------------------------------------------------------------------
-    def _routing_defaults(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _ROUTING_FIELDS}
+    def _call_options(self, call: Mapping[str, Any], *, tools: bool, structured: bool = False) -> RoutingOptions:
+        """The routing options of one call: the call's kwargs over the fields, within the served models."""
+        tool_capable = [name for name, model in self.models.items() if can_bind_tools(model)] if tools else None
+        options = resolve_routing(
+            call,
+            self._defaults,
+            pool=self.router.config.model_names,
+            force_model=self.force_model,
+            tool_capable=tool_capable,
+            structured=tools or structured,
+            min_budget=STRUCTURED_OUTPUT_MIN_BUDGET,
+        )
+        options = options.resolved(self.router.config)  # names outside the pool: UnknownModelError
+        served = options.allowed_models if options.allowed_models is not None else tuple(self.models)
+        missing = [m for m in served if m not in self.models]
+        if missing:
+            raise ConstraintError(
+                f"allowed_models {missing} have no chat model in models (given for {list(self.models)})"
+            )
+        return options if options.allowed_models is not None else replace(options, allowed_models=served)
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         if stop is not None:
@@ -263,14 +284,11 @@ class R2RouterChatModel(BaseChatModel):
             return [dict(kwargs) for _ in message_lists]
         rest = dict(kwargs)
         call = {key: rest.pop(key) for key in ROUTING_KEYS if key in rest}
-        tool_capable = None
-        if rest.get(TOOLS_KEY) is not None:
-            tool_capable = [name for name, model in self.models.items() if can_bind_tools(model)]
-        options = resolve_routing(
-            call, self._routing_defaults(), pool=self.router.config.model_names, tool_capable=tool_capable
-        )
+        check_call_kwargs(rest)
+        structured = any(rest.get(key) is not None for key in _STRUCTURED_KEYS)
+        options = self._call_options(call, tools=rest.get(TOOLS_KEY) is not None, structured=structured)
         texts = [routing_text(messages, self.route_on) for messages in message_lists]
-        decisions = self.router.route_texts(texts, **options)
+        decisions = self.router.route_texts(texts, options)
         for decision in decisions:
             logger.debug("routed to %s", decision)
         return [{**rest, DECISION_KEY: decision} for decision in decisions]
@@ -387,18 +405,24 @@ class R2RouterChatModel(BaseChatModel):
 
     # -- hooks: delegate to the chosen child inside this run ---------------------------
     def _prepare(
-        self, candidate: Candidate, messages: Sequence[BaseMessage], tools: BoundTools | None, kwargs: Mapping[str, Any]
+        self,
+        decision: RoutingDecision,
+        candidate: Candidate,
+        messages: Sequence[BaseMessage],
+        tools: BoundTools | None,
+        kwargs: Mapping[str, Any],
     ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
+        cap = decision.max_tokens_for(candidate.token_limit)
         child, extra = prepare_child(
             self.models[candidate.model],
             name=candidate.model,
-            budget=candidate.token_limit,
+            budget=cap,
             cap_param=self.max_tokens_param.get(candidate.model),
             tools=tools,
         )
         out = list(messages)
-        if self.length_instruction and candidate.token_limit is not None:
-            out = add_length_instruction(out, self.length_instruction_template.format(budget=candidate.token_limit))
+        if self.length_instruction:
+            out = add_length_instruction(out, cap, LANGCHAIN_MESSAGES, template=self.length_instruction_template)
         return child, out, {**kwargs, **extra}
 
     def _generate(
@@ -410,13 +434,13 @@ class R2RouterChatModel(BaseChatModel):
     ) -> ChatResult:
         (routed,) = self._route([messages], kwargs)
         decision, tools, rest = _unpack(routed)
-        log = _FallbackLog()
-        for candidate in attempt_plan(decision, self.fallbacks):
-            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        for candidate in log:
+            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
                 result = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
             except Exception as exc:
-                log.record(candidate, exc)
+                log.failed(candidate, exc)
                 continue
             return annotate_result(result, decision, candidate, log.failures)
         raise log.error()
@@ -430,13 +454,13 @@ class R2RouterChatModel(BaseChatModel):
     ) -> ChatResult:
         (routed,) = await self._aroute([messages], kwargs)
         decision, tools, rest = _unpack(routed)
-        log = _FallbackLog()
-        for candidate in attempt_plan(decision, self.fallbacks):
-            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        async for candidate in log:
+            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
                 result = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
             except Exception as exc:
-                log.record(candidate, exc)
+                log.failed(candidate, exc)
                 continue
             return annotate_result(result, decision, candidate, log.failures)
         raise log.error()
@@ -450,9 +474,9 @@ class R2RouterChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         (routed,) = self._route([messages], kwargs)
         decision, tools, rest = _unpack(routed)
-        log = _FallbackLog()
-        for candidate in attempt_plan(decision, self.fallbacks):
-            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        for candidate in log:
+            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             annotator = StreamAnnotator(decision, candidate, log.failures)
             try:
                 for chunk in stream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
@@ -460,7 +484,7 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 if annotator.started:  # part of the answer is out: it cannot be taken back
                     raise
-                log.record(candidate, exc)
+                log.failed(candidate, exc)
                 continue
             closing = annotator.closing_chunk()
             if closing is not None:
@@ -477,9 +501,9 @@ class R2RouterChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         (routed,) = await self._aroute([messages], kwargs)
         decision, tools, rest = _unpack(routed)
-        log = _FallbackLog()
-        for candidate in attempt_plan(decision, self.fallbacks):
-            child, child_messages, child_kwargs = self._prepare(candidate, messages, tools, rest)
+        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        async for candidate in log:
+            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             annotator = StreamAnnotator(decision, candidate, log.failures)
             try:
                 async for chunk in astream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
@@ -487,7 +511,7 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 if annotator.started:
                     raise
-                log.record(candidate, exc)
+                log.failed(candidate, exc)
                 continue
             closing = annotator.closing_chunk()
             if closing is not None:
@@ -552,31 +576,3 @@ def _tool_name(tool: Any) -> str:
         name = function.get("name") if isinstance(function, Mapping) else tool.get("name", tool.get("title"))
         return str(name)
     return str(getattr(tool, "name", None) or getattr(tool, "__name__", None) or type(tool).__name__)
-
-
-class _FallbackLog:
-    """The arms that failed during one call, and the error to raise if all of them did."""
-
-    def __init__(self) -> None:
-        self.failures: list[FailedAttempt] = []
-        self._last: Exception | None = None
-
-    def record(self, candidate: Candidate, exc: Exception) -> None:
-        self.failures.append(FailedAttempt.of(candidate, exc))
-        self._last = exc
-        logger.warning(
-            "pool model %r (budget %s) failed: %s: %s",
-            candidate.model,
-            format_budget(candidate.token_limit),
-            type(exc).__name__,
-            exc,
-        )
-
-    def error(self) -> Exception:
-        """The last error, with a note listing every attempt when there were several."""
-        if self._last is None:
-            raise RuntimeError("no attempt was made; the attempt plan is never empty")
-        if len(self.failures) > 1:
-            chain = "; ".join(f"{f.model}@{format_budget(f.token_limit)} -> {f.error}" for f in self.failures)
-            self._last.add_note(f"r2router: all {len(self.failures)} candidates failed, in order: {chain}")
-        return self._last

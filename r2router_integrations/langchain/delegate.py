@@ -19,15 +19,13 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding
 
-from r2router_core.decision import Candidate, RoutingDecision
-from r2router_core.errors import ConfigError
+from r2router_core import ConfigError
 from r2router_integrations.langchain.messages import chunk_from_result
 from r2router_integrations.langchain.options import BoundTools
 
 __all__ = [
     "agenerate_child",
     "astream_child",
-    "attempt_plan",
     "can_bind_tools",
     "generate_child",
     "prepare_child",
@@ -37,23 +35,6 @@ __all__ = [
 # Standard cap parameter of LangChain chat models (ChatOpenAI sends it as
 # max_completion_tokens, ChatAnthropic as max_tokens).
 DEFAULT_CAP_PARAM = "max_tokens"
-
-
-def attempt_plan(decision: RoutingDecision, fallbacks: int) -> list[Candidate]:
-    """The chosen arm, then the best eligible arm of up to ``fallbacks`` other models.
-
-    Candidates come in utility order; each fallback is another model (a model
-    that just failed would likely fail again at another budget).
-    """
-    chosen = next(c for c in decision.candidates if c.model == decision.model and c.token_limit == decision.token_limit)
-    plan, seen = [chosen], {chosen.model}
-    for candidate in decision.candidates:
-        if len(plan) > fallbacks:
-            break
-        if candidate.eligible and candidate.model not in seen:
-            plan.append(candidate)
-            seen.add(candidate.model)
-    return plan
 
 
 def can_bind_tools(model: BaseChatModel) -> bool:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from r2router_core.config import LENGTH_INSTRUCTION
-from r2router_core.errors import EmptyPromptError, InputError
+from r2router_core import LENGTH_INSTRUCTION, EmptyPromptError, InputError, MessageStyle, join_instruction
 
 __all__ = [
     "DEFAULT_LENGTH_INSTRUCTION",
+    "LANGCHAIN_MESSAGES",
     "RouteOn",
-    "add_length_instruction",
     "chunk_from_result",
     "routing_text",
 ]
@@ -39,12 +38,15 @@ def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn) -> str:
 
     Raises:
         InputError: The function returned something other than a string.
-        EmptyPromptError: There is no text to route on.
+        EmptyPromptError: There is no text to route on (system messages alone are
+            instructions, not a prompt).
     """
     if callable(route_on):
         text = route_on(list(messages))
         if not isinstance(text, str):
             raise InputError(f"route_on function must return a str, got {type(text).__name__}")
+    elif not any(m.text.strip() for m in messages if not isinstance(m, SystemMessage)):
+        text = ""  # system messages alone are instructions, not a prompt
     elif route_on == "conversation":
         text = _conversation(messages)
     else:
@@ -62,28 +64,18 @@ def _conversation(messages: Sequence[BaseMessage]) -> str:
     return "\n".join(f"{m.type}: {m.text}" for m in messages if m.text.strip())
 
 
-def add_length_instruction(messages: Sequence[BaseMessage], instruction: str) -> list[BaseMessage]:
-    """Append ``instruction`` to the leading system message, or insert one.
-
-    The caller's system message is kept: the instruction is added after its
-    text (as a new text block when its content is a list of blocks).
-    """
-    out = list(messages)
-    if out and isinstance(out[0], SystemMessage):
-        out[0] = _append_text(out[0], instruction)
-    else:
-        out.insert(0, SystemMessage(instruction))
-    return out
-
-
-def _append_text(message: SystemMessage, text: str) -> SystemMessage:
+def _with_text(message: SystemMessage, text: str) -> SystemMessage:
     content = message.content
-    new: str | list[str | dict[Any, Any]]
-    if isinstance(content, str):
-        new = f"{content}\n\n{text}" if content.strip() else text
-    else:
-        new = [*content, {"type": "text", "text": text}]
+    new = join_instruction(content, text) if isinstance(content, str) else [*content, {"type": "text", "text": text}]
     return message.model_copy(update={"content": new})
+
+
+LANGCHAIN_MESSAGES: MessageStyle[BaseMessage] = MessageStyle(
+    is_system=lambda message: isinstance(message, SystemMessage),
+    with_text=lambda message, text: _with_text(message, text),  # type: ignore[arg-type]
+    system=SystemMessage,
+)
+"""LangChain messages for the core's :func:`~r2router_core.add_length_instruction`."""
 
 
 def chunk_from_result(result: ChatResult) -> ChatGenerationChunk:

@@ -6,9 +6,11 @@ The value is a JSON-ready dict::
      "predicted_quality": 0.81, "predicted_tokens": 52.0, "predicted_cost": 3.1e-05,
      "utility": 0.08, "lambda": 0.9,
      "alternatives": [{"model": ..., "token_limit": ..., ...}, ...],   # the next 3 arms
-     "fallbacks": [{"model": "large", "token_limit": 256, "error": "APIError: ..."}],
+     "fallbacks": [{"model": "large", "token_limit": 256, "kind": "http_5xx",
+                    "error": "InternalServerError: ...", "status": 500}],   # the core's FailedAttempt
      "budget_exhausted": False}
 
+``max_tokens`` is the cap sent (the budget, bounded by the caller's ``max_tokens``).
 ``model``/``token_limit`` and the predictions are those of the arm that answered
 (after a fallback, the next-best one); ``fallbacks`` lists the arms that failed
 first. ``budget_exhausted`` is true when the answer stopped at its output cap
@@ -20,43 +22,20 @@ last, so the aggregated message holds the whole dict.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from r2router_core.decision import Candidate, RoutingDecision
+from r2router_core import Candidate, FailedAttempt, RoutingDecision
 
-__all__ = ["METADATA_KEY", "FailedAttempt", "StreamAnnotator", "annotate_result", "decision_metadata"]
+__all__ = ["METADATA_KEY", "StreamAnnotator", "annotate_result", "decision_metadata"]
 
 METADATA_KEY = "r2router"
 """The ``response_metadata`` key that holds the routing decision."""
 
 N_ALTERNATIVES = 3
 _EXHAUSTED = frozenset({"length", "max_tokens"})
-_MAX_ERROR_CHARS = 300
-
-
-@dataclass(frozen=True)
-class FailedAttempt:
-    """An arm whose chat model raised before answering."""
-
-    model: str
-    token_limit: int | None
-    error: str
-
-    @classmethod
-    def of(cls, candidate: Candidate, exc: BaseException) -> FailedAttempt:
-        """Record ``exc`` raised by ``candidate``'s chat model."""
-        text = f"{type(exc).__name__}: {exc}"
-        if len(text) > _MAX_ERROR_CHARS:
-            text = text[: _MAX_ERROR_CHARS - 3] + "..."
-        return cls(candidate.model, candidate.token_limit, text)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"model": self.model, "token_limit": self.token_limit, "error": self.error}
 
 
 def _arm(candidate: Candidate) -> dict[str, Any]:
@@ -76,6 +55,7 @@ def decision_metadata(decision: RoutingDecision, used: Candidate, failures: Sequ
         "model": used.model,
         "model_full_name": used.model_full_name,
         "token_limit": used.token_limit,
+        "max_tokens": decision.max_tokens_for(used.token_limit),
         "predicted_quality": used.predicted_quality,
         "predicted_tokens": used.predicted_tokens,
         "predicted_cost": used.predicted_cost,

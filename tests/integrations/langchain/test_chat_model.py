@@ -240,15 +240,25 @@ def test_force_model_and_langchain_model_override_pin_the_model(
 def test_caller_max_tokens_bounds_the_routed_budget(
     llm: R2RouterChatModel, router: R2Router, make_llm: Make, pool: dict[str, FakePoolChatModel]
 ) -> None:
-    expected = router.route_text(MATH, max_budget=100)
+    expected = router.route_text(MATH, max_tokens=100)
     assert expected.token_limit is not None and expected.token_limit <= 100
+    assert expected.max_tokens == expected.token_limit
     for message in (llm.invoke(MATH, max_tokens=100), make_llm(max_tokens=100).invoke(MATH)):
         assert (r2(message)["model"], r2(message)["token_limit"]) == (expected.model, expected.token_limit)
         assert pool[expected.model].calls[-1].max_tokens == expected.token_limit  # not 100
-    # the tighter of max_tokens and max_budget applies
+    # max_budget is a constraint of its own: both apply
     assert r2(llm.invoke(MATH, max_tokens=1000, max_budget=32))["token_limit"] == 32
     with pytest.raises(NoCandidateError):
-        llm.invoke(MATH, max_tokens=10)  # smaller than every budget
+        llm.invoke(MATH, max_budget=10)  # a constraint no budget meets
+    # a caller cap below every budget: the smallest budget's arms answer, capped at the caller's value
+    clamped = router.route_text(MATH, max_tokens=10)
+    message = llm.invoke(MATH, max_tokens=10)
+    assert (r2(message)["model"], r2(message)["token_limit"], r2(message)["max_tokens"]) == (
+        clamped.model,
+        min(b for b in router.config.budgets if b is not None),
+        10,
+    )
+    assert pool[clamped.model].calls[-1].max_tokens == 10
 
 
 def test_configurable_fields_change_the_decision(llm: R2RouterChatModel, router: R2Router) -> None:
@@ -362,9 +372,9 @@ async def test_async_routing_runs_off_the_event_loop(llm: R2RouterChatModel, rou
     threads: list[threading.Thread] = []
     route_texts = router.route_texts
 
-    def spy(texts: Any, **options: Any) -> Any:
+    def spy(texts: Any, *args: Any, **options: Any) -> Any:
         threads.append(threading.current_thread())
-        return route_texts(texts, **options)
+        return route_texts(texts, *args, **options)
 
     router.route_texts = spy  # type: ignore[method-assign]
     loop_thread = threading.current_thread()
@@ -409,10 +419,14 @@ def test_lcel_chain_swaps_in_for_a_fixed_model(llm: R2RouterChatModel) -> None:
 
 
 # -- construction ---------------------------------------------------------------------
-def test_a_pool_model_missing_from_the_mapping_is_named(router: R2Router) -> None:
-    with pytest.raises(ConfigError, match=r"missing \['large'\]"):
-        R2RouterChatModel(router=router, models={"small": FakePoolChatModel()})
-    with pytest.raises(ConfigError, match=r"not in the pool \['huge'\]"):
+def test_part_of_the_pool_routes_among_the_models_given(router: R2Router) -> None:
+    """One rule with LlamaIndex's R2RouterLLM: part of the pool is fine, a name outside it is not."""
+    small = FakePoolChatModel(model_name="fake-small")
+    llm = R2RouterChatModel(router=router, models={"small": small})
+    assert r2(llm.invoke(MATH))["model"] == "small" and len(small.calls) == 1
+    with pytest.raises(ConstraintError, match=r"allowed_models \['large'\] have no chat model"):
+        llm.invoke(MATH, allowed_models=["large"])
+    with pytest.raises(ConfigError, match=r"\['huge'\] are not in the pool"):
         R2RouterChatModel(router=router, models={**fake_pool(router), "huge": FakePoolChatModel()})
 
 

@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import BaseModel, Field
 
 import r2router_integrations.langchain as lc
-from r2router_core import EmptyPromptError, InputError
-from r2router_integrations.langchain.messages import add_length_instruction, routing_text
+from r2router_core import EmptyPromptError, InputError, add_length_instruction
+from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, routing_text
 from r2router_integrations.langchain.testing import FakePoolChatModel, example_arguments
 
 
@@ -42,9 +42,10 @@ def test_routing_text_reads_text_blocks_and_skips_empty_humans() -> None:
 
 def test_length_instruction_keeps_every_message() -> None:
     messages = [HumanMessage("q"), SystemMessage("late system"), ToolMessage("r", tool_call_id="1")]
-    out = add_length_instruction(messages, "Use at most 5 tokens.")
+    out = add_length_instruction(messages, 5, LANGCHAIN_MESSAGES)
     assert out == [SystemMessage("Use at most 5 tokens."), *messages]
-    assert add_length_instruction([SystemMessage("  ")], "X")[0].content == "X"
+    assert add_length_instruction([SystemMessage("  ")], 7, LANGCHAIN_MESSAGES)[0].content == "Use at most 7 tokens."
+    assert add_length_instruction(messages, None, LANGCHAIN_MESSAGES) == messages  # uncapped: nothing added
 
 
 def test_fake_honours_max_tokens_stop_and_reports_usage() -> None:

@@ -14,7 +14,7 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-from r2router_core import ConstraintError, R2Router
+from r2router_core import STRUCTURED_OUTPUT_MIN_BUDGET, ConstraintError, R2Router
 from r2router_integrations.langchain import METADATA_KEY, R2RouterChatModel
 from r2router_integrations.langchain.testing import FakePoolChatModel
 
@@ -59,7 +59,10 @@ def test_bind_tools_replays_the_tools_on_the_chosen_child(
     call = pool["large"].calls[-1]
     assert call.tools == (convert_to_openai_tool(get_weather),)  # converted by the child's own bind_tools
     assert call.tool_choice == "get_weather"
-    assert call.max_tokens == 256  # the budget still applies
+    # a tool call is never cut by the cap: the structured-output floor leaves only uncapped here
+    floored = llm.router.route_text(MATH, min_budget=STRUCTURED_OUTPUT_MIN_BUDGET)
+    assert (floored.model, floored.token_limit, floored.max_tokens) == ("large", None, None)
+    assert call.max_tokens is None and r2(message)["token_limit"] is None
     assert [c["name"] for c in message.tool_calls] == ["get_weather"]
     assert r2(message)["model"] == "large"
     assert pool["small"].calls == []
@@ -96,10 +99,8 @@ def test_with_structured_output_is_one_run(llm: R2RouterChatModel, method: str) 
     assert result.setup == "example setup"
     assert len(counter.starts) == 1
     assert counter.starts[0]["options"]["ls_structured_output_format"]["schema"]["title"] == "Joke"
-    assert (counter.starts[0]["metadata"]["ls_model_name"], counter.starts[0]["metadata"]["ls_max_tokens"]) == (
-        "fake-large",
-        256,
-    )
+    assert counter.starts[0]["metadata"]["ls_model_name"] == "fake-large"
+    assert "ls_max_tokens" not in counter.starts[0]["metadata"]  # structured output: uncapped (the floor)
 
 
 def test_structured_output_with_raw_keeps_the_decision(llm: R2RouterChatModel) -> None:
@@ -126,9 +127,9 @@ def test_agent_loop_with_create_agent(llm: R2RouterChatModel, pool: dict[str, Fa
     calls = [c for child in pool.values() for c in child.calls]
     assert len(calls) == 2
     # both model turns went through the routing entry point: one run each, traced as the routed model
-    routed = llm.router.route_text(question)
+    routed = llm.router.route_text(question, min_budget=STRUCTURED_OUTPUT_MIN_BUDGET)  # tool turns get the floor
     assert [s["metadata"]["ls_model_name"] for s in counter.starts] == [f"fake-{routed.model}"] * 2
-    assert [s["metadata"]["ls_max_tokens"] for s in counter.starts] == [routed.token_limit] * 2
+    assert [s["metadata"].get("ls_max_tokens") for s in counter.starts] == [routed.max_tokens] * 2
     assert all(c.tools == (convert_to_openai_tool(get_weather),) for c in calls)
 
 
@@ -136,7 +137,7 @@ def test_agent_loop_with_create_agent(llm: R2RouterChatModel, pool: dict[str, Fa
 def failing_pool(router: R2Router, *failing: str) -> dict[str, FakePoolChatModel]:
     pool = fake_pool(router)
     for name in failing:
-        pool[name].fail_with = RuntimeError(f"{name} is down")
+        pool[name].fail_with = ConnectionError(f"{name} is down")  # a provider failure: falls back
     return pool
 
 
@@ -165,7 +166,15 @@ async def test_a_failing_model_falls_back_to_the_next_best(router: R2Router, mod
             message = message + chunk
     info = r2(message)
     assert (info["model"], info["token_limit"]) == ("large", expected.token_limit)
-    assert info["fallbacks"] == [{"model": "small", "token_limit": 32, "error": "RuntimeError: small is down"}]
+    assert info["fallbacks"] == [
+        {
+            "model": "small",
+            "token_limit": 32,
+            "kind": "connection",
+            "error": "ConnectionError: small is down",
+            "status": None,
+        }
+    ]
     assert pool["large"].calls[-1].max_tokens == expected.token_limit  # its own budget
     assert message.response_metadata["model_name"] == "fake-large"
     assert len(counter.starts) == 1  # still one run
@@ -174,30 +183,40 @@ async def test_a_failing_model_falls_back_to_the_next_best(router: R2Router, mod
 def test_fallbacks_off_raises_the_models_own_error(router: R2Router) -> None:
     pool = failing_pool(router, "small")
     llm = R2RouterChatModel(router=router, models=pool, fallbacks=0)
-    with pytest.raises(RuntimeError, match="small is down"):
+    with pytest.raises(ConnectionError, match="small is down"):
         llm.invoke(CHAT)
     assert pool["large"].calls == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError("bug in a parser"), TypeError("unexpected keyword"), KeyError("x")])
+def test_a_programming_error_is_raised_at_once_not_hidden_by_a_fallback(router: R2Router, error: Exception) -> None:
+    pool = fake_pool(router)
+    pool["small"].fail_with = error
+    llm = R2RouterChatModel(router=router, models=pool)
+    with pytest.raises(type(error)):
+        llm.invoke(CHAT)
+    assert pool["large"].calls == []  # another model would not fix a bug; it would only cost money
 
 
 @pytest.mark.parametrize("streaming", [False, True])
 def test_when_every_candidate_fails_the_last_error_lists_the_attempts(router: R2Router, streaming: bool) -> None:
     pool = failing_pool(router, "small", "large")
     llm = R2RouterChatModel(router=router, models=pool)
-    with pytest.raises(RuntimeError, match="large is down") as caught:
+    with pytest.raises(ConnectionError, match="large is down") as caught:
         if streaming:
             list(llm.stream(CHAT))
         else:
             llm.invoke(CHAT)
     text = "".join(traceback.format_exception(caught.value))
-    assert "all 2 candidates failed, in order: small@32 -> RuntimeError: small is down; large@" in text
+    assert "all 2 attempts failed, in order: small@32 -> ConnectionError: small is down; large@" in text
 
 
 def test_fallbacks_are_bounded(router: R2Router) -> None:
     pool = failing_pool(router, "small")
     llm = R2RouterChatModel(router=router, models=pool, fallbacks=1)
     assert r2(llm.invoke(CHAT))["model"] == "large"
-    pool["large"].fail_with = RuntimeError("large is down")
-    with pytest.raises(RuntimeError):
+    pool["large"].fail_with = ConnectionError("large is down")
+    with pytest.raises(ConnectionError):
         llm.invoke(CHAT)
     assert len(pool["small"].calls) == 2 and len(pool["large"].calls) == 2
 
@@ -207,13 +226,13 @@ def test_a_stream_that_fails_midway_is_not_retried(router: R2Router) -> None:
         def _stream(self, *args: Any, **kwargs: Any) -> Any:
             stream = super()._stream(*args, **kwargs)
             yield next(stream)
-            raise RuntimeError("connection lost")
+            raise ConnectionError("connection lost")
 
     pool = fake_pool(router)
     pool["small"] = Breaks(model_name="fake-small")
     llm = R2RouterChatModel(router=router, models=pool)
     received = []
-    with pytest.raises(RuntimeError, match="connection lost"):
+    with pytest.raises(ConnectionError, match="connection lost"):
         for chunk in llm.stream(CHAT):
             received.append(chunk)
     assert len(received) == 1  # part of the answer was out: no silent switch of model
