@@ -51,6 +51,7 @@ from r2router_core.instruction import (
     add_length_instruction,
     check_instruction_template,
     join_instruction,
+    length_instruction,
 )
 from r2router_core.options import OPTION_KEYS, STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
 from r2router_core.predictor import KNNPredictor
@@ -100,6 +101,7 @@ __all__ = [
     "check_instruction_template",
     "format_budget",
     "join_instruction",
+    "length_instruction",
     "missing_dependency",
     "parse_retry_after",
 ]

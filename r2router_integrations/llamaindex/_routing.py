@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-from r2router_core import R2Router, RoutingDecision
-from r2router_core.errors import ConfigError
-from r2router_core.scoring import RoutingOptions
+from r2router_core import ConfigError, R2Router, RoutingDecision, RoutingOptions
 
-__all__ = ["RoutingSettings", "aroute", "check_router", "route"]
-
-
-@dataclass(frozen=True)
-class RoutingSettings:
-    """Per-integration routing options, passed to :meth:`R2Router.route_text`.
-
-    Attributes:
-        lambda_: Cost weight in [0, 1]; ``None`` = the router's config.
-        max_budget: Only budgets <= this many output tokens (excludes uncapped).
-        max_cost: Only arms with predicted cost <= this many USD per query.
-    """
-
-    lambda_: float | None = None
-    max_budget: int | None = None
-    max_cost: float | None = None
-
-    def check(self, router: R2Router) -> RoutingSettings:
-        """Validate against the router's config now, so a bad option fails at construction."""
-        RoutingOptions.build(router.config, lambda_=self.lambda_, max_budget=self.max_budget, max_cost=self.max_cost)
-        return self
+__all__ = ["aroute", "check_router", "route"]
 
 
 def check_router(router: object, *, owner: str) -> R2Router:
@@ -46,21 +22,11 @@ def check_router(router: object, *, owner: str) -> R2Router:
     return router
 
 
-def route(
-    router: R2Router, text: str, settings: RoutingSettings, *, allowed_models: Sequence[str] | None = None
-) -> RoutingDecision:
+def route(router: R2Router, text: str, options: RoutingOptions) -> RoutingDecision:
     """Embed ``text`` with the router's embedder and decide (model, budget)."""
-    return router.route_text(
-        text,
-        lambda_=settings.lambda_,
-        max_budget=settings.max_budget,
-        max_cost=settings.max_cost,
-        allowed_models=allowed_models,
-    )
+    return router.route_text(text, options)
 
 
-async def aroute(
-    router: R2Router, text: str, settings: RoutingSettings, *, allowed_models: Sequence[str] | None = None
-) -> RoutingDecision:
+async def aroute(router: R2Router, text: str, options: RoutingOptions) -> RoutingDecision:
     """:func:`route` in a worker thread, so embedding never blocks the event loop."""
-    return await asyncio.to_thread(route, router, text, settings, allowed_models=allowed_models)
+    return await asyncio.to_thread(route, router, text, options)

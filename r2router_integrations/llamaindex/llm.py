@@ -24,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -46,9 +45,27 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms import LLM
 
-from r2router_core import Budget, R2Router, RoutingDecision
-from r2router_core.errors import ConfigError, UnknownModelError
-from r2router_integrations.llamaindex._routing import RoutingSettings, check_router, route
+from r2router_core import (
+    LENGTH_INSTRUCTION,
+    STRUCTURED_OUTPUT_MIN_BUDGET,
+    AttemptLog,
+    Budget,
+    Candidate,
+    ConfigError,
+    EmptyPromptError,
+    FailedAttempt,
+    FallbackPolicy,
+    MessageStyle,
+    R2Router,
+    RoutingDecision,
+    RoutingOptions,
+    UnknownModelError,
+    add_length_instruction,
+    check_instruction_template,
+    join_instruction,
+    length_instruction,
+)
+from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
 
 __all__ = ["R2RouterLLM", "routing_query"]
@@ -75,12 +92,6 @@ def routing_query(query: str) -> Iterator[None]:
         _ROUTING_QUERY.reset(token)
 
 
-@dataclass(frozen=True)
-class _Route:
-    llm: LLM
-    decision: RoutingDecision
-
-
 class R2RouterLLM(LLM):
     """An LLM that routes each call among a pool of LlamaIndex LLMs, budget included.
 
@@ -95,11 +106,16 @@ class R2RouterLLM(LLM):
         lambda_: Cost weight in [0, 1]; ``None`` = the router's config.
         max_budget: Only budgets <= this many output tokens.
         max_cost: Only arms with predicted cost <= this many USD per query.
-        budget_instruction: Optional text formatted with ``budget`` and added to
-            capped calls (appended to a chat's system message, or as a new one;
-            as the last paragraph of a completion prompt), e.g.
-            ``"Answer in at most {budget} tokens."``; the paper enforces budgets
-            with both an instruction and a hard cap.
+        max_tokens: The caller's output cap: an upper bound on the routed budget (the
+            core's rule; a call's own ``max_tokens`` kwarg replaces it).
+        length_instruction: Tell the chosen model its budget (the paper's setting, on by
+            default): appended to a chat's system message (or sent as one), or as the
+            last paragraph of a completion prompt. Never added to an uncapped call.
+        length_instruction_template: The instruction, with ``{budget}``.
+        budget_instruction: Deprecated spelling of ``length_instruction_template``.
+        fallbacks: Other pool models tried, in utility order, when the chosen one fails
+            with a provider error (the core's :class:`FallbackPolicy`); 0 turns it off.
+        fallback_policy: The whole fallback policy; overrides ``fallbacks``.
         apply_budget: How a budget caps a pool LLM (default :func:`with_budget`).
         **kwargs: Other ``LLM`` fields (``callback_manager``, ``system_prompt``...).
     """
@@ -116,14 +132,26 @@ class R2RouterLLM(LLM):
     """Only budgets <= this many output tokens."""
     max_cost: float | None = Field(default=None, description="Largest predicted USD per query.")
     """Only arms with predicted cost <= this many USD per query."""
-    budget_instruction: str | None = Field(default=None, description="Instruction added to capped calls.")
-    """Text formatted with ``budget`` and added to capped calls."""
+    max_tokens: int | None = Field(default=None, description="The caller's output cap.")
+    """Upper bound on the routed budget (the core's ``max_tokens`` rule)."""
+    length_instruction: bool = Field(default=True, description="Tell the model its budget.")
+    """Add the paper's length instruction to capped calls."""
+    length_instruction_template: str = Field(default=LENGTH_INSTRUCTION, description="The instruction.")
+    """The length instruction, with ``{budget}``."""
+    budget_instruction: str | None = Field(default=None, description="Deprecated: length_instruction_template.")
+    """Deprecated spelling of ``length_instruction_template`` (kept for old code)."""
+    fallbacks: int = Field(default=2, description="Other pool models tried on provider failures.")
+    """Other pool models tried, in utility order, on provider failures; 0 = off."""
+    fallback_policy: FallbackPolicy | None = Field(default=None, exclude=True)
+    """The whole fallback policy; overrides ``fallbacks``."""
 
     _router: R2Router = PrivateAttr()
     _pool: dict[str, LLM] = PrivateAttr()
     _models: tuple[str, ...] = PrivateAttr()
     _apply_budget: ApplyBudget = PrivateAttr()
     _children: dict[tuple[str, Budget], LLM] = PrivateAttr(default_factory=dict)
+    _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
+    _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
@@ -142,7 +170,18 @@ class R2RouterLLM(LLM):
         unknown = [m for m in pool if m not in names]
         if unknown:
             raise UnknownModelError(f"pool models {unknown} are not in the router's pool {list(names)}")
-        self._settings().check(self._router)
+        self._defaults = RoutingOptions(
+            lambda_=self.lambda_,
+            allowed_models=tuple(m for m in names if m in pool),
+            max_budget=self.max_budget,
+            max_cost=self.max_cost,
+            max_tokens=self.max_tokens,
+        )
+        self._defaults.resolved(self._router.config)
+        self._policy = self.fallback_policy or FallbackPolicy(max_fallbacks=self.fallbacks)
+        if self.budget_instruction is not None:
+            self.length_instruction_template = self.budget_instruction
+        check_instruction_template(self.length_instruction_template)
         if apply_budget is with_budget:  # fail now, not at the first call, if a pool LLM has no max_tokens
             for llm in pool.values():
                 with_budget(llm, None)
@@ -183,7 +222,7 @@ class R2RouterLLM(LLM):
             context_window=min(meta.context_window for meta in metas.values()),
             num_output=max(outputs, default=DEFAULT_NUM_OUTPUTS),
             is_chat_model=all(meta.is_chat_model for meta in metas.values()),
-            is_function_calling_model=False,
+            is_function_calling_model=False,  # the agent hooks (chat_with_tools...) are not routed yet
             model_name=f"r2router[{','.join(self._models)}]",
         )
 
@@ -198,15 +237,19 @@ class R2RouterLLM(LLM):
             logger.debug("route_on='query' but no question is known; routing on the prompt")
         return text
 
-    def _settings(self) -> RoutingSettings:
-        return RoutingSettings(lambda_=self.lambda_, max_budget=self.max_budget, max_cost=self.max_cost)
+    def _options(self, kwargs: dict[str, Any]) -> RoutingOptions:
+        """The call's options: its ``max_tokens`` kwarg (popped) over the defaults; tools get the floor."""
+        call = RoutingOptions(
+            max_tokens=kwargs.pop("max_tokens", None),
+            min_budget=STRUCTURED_OUTPUT_MIN_BUDGET if kwargs.get("tools") else None,
+        )
+        return self._defaults.merged(call)
 
-    def _route(self, text: str) -> _Route:
-        decision = route(self._router, self._routing_text(text), self._settings(), allowed_models=self._models)
-        return _Route(self._child(decision.model, decision.token_limit), decision)
+    def _route(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
+        return route(self._router, self._routing_text(text), self._options(kwargs))
 
-    async def _aroute(self, text: str) -> _Route:
-        return await asyncio.to_thread(self._route, text)
+    async def _aroute(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
+        return await asyncio.to_thread(self._route, text, kwargs)
 
     def _child(self, model: str, budget: Budget) -> LLM:
         """The pool LLM copied at ``budget`` (cached), emitting through this wrapper's handlers too."""
@@ -220,70 +263,171 @@ class R2RouterLLM(LLM):
                 child.callback_manager = manager
         return child
 
-    # -- budget instruction ----------------------------------------------------------
-    def _instruction(self, decision: RoutingDecision) -> str | None:
-        if self.budget_instruction is None or decision.token_limit is None:
-            return None
-        return self.budget_instruction.format(budget=decision.token_limit)
+    def _plan(self, decision: RoutingDecision) -> AttemptLog[Candidate]:
+        return AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
 
-    def _prompt(self, prompt: str, decision: RoutingDecision) -> str:
-        instruction = self._instruction(decision)
-        return prompt if instruction is None else f"{prompt}\n\n{instruction}"
+    def _arm(self, decision: RoutingDecision, candidate: Candidate) -> tuple[LLM, int | None]:
+        cap = decision.max_tokens_for(candidate.token_limit)
+        return self._child(candidate.model, cap), cap
 
-    def _messages(self, messages: Sequence[ChatMessage], decision: RoutingDecision) -> Sequence[ChatMessage]:
-        instruction = self._instruction(decision)
-        if instruction is None:
+    # -- length instruction ----------------------------------------------------------
+    def _prompt(self, prompt: str, cap: int | None) -> str:
+        instruction = length_instruction(cap, self.length_instruction_template) if self.length_instruction else None
+        return prompt if instruction is None else join_instruction(prompt, instruction)
+
+    def _messages(self, messages: Sequence[ChatMessage], cap: int | None) -> Sequence[ChatMessage]:
+        if not self.length_instruction:
             return messages
-        if messages and messages[0].role == MessageRole.SYSTEM:
-            merged = f"{messages[0].content or ''}\n\n{instruction}"
-            return [ChatMessage(role=MessageRole.SYSTEM, content=merged), *messages[1:]]
-        return [ChatMessage(role=MessageRole.SYSTEM, content=instruction), *messages]
+        return add_length_instruction(messages, cap, LLAMAINDEX_MESSAGES, template=self.length_instruction_template)
+
+    # -- one call with fallback, sync and async ----------------------------------------
+    def _call(self, decision: RoutingDecision, run: Callable[[LLM, int | None], _R]) -> _R:
+        log = self._plan(decision)
+        for candidate in log:
+            llm, cap = self._arm(decision, candidate)
+            try:
+                response = run(llm, cap)
+            except Exception as exc:
+                log.failed(candidate, exc)
+                continue
+            return _tag(response, _info(decision, candidate, log.failures))
+        raise log.error()
+
+    async def _acall(self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[_R]]) -> _R:
+        log = self._plan(decision)
+        async for candidate in log:
+            llm, cap = self._arm(decision, candidate)
+            try:
+                response = await run(llm, cap)
+            except Exception as exc:
+                log.failed(candidate, exc)
+                continue
+            return _tag(response, _info(decision, candidate, log.failures))
+        raise log.error()
+
+    def _stream(
+        self, decision: RoutingDecision, run: Callable[[LLM, int | None], Generator[_R, None, None]]
+    ) -> Generator[_R, None, None]:
+        """Fallback only until the first chunk: after it, the answer is out."""
+        log = self._plan(decision)
+        for candidate in log:
+            llm, cap = self._arm(decision, candidate)
+            try:
+                stream = run(llm, cap)
+                first = next(stream)
+            except StopIteration:
+                return _nothing()
+            except Exception as exc:
+                log.failed(candidate, exc)
+                continue
+            info = _info(decision, candidate, log.failures)
+            return _tag_stream(first, stream, info)
+        raise log.error()
+
+    async def _astream(
+        self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[AsyncGenerator[_R, None]]]
+    ) -> AsyncGenerator[_R, None]:
+        log = self._plan(decision)
+        async for candidate in log:
+            llm, cap = self._arm(decision, candidate)
+            try:
+                stream = await run(llm, cap)
+                first = await anext(stream)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                log.failed(candidate, exc)
+                continue
+            return _tag_astream(first, stream, _info(decision, candidate, log.failures))
+        else:
+            raise log.error()
+        return _empty()
 
     # -- completion ------------------------------------------------------------------
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        r = self._route(prompt)
-        return _tag(r.llm.complete(self._prompt(prompt, r.decision), formatted=formatted, **kwargs), r.decision)
+        d = self._route(prompt, kwargs)
+        return self._call(d, lambda llm, cap: llm.complete(self._prompt(prompt, cap), formatted=formatted, **kwargs))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        r = self._route(prompt)
-        stream = r.llm.stream_complete(self._prompt(prompt, r.decision), formatted=formatted, **kwargs)
-        return _tag_stream(stream, r.decision)
+        d = self._route(prompt, kwargs)
+        return self._stream(
+            d, lambda llm, cap: llm.stream_complete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
+        )
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        r = await self._aroute(prompt)
-        response = await r.llm.acomplete(self._prompt(prompt, r.decision), formatted=formatted, **kwargs)
-        return _tag(response, r.decision)
+        d = await self._aroute(prompt, kwargs)
+        return await self._acall(
+            d, lambda llm, cap: llm.acomplete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
+        )
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        r = await self._aroute(prompt)
-        stream = await r.llm.astream_complete(self._prompt(prompt, r.decision), formatted=formatted, **kwargs)
-        return _tag_astream(stream, r.decision)
+        d = await self._aroute(prompt, kwargs)
+        return await self._astream(
+            d, lambda llm, cap: llm.astream_complete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
+        )
 
     # -- chat ------------------------------------------------------------------------
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        r = self._route(_chat_text(messages))
-        return _tag(r.llm.chat(self._messages(messages, r.decision), **kwargs), r.decision)
+        d = self._route(_chat_text(messages), kwargs)
+        return self._call(d, lambda llm, cap: llm.chat(self._messages(messages, cap), **kwargs))
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        r = self._route(_chat_text(messages))
-        return _tag_stream(r.llm.stream_chat(self._messages(messages, r.decision), **kwargs), r.decision)
+        d = self._route(_chat_text(messages), kwargs)
+        return self._stream(d, lambda llm, cap: llm.stream_chat(self._messages(messages, cap), **kwargs))
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        r = await self._aroute(_chat_text(messages))
-        return _tag(await r.llm.achat(self._messages(messages, r.decision), **kwargs), r.decision)
+        d = await self._aroute(_chat_text(messages), kwargs)
+        return await self._acall(d, lambda llm, cap: llm.achat(self._messages(messages, cap), **kwargs))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        r = await self._aroute(_chat_text(messages))
-        stream = await r.llm.astream_chat(self._messages(messages, r.decision), **kwargs)
-        return _tag_astream(stream, r.decision)
+        d = await self._aroute(_chat_text(messages), kwargs)
+        return await self._astream(d, lambda llm, cap: llm.astream_chat(self._messages(messages, cap), **kwargs))
 
 
 def _chat_text(messages: Sequence[ChatMessage]) -> str:
-    """The text a chat is routed on: the last user message, else every message."""
+    """The text a chat is routed on: the last user message, else every message but system ones.
+
+    Raises:
+        EmptyPromptError: Only system messages (instructions, not a prompt) or no text.
+    """
     for message in reversed(messages):
         if message.role == MessageRole.USER and (message.content or "").strip():
             return message.content or ""
-    return "\n".join(message.content or "" for message in messages)
+    text = "\n".join(m.content or "" for m in messages if m.role != MessageRole.SYSTEM and (m.content or "").strip())
+    if not text:
+        raise EmptyPromptError(
+            "the messages hold no text to route on (system messages alone are instructions, not a prompt); "
+            "add a user message"
+        )
+    return text
+
+
+def _system_with_text(message: ChatMessage, text: str) -> ChatMessage:
+    return ChatMessage(role=MessageRole.SYSTEM, content=join_instruction(message.content or "", text))
+
+
+LLAMAINDEX_MESSAGES: MessageStyle[ChatMessage] = MessageStyle(
+    is_system=lambda message: message.role == MessageRole.SYSTEM,
+    with_text=_system_with_text,
+    system=lambda text: ChatMessage(role=MessageRole.SYSTEM, content=text),
+)
+"""LlamaIndex chat messages for the core's :func:`~r2router_core.add_length_instruction`."""
+
+
+def _info(decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> dict[str, Any]:
+    """The ``additional_kwargs["r2router"]`` dict: the decision, as answered by ``used``."""
+    return {
+        **decision.to_dict(),
+        "model": used.model,
+        "model_full_name": used.model_full_name,
+        "token_limit": used.token_limit,
+        "max_tokens": decision.max_tokens_for(used.token_limit),
+        "predicted_quality": used.predicted_quality,
+        "predicted_tokens": used.predicted_tokens,
+        "predicted_cost": used.predicted_cost,
+        "utility": used.utility,
+        "fallbacks": [f.to_dict() for f in failures],
+    }
 
 
 def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackManager:
@@ -296,16 +440,27 @@ def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackM
     return CallbackManager(handlers)
 
 
-def _tag(response: _R, decision: RoutingDecision) -> _R:
-    response.additional_kwargs["r2router"] = decision.to_dict()
+def _tag(response: _R, info: dict[str, Any]) -> _R:
+    response.additional_kwargs["r2router"] = info
     return response
 
 
-def _tag_stream(stream: Generator[_R, None, None], decision: RoutingDecision) -> Generator[_R, None, None]:
+def _tag_stream(first: _R, stream: Generator[_R, None, None], info: dict[str, Any]) -> Generator[_R, None, None]:
+    yield _tag(first, info)
     for chunk in stream:
-        yield _tag(chunk, decision)
+        yield _tag(chunk, info)
 
 
-async def _tag_astream(stream: AsyncGenerator[_R, None], decision: RoutingDecision) -> AsyncGenerator[_R, None]:
+async def _tag_astream(first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any]) -> AsyncGenerator[_R, None]:
+    yield _tag(first, info)
     async for chunk in stream:
-        yield _tag(chunk, decision)
+        yield _tag(chunk, info)
+
+
+def _nothing() -> Generator[Any, None, None]:
+    yield from ()
+
+
+async def _empty() -> AsyncGenerator[Any, None]:
+    return
+    yield  # an async generator with nothing in it

@@ -21,6 +21,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from llama_index.core.base.base_selector import BaseSelector, MetadataType, SelectorResult, SingleSelection
@@ -29,9 +30,8 @@ from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.schema import QueryBundle, QueryType
 from llama_index.core.tools.types import ToolMetadata
 
-from r2router_core import Budget, R2Router, RoutingDecision
-from r2router_core.errors import InputError
-from r2router_integrations.llamaindex._routing import RoutingSettings, check_router, route
+from r2router_core import Budget, InputError, R2Router, RoutingDecision, RoutingOptions
+from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.choices import ChoiceMap, ChoiceModels
 
 __all__ = ["R2RouterSelector", "R2RouterSelectorResult", "selection_for"]
@@ -114,7 +114,8 @@ class R2RouterSelector(BaseSelector):
     ) -> None:
         self._router = check_router(router, owner="R2RouterSelector")
         self._choice_models = choice_models
-        self._settings = RoutingSettings(lambda_=lambda_, max_budget=max_budget, max_cost=max_cost).check(router)
+        self._options = RoutingOptions(lambda_=lambda_, max_budget=max_budget, max_cost=max_cost)
+        self._options.resolved(router.config)  # a bad option fails here, not at the first query
         self._maps: dict[tuple[str, ...], ChoiceMap] = {}  # one map (and one warning) per choice set
 
     @classmethod
@@ -163,7 +164,7 @@ class R2RouterSelector(BaseSelector):
         if choice_map is None:
             choice_map = ChoiceMap.build(names, self._router.config.model_names, self._choice_models)
             self._maps[names] = choice_map
-        decision = route(self._router, query.query_str, self._settings, allowed_models=choice_map.models)
+        decision = route(self._router, query.query_str, replace(self._options, allowed_models=choice_map.models))
         index, budget = choice_map.pick(decision)
         result = _result(decision, index, names[index], budget)
         _remember(query, result)

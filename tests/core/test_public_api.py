@@ -50,6 +50,7 @@ EXPECTED_ALL = [
     "check_instruction_template",
     "format_budget",
     "join_instruction",
+    "length_instruction",
     "missing_dependency",
     "parse_retry_after",
 ]

@@ -216,7 +216,8 @@ def test_token_counting_counts_each_call_once(
         big.callback_manager = manager
     Settings.callback_manager = manager if handler_on in ("settings", "both") else CallbackManager([])
     with routing_query(MATH):  # every call (refine prompts too) routes to big@400, like the baseline
-        _run(R2RouterLLM(router, {"big": big}, route_on="query"), vector_index)
+        # the baseline sends the prompts as they are: compare without the length instruction
+        _run(R2RouterLLM(router, {"big": big}, route_on="query", length_instruction=False), vector_index)
     got = _counts(handler)
 
     expected = _baseline(router, vector_index)
