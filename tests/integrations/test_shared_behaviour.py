@@ -1,0 +1,231 @@
+"""One behaviour in every integration: the same cases run against LangChain, LlamaIndex and the gateway.
+
+Each integration is driven through a small adapter that makes one routed call and
+reports what the pool model received (model, output cap, messages) and the
+failed attempts the answer records. The oracle is the core router itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+from langchain_core.messages import HumanMessage
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from openai import OpenAI
+
+from r2router_core import R2Router
+from r2router_integrations.langchain import R2RouterChatModel
+from r2router_integrations.langchain.testing import FakePoolChatModel
+from r2router_integrations.llamaindex import R2RouterLLM
+from r2router_integrations.llamaindex.testing import RecordingLLM
+
+from .server.support import MATH_PROMPT, ServerThread, Stub, build_router, start_gateway, stub_app, write_upstreams
+
+ROUTER = build_router()
+POOL = ROUTER.config.model_names
+SMALLEST = min(b for b in ROUTER.config.budgets if b is not None)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one routed call made the chosen pool model receive, and what the answer recorded."""
+
+    model: str
+    cap: int | None
+    system: str | None
+    failed: list[dict[str, Any]]
+
+
+class Integration(Protocol):
+    def call(self, prompt: str, **options: Any) -> Sent: ...
+
+    def fail(self, model: str) -> None: ...
+
+    def bad_option(self, name: str, value: Any) -> str: ...
+
+
+# -- LangChain ----------------------------------------------------------------------------
+class LangChain:
+    def __init__(self, router: R2Router) -> None:
+        self.pool = {name: FakePoolChatModel(model_name=f"fake-{name}") for name in POOL}
+        self.llm = R2RouterChatModel(router=router, models=dict(self.pool))
+
+    def call(self, prompt: str, **options: Any) -> Sent:
+        message = self.llm.invoke([HumanMessage(prompt)], **options)
+        info = message.response_metadata["r2router"]
+        call = self.pool[info["model"]].calls[-1]
+        system = call.messages[0].text if call.messages[0].type == "system" else None
+        return Sent(info["model"], call.max_tokens, system, info["fallbacks"])
+
+    def fail(self, model: str) -> None:
+        self.pool[model].fail_with = ConnectionError(f"{model} is down")
+
+    def bad_option(self, name: str, value: Any) -> str:
+        with pytest.raises(ValueError) as info:
+            self.llm.invoke("hi", **{name: value})
+        return str(info.value)
+
+
+# -- LlamaIndex ---------------------------------------------------------------------------
+class FailingLLM(RecordingLLM):
+    failing: bool = False
+
+    def chat(self, messages: Any, **kwargs: Any) -> ChatResponse:
+        if self.failing:
+            raise ConnectionError(f"{self.name} is down")
+        return super().chat(messages, **kwargs)
+
+
+class LlamaIndex:
+    def __init__(self, router: R2Router) -> None:
+        self.pool = {name: FailingLLM(name=name, is_chat=True) for name in POOL}
+        self.router = router
+        self.llm = R2RouterLLM(router, dict(self.pool))
+
+    def call(self, prompt: str, **options: Any) -> Sent:
+        allowed = options.pop("allowed_models", POOL)  # R2RouterLLM routes among the pool it is given
+        pool = {name: llm for name, llm in self.pool.items() if name in allowed}
+        llm = R2RouterLLM(self.router, pool, **{k: v for k, v in options.items() if k != "max_tokens"})
+        kwargs = {"max_tokens": options["max_tokens"]} if "max_tokens" in options else {}
+        response = llm.chat([ChatMessage(role=MessageRole.USER, content=prompt)], **kwargs)
+        info = response.additional_kwargs["r2router"]
+        call = self.pool[info["model"]]
+        # the recording LLM is copied per budget: the copy's calls list is shared with the original
+        last = call.calls[-1]
+        first_line = last.prompt.split("\n", 1)[0]
+        return Sent(
+            info["model"],
+            last.max_tokens,
+            first_line if first_line.startswith("Use at most") else None,
+            info["fallbacks"],
+        )
+
+    def fail(self, model: str) -> None:
+        self.pool[model].failing = True
+
+    def bad_option(self, name: str, value: Any) -> str:
+        with pytest.raises(ValueError) as info:
+            R2RouterLLM(self.router, dict(self.pool), **{name: value})
+        return str(info.value)
+
+
+# -- the gateway --------------------------------------------------------------------------
+class Gateway:
+    def __init__(self, server: ServerThread, stub: Stub) -> None:
+        self.client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        self.stub = stub
+
+    def call(self, prompt: str, **options: Any) -> Sent:
+        body: dict[str, Any] = {}
+        routing = {("lambda" if k == "lambda_" else k): v for k, v in options.items() if k != "max_tokens"}
+        if routing:
+            body["r2router"] = routing
+        cap = {"max_tokens": options["max_tokens"]} if "max_tokens" in options else {}
+        raw = self.client.chat.completions.with_raw_response.create(
+            model="r2router", messages=[{"role": "user", "content": prompt}], extra_body=body, **cap
+        )
+        model = raw.headers["x-r2router-model"]
+        request = self.stub.calls(model)[-1].body
+        sent_cap = next(
+            (request[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if k in request), None
+        )
+        first = request["messages"][0]
+        system = first["content"] if first["role"] == "system" else None
+        failed = json.loads(raw.headers.get("x-r2router-failed-attempts", "[]"))
+        return Sent(model, sent_cap, system, failed)
+
+    def fail(self, model: str) -> None:
+        self.stub.behaviour[model].status = 503
+
+    def bad_option(self, name: str, value: Any) -> str:
+        key = "lambda" if name == "lambda_" else name
+        import openai
+
+        with pytest.raises(openai.BadRequestError) as info:
+            self.client.chat.completions.create(
+                model="r2router", messages=[{"role": "user", "content": "hi"}], extra_body={"r2router": {key: value}}
+            )
+        body = info.value.body
+        assert isinstance(body, dict)
+        return str(body["message"])
+
+
+@pytest.fixture(scope="module")
+def gateway_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, Stub]]:
+    stub = Stub()
+    stub.reset()
+    with ServerThread(stub_app(stub)) as upstream:
+        upstreams = write_upstreams(tmp_path_factory.mktemp("shared") / "upstreams.yaml", upstream.url)
+        gateway = start_gateway(ROUTER, upstreams)
+        try:
+            yield gateway, stub
+        finally:
+            gateway.__exit__()
+
+
+@pytest.fixture(params=["langchain", "llamaindex", "gateway"])
+def integration(request: pytest.FixtureRequest) -> Integration:
+    if request.param == "langchain":
+        return LangChain(ROUTER)
+    if request.param == "llamaindex":
+        return LlamaIndex(ROUTER)
+    server, stub = request.getfixturevalue("gateway_env")
+    stub.reset()
+    return Gateway(server, stub)
+
+
+# -- the cases ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("lambda_", 1.5, "lambda must be a number in [0, 1]"),
+        ("max_budget", 0, "max_budget must be a positive int"),
+        ("max_cost", -1.0, "max_cost must be a finite number >= 0"),
+    ],
+)
+def test_options_are_validated_with_the_cores_words(
+    integration: Integration, name: str, value: Any, needle: str
+) -> None:
+    assert needle in integration.bad_option(name, value)
+
+
+def test_a_callers_max_tokens_bounds_the_routed_budget(integration: Integration) -> None:
+    expected = ROUTER.route_text(MATH_PROMPT, max_tokens=250)
+    assert expected.token_limit is not None and expected.token_limit <= 250
+    sent = integration.call(MATH_PROMPT, max_tokens=250)
+    assert (sent.model, sent.cap) == (expected.model, expected.token_limit)
+
+
+def test_a_callers_max_tokens_below_every_budget_is_clamped_not_refused(integration: Integration) -> None:
+    expected = ROUTER.route_text(MATH_PROMPT, max_tokens=SMALLEST - 1)
+    assert expected.token_limit == SMALLEST and expected.max_tokens == SMALLEST - 1
+    sent = integration.call(MATH_PROMPT, max_tokens=SMALLEST - 1)
+    assert (sent.model, sent.cap) == (expected.model, SMALLEST - 1)
+    assert sent.system == f"Use at most {SMALLEST - 1} tokens."  # the instruction states the cap sent
+
+
+def test_the_length_instruction_is_on_by_default_and_only_for_capped_calls(integration: Integration) -> None:
+    capped = ROUTER.route_text(MATH_PROMPT)
+    assert capped.token_limit is not None
+    sent = integration.call(MATH_PROMPT)
+    assert sent.system == f"Use at most {capped.token_limit} tokens." and sent.cap == capped.token_limit
+    uncapped = ROUTER.route_text(MATH_PROMPT, allowed_models=["medium"])
+    assert uncapped.token_limit is None
+    sent = integration.call(MATH_PROMPT, allowed_models=["medium"])
+    assert (sent.cap, sent.system) == (None, None)
+
+
+def test_fallback_order_and_failed_attempts_are_the_same_everywhere(integration: Integration) -> None:
+    decision = ROUTER.route_text(MATH_PROMPT)
+    plan = decision.fallback_plan(2)
+    integration.fail(plan[0].model)
+    sent = integration.call(MATH_PROMPT)
+    assert sent.model == plan[1].model and sent.cap == plan[1].token_limit
+    (failed,) = sent.failed
+    assert (failed["model"], failed["token_limit"]) == (plan[0].model, plan[0].token_limit)
+    assert failed["kind"] in ("connection", "http_5xx")
+    assert set(failed) == {"model", "token_limit", "kind", "error", "status"}
