@@ -7,7 +7,7 @@ never imports LangChain. Test doubles live in
 
 from __future__ import annotations
 
-from r2router_core.errors import missing_dependency
+from r2router_core import missing_dependency
 
 try:
     import langchain_core  # noqa: F401

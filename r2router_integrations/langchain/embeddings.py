@@ -9,8 +9,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import check_embeddings, check_texts
-from r2router_core.errors import ConfigError, EmbeddingError
+from r2router_core import ConfigError, EmbeddingError
+from r2router_core.embedders import check_embeddings, check_texts
 
 __all__ = ["LangChainEmbedder"]
 

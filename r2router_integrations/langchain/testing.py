@@ -30,10 +30,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from r2router_core.config import ModelSpec, RouterConfig
-from r2router_core.router import R2Router
+from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
 from r2router_core.testing import HashEmbedder
-from r2router_core.training_data import TrainingData
 
 __all__ = ["FakeCall", "FakePoolChatModel", "demo_router", "example_arguments"]
 

@@ -15,7 +15,7 @@ Needs ``pip install 'r2router[llamaindex]'``.
 
 from __future__ import annotations
 
-from r2router_core.errors import missing_dependency
+from r2router_core import missing_dependency
 
 try:
     import llama_index.core  # noqa: F401

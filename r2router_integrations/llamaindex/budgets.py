@@ -21,9 +21,7 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.schema import QueryBundle
 from llama_index.core.tools import QueryEngineTool
 
-from r2router_core import Budget
-from r2router_core.config import format_budget
-from r2router_core.errors import ConfigError
+from r2router_core import Budget, ConfigError, format_budget
 from r2router_integrations.llamaindex.choices import format_choice_name
 from r2router_integrations.llamaindex.selector import selection_for
 

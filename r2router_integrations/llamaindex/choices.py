@@ -15,9 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from r2router_core import Budget, RoutingDecision
-from r2router_core.config import format_budget
-from r2router_core.errors import ConfigError, ConstraintError, UnknownModelError
+from r2router_core import Budget, ConfigError, ConstraintError, RoutingDecision, UnknownModelError, format_budget
 
 __all__ = ["BUDGET_FROM_DECISION", "ChoiceMap", "ChoiceModels", "format_choice_name", "nearest_budget", "parse_budget"]
 

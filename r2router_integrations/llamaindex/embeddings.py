@@ -16,8 +16,8 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import check_embeddings, check_texts
-from r2router_core.errors import ConfigError
+from r2router_core import ConfigError
+from r2router_core.embedders import check_embeddings, check_texts
 
 __all__ = ["LlamaIndexEmbedder"]
 

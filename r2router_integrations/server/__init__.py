@@ -17,7 +17,7 @@ try:
     import httpx  # noqa: F401
     import starlette  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    from r2router_core.errors import missing_dependency
+    from r2router_core import missing_dependency
 
     raise missing_dependency(exc.name or "starlette", "server", "the r2router gateway") from exc
 

@@ -15,14 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from r2router_core.errors import (
-    ConfigError,
-    ConstraintError,
-    InputError,
-    NoCandidateError,
-    R2RouterError,
-    UnknownModelError,
-)
+from r2router_core import ConfigError, ConstraintError, InputError, NoCandidateError, R2RouterError, UnknownModelError
 
 __all__ = ["GatewayError", "Redactor", "error_body", "from_core_error"]
 

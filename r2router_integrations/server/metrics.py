@@ -14,8 +14,7 @@ Exposed at ``GET /metrics`` in the Prometheus text format::
 
 from __future__ import annotations
 
-from r2router_core.config import Budget, format_budget
-from r2router_core.errors import missing_dependency
+from r2router_core import Budget, format_budget, missing_dependency
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 

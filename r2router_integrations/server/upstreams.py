@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r2router_core.config import RouterConfig
-from r2router_core.errors import ConfigError
+from r2router_core import ConfigError, RouterConfig
 
 __all__ = ["DEFAULT_MAX_TOKENS_PARAM", "DEFAULT_TIMEOUT", "Upstream", "Upstreams", "load_upstreams"]
 
@@ -217,7 +216,7 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
         import yaml
     except ImportError as exc:
-        from r2router_core.errors import missing_dependency
+        from r2router_core import missing_dependency
 
         raise missing_dependency("yaml", "server", "reading upstreams.yaml") from exc
     if not path.is_file():
