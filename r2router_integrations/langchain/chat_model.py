@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -79,6 +80,7 @@ __all__ = ["R2RouterChatModel"]
 logger = logging.getLogger(__name__)
 
 _STRUCTURED_KEYS = ("response_format", "ls_structured_output_format", "structured_output_format")
+_NATIVE_METHODS = ("json_schema", "json_mode")
 
 
 class R2RouterChatModel(BaseChatModel):
@@ -287,6 +289,8 @@ class R2RouterChatModel(BaseChatModel):
         check_call_kwargs(rest)
         structured = any(rest.get(key) is not None for key in _STRUCTURED_KEYS)
         options = self._call_options(call, tools=rest.get(TOOLS_KEY) is not None, structured=structured)
+        if rest.get("response_format") is not None:
+            options = _native_json_models(options, self.models)
         texts = [routing_text(messages, self.route_on) for messages in message_lists]
         decisions = self.router.route_texts(texts, options)
         for decision in decisions:
@@ -519,6 +523,42 @@ class R2RouterChatModel(BaseChatModel):
             return
         raise log.error()
 
+    # -- structured output -----------------------------------------------------------
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: str = "function_calling",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Structured output; ``method`` is honoured.
+
+        ``"function_calling"`` (the default) binds the schema as a tool on the chosen
+        child. ``"json_schema"`` and ``"json_mode"`` send OpenAI's ``response_format``
+        and route only among pool models that accept it (OpenAI-compatible chat
+        models: ``ChatOpenAI`` and its kin). Either way the call gets the
+        structured-output budget floor, so the JSON is never cut by the cap.
+
+        Raises:
+            ConstraintError: ``json_schema``/``json_mode`` with no pool model that accepts it.
+            ConfigError: An unknown ``method``.
+        """
+        if method == "function_calling":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        if method not in _NATIVE_METHODS:
+            raise ConfigError(
+                f"method must be one of ['function_calling', 'json_schema', 'json_mode'], got {method!r}",
+                field="method",
+            )
+        if not [name for name, model in self.models.items() if _accepts_response_format(model)]:
+            raise ConstraintError(
+                f"method={method!r} needs a pool model that accepts OpenAI's response_format (ChatOpenAI and its "
+                f"kin); none of {list(self.models)} does. Use method='function_calling'"
+            )
+        return _native_structured_output(self, schema, method=method, strict=strict, include_raw=include_raw)
+
     # -- tools -----------------------------------------------------------------------
     def bind_tools(
         self,
@@ -576,3 +616,56 @@ def _tool_name(tool: Any) -> str:
         name = function.get("name") if isinstance(function, Mapping) else tool.get("name", tool.get("title"))
         return str(name)
     return str(getattr(tool, "name", None) or getattr(tool, "__name__", None) or type(tool).__name__)
+
+
+def _accepts_response_format(model: BaseChatModel) -> bool:
+    """Whether a chat model sends OpenAI's ``response_format`` (an OpenAI-compatible chat model)."""
+    base = getattr(sys.modules.get("langchain_openai.chat_models.base"), "BaseChatOpenAI", None)
+    return isinstance(base, type) and isinstance(model, base)
+
+
+def _native_json_models(options: RoutingOptions, models: Mapping[str, BaseChatModel]) -> RoutingOptions:
+    allowed = options.allowed_models if options.allowed_models is not None else tuple(models)
+    kept = tuple(m for m in allowed if _accepts_response_format(models[m]))
+    if not kept:
+        raise ConstraintError(
+            f"response_format needs a pool model that accepts it (ChatOpenAI and its kin); none of {list(allowed)} does"
+        )
+    return replace(options, allowed_models=kept)
+
+
+def _native_structured_output(
+    llm: R2RouterChatModel, schema: dict[str, Any] | type, *, method: str, strict: bool | None, include_raw: bool
+) -> Runnable[LanguageModelInput, Any]:
+    """``response_format`` bound on the router, the answer parsed as JSON (into ``schema`` if a pydantic class)."""
+    from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+    from langchain_core.runnables import RunnableLambda, RunnableMap
+    from langchain_core.utils.function_calling import convert_to_json_schema
+    from pydantic import BaseModel
+
+    json_schema = convert_to_json_schema(schema)
+    if method == "json_schema":
+        spec: dict[str, Any] = {"name": json_schema.get("title", "output"), "schema": json_schema}
+        if strict is not None:
+            spec["strict"] = strict
+        response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
+    else:
+        response_format = {"type": "json_object"}
+    bound = llm.bind(
+        response_format=response_format,
+        ls_structured_output_format={"kwargs": {"method": method, "strict": strict}, "schema": json_schema},
+    )
+    pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
+    parser: Runnable[Any, Any] = (
+        PydanticOutputParser(pydantic_object=cast("type[BaseModel]", schema)) if pydantic else JsonOutputParser()
+    )
+    if not include_raw:
+        return bound | parser
+
+    def parse(out: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"raw": out["raw"], "parsed": parser.invoke(out["raw"]), "parsing_error": None}
+        except Exception as exc:  # reported, as LangChain's include_raw does
+            return {"raw": out["raw"], "parsed": None, "parsing_error": exc}
+
+    return RunnableMap(raw=bound) | RunnableLambda(parse)

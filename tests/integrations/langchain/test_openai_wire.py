@@ -19,10 +19,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
-from r2router_core import R2Router
+from r2router_core import ConstraintError, R2Router
 from r2router_integrations.langchain import METADATA_KEY, R2RouterChatModel
+from r2router_integrations.langchain.testing import FakePoolChatModel
 
 from .conftest import CHAT, LONG_ANSWER, MATH
 
@@ -54,7 +55,10 @@ class FakeOpenAI:
             return httpx.Response(
                 200, headers={"content-type": "text/event-stream"}, content=_sse(model, words, finish, usage)
             )
-        message = {"role": "assistant", "content": " ".join(words)}
+        content = " ".join(words)
+        if body.get("response_format", {}).get("type") in ("json_schema", "json_object"):
+            content = json.dumps({"setup": "why?", "punchline": "because"})
+        message = {"role": "assistant", "content": content}
         return httpx.Response(
             200,
             json={
@@ -212,3 +216,41 @@ def test_tools_are_converted_by_chatopenai_itself(router: R2Router) -> None:
     # the tool call's JSON must not be cut: the floor leaves only the uncapped arm, so no cap and no instruction
     assert "max_completion_tokens" not in body and "max_tokens" not in body
     assert not any("Use at most" in str(m.get("content")) for m in body["messages"])
+
+
+# -- structured output with the method the caller asked for ---------------------------------------
+class Joke(BaseModel):
+    """A joke."""
+
+    setup: str
+    punchline: str
+
+
+@pytest.mark.parametrize("method", ["json_schema", "json_mode"])
+def test_json_schema_and_json_mode_are_honoured_not_turned_into_tools(router: R2Router, method: str) -> None:
+    server = FakeOpenAI()
+    structured = openai_llm(router, server).with_structured_output(Joke, method=method)
+    assert structured.invoke(MATH) == Joke(setup="why?", punchline="because")
+    (body,) = server.bodies
+    assert "tools" not in body
+    wanted = "json_schema" if method == "json_schema" else "json_object"
+    assert body["response_format"]["type"] == wanted
+    if method == "json_schema":
+        assert body["response_format"]["json_schema"]["name"] == "Joke"
+    # the JSON is never cut: the structured-output floor leaves only the uncapped arm in this pool
+    assert "max_completion_tokens" not in body
+    raw = openai_llm(router, FakeOpenAI()).with_structured_output(Joke, method=method, include_raw=True).invoke(MATH)
+    assert raw["parsed"] == Joke(setup="why?", punchline="because") and raw["parsing_error"] is None
+    assert raw["raw"].response_metadata[METADATA_KEY]["token_limit"] is None
+
+
+def test_json_schema_routes_only_among_models_that_accept_it(router: R2Router) -> None:
+    server = FakeOpenAI()
+    llm = openai_llm(router, server)
+    fake = FakePoolChatModel(model_name="fake-large")
+    mixed = R2RouterChatModel(router=router, models={"small": llm.models["small"], "large": fake})
+    out = mixed.with_structured_output(Joke, method="json_schema", include_raw=True).invoke(MATH)
+    assert out["raw"].response_metadata[METADATA_KEY]["model"] == "small" and fake.calls == []
+    none_can = R2RouterChatModel(router=router, models={"large": fake})
+    with pytest.raises(ConstraintError, match="method='function_calling'"):
+        none_can.with_structured_output(Joke, method="json_schema")
