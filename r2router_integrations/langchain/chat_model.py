@@ -542,8 +542,8 @@ class R2RouterChatModel(BaseChatModel):
         structured-output budget floor, so the JSON is never cut by the cap.
 
         Raises:
-            ConstraintError: ``json_schema``/``json_mode`` with no pool model that accepts it.
-            ConfigError: An unknown ``method``.
+            ConfigError: An unknown ``method``. (A call with no pool model that accepts
+                ``response_format`` raises ConstraintError when it is routed.)
         """
         if method == "function_calling":
             return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
@@ -551,11 +551,6 @@ class R2RouterChatModel(BaseChatModel):
             raise ConfigError(
                 f"method must be one of ['function_calling', 'json_schema', 'json_mode'], got {method!r}",
                 field="method",
-            )
-        if not [name for name, model in self.models.items() if _accepts_response_format(model)]:
-            raise ConstraintError(
-                f"method={method!r} needs a pool model that accepts OpenAI's response_format (ChatOpenAI and its "
-                f"kin); none of {list(self.models)} does. Use method='function_calling'"
             )
         return _native_structured_output(self, schema, method=method, strict=strict, include_raw=include_raw)
 
@@ -629,7 +624,8 @@ def _native_json_models(options: RoutingOptions, models: Mapping[str, BaseChatMo
     kept = tuple(m for m in allowed if _accepts_response_format(models[m]))
     if not kept:
         raise ConstraintError(
-            f"response_format needs a pool model that accepts it (ChatOpenAI and its kin); none of {list(allowed)} does"
+            f"response_format (method='json_schema' or 'json_mode') needs a pool model that accepts it (ChatOpenAI "
+            f"and its kin); none of {list(allowed)} does. Use method='function_calling'"
         )
     return replace(options, allowed_models=kept)
 

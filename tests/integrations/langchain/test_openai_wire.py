@@ -253,4 +253,5 @@ def test_json_schema_routes_only_among_models_that_accept_it(router: R2Router) -
     assert out["raw"].response_metadata[METADATA_KEY]["model"] == "small" and fake.calls == []
     none_can = R2RouterChatModel(router=router, models={"large": fake})
     with pytest.raises(ConstraintError, match="method='function_calling'"):
-        none_can.with_structured_output(Joke, method="json_schema")
+        none_can.with_structured_output(Joke, method="json_schema").invoke(MATH)
+    assert fake.calls == []
