@@ -44,6 +44,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from r2router_core import (
     LENGTH_INSTRUCTION,
@@ -92,7 +93,7 @@ def routing_query(query: str) -> Iterator[None]:
         _ROUTING_QUERY.reset(token)
 
 
-class R2RouterLLM(LLM):
+class R2RouterLLM(FunctionCallingLLM):
     """An LLM that routes each call among a pool of LlamaIndex LLMs, budget included.
 
     Args:
@@ -222,7 +223,7 @@ class R2RouterLLM(LLM):
             context_window=min(meta.context_window for meta in metas.values()),
             num_output=max(outputs, default=DEFAULT_NUM_OUTPUTS),
             is_chat_model=all(meta.is_chat_model for meta in metas.values()),
-            is_function_calling_model=False,  # the agent hooks (chat_with_tools...) are not routed yet
+            is_function_calling_model=all(meta.is_function_calling_model for meta in metas.values()),
             model_name=f"r2router[{','.join(self._models)}]",
         )
 
@@ -366,6 +367,141 @@ class R2RouterLLM(LLM):
             d, lambda llm, cap: llm.astream_complete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
         )
 
+    # -- tools (agents): a function-calling LLM whenever every pool LLM is one ---------------
+    def _tool_call(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None,
+        history: Sequence[ChatMessage] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[RoutingDecision, list[ChatMessage]]:
+        messages = [*(history or [])]
+        if user_msg is not None:
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
+            )
+        routing = {"tools": tools, **({"max_tokens": kwargs.pop("max_tokens")} if "max_tokens" in kwargs else {})}
+        return self._route(_chat_text(messages), routing), messages
+
+    def chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Route (with the structured-output budget floor), then the chosen pool LLM's ``chat_with_tools``."""
+        d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
+        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
+        if tool_required:
+            options["tool_required"] = True
+        return self._call(
+            d,
+            lambda llm, cap: _function_llm(llm).chat_with_tools(
+                tools, chat_history=list(self._messages(messages, cap)), **options
+            ),
+        )
+
+    async def achat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Async :meth:`chat_with_tools`."""
+        d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
+        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
+        if tool_required:
+            options["tool_required"] = True
+        return await self._acall(
+            d,
+            lambda llm, cap: _function_llm(llm).achat_with_tools(
+                tools, chat_history=list(self._messages(messages, cap)), **options
+            ),
+        )
+
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseGen:
+        """Streaming :meth:`chat_with_tools` (fallback only before the first chunk)."""
+        d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
+        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
+        if tool_required:
+            options["tool_required"] = True
+        return self._stream(
+            d,
+            lambda llm, cap: _function_llm(llm).stream_chat_with_tools(
+                tools, chat_history=list(self._messages(messages, cap)), **options
+            ),
+        )
+
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseAsyncGen:
+        """Async streaming :meth:`chat_with_tools`."""
+        d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
+        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
+        if tool_required:
+            options["tool_required"] = True
+        return await self._astream(
+            d,
+            lambda llm, cap: _function_llm(llm).astream_chat_with_tools(
+                tools, chat_history=list(self._messages(messages, cap)), **options
+            ),
+        )
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The chat kwargs as the first pool LLM prepares them (for callers that call ``chat`` themselves)."""
+        first = _function_llm(self._pool[self._models[0]])
+        return first._prepare_chat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            **kwargs,
+        )
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[Any]:
+        """The tool calls, read by the pool LLM that wrote ``response``."""
+        model = response.additional_kwargs.get("r2router", {}).get("model", self._models[0])
+        return _function_llm(self._pool[model]).get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+        )
+
     # -- chat ------------------------------------------------------------------------
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         d = self._route(_chat_text(messages), kwargs)
@@ -400,6 +536,15 @@ def _chat_text(messages: Sequence[ChatMessage]) -> str:
             "add a user message"
         )
     return text
+
+
+def _function_llm(llm: LLM) -> FunctionCallingLLM:
+    if not isinstance(llm, FunctionCallingLLM):
+        raise ConfigError(
+            f"{type(llm).__name__} is not a function-calling LLM, so it cannot answer with tools; "
+            "give R2RouterLLM a pool of function-calling LLMs (OpenAI, Anthropic...) for agents"
+        )
+    return llm
 
 
 def _system_with_text(message: ChatMessage, text: str) -> ChatMessage:

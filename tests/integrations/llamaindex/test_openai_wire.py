@@ -139,3 +139,88 @@ def test_router_query_engine_over_openai_sends_the_choice_budget(
         ("gpt-4o", result.choice_budget)
     }
     assert result.choice_budget == router.route_text(MATH).token_limit
+
+
+# -- agents: R2RouterLLM is a function-calling LLM when every pool LLM is ------------------------
+class ToolWire(Wire):
+    """Calls the tool ``get_weather`` while the conversation has no tool result, then answers."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if not body.get("tools") or any(m.get("role") == "tool" for m in body["messages"]):
+            return super().__call__(request)
+        self.bodies.append(body)
+        call = {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+        if body.get("stream"):
+            delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]}
+            chunk = {
+                "id": "c2",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": "tool_calls"}],
+            }
+            sse = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+            return httpx.Response(200, content=sse.encode(), headers={"content-type": "text/event-stream"})
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return httpx.Response(
+            200,
+            json={
+                "id": "c2",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            },
+        )
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"sunny in {city}"
+
+
+def test_a_pool_of_function_calling_llms_makes_a_function_calling_router(router: R2Router) -> None:
+    from llama_index.core.llms.mock import MockLLM
+
+    wire = ToolWire()
+    llm = R2RouterLLM(router, {"small": openai(wire, "gpt-4o-mini"), "big": openai(wire, "gpt-4o")})
+    assert llm.metadata.is_function_calling_model
+    mixed = R2RouterLLM(router, {"small": openai(wire, "gpt-4o-mini"), "big": MockLLM()})
+    assert not mixed.metadata.is_function_calling_model
+
+
+def test_chat_with_tools_routes_under_the_floor_and_reads_its_own_tool_calls(router: R2Router) -> None:
+    from llama_index.core.tools import FunctionTool
+
+    wire = ToolWire()
+    llm = R2RouterLLM(router, {"small": openai(wire, "gpt-4o-mini"), "big": openai(wire, "gpt-4o")})
+    tool = FunctionTool.from_defaults(fn=get_weather)
+    response = llm.chat_with_tools([tool], user_msg=MATH)
+    expected = router.route_text(MATH, min_budget=1024)  # the structured-output floor: never cut the JSON
+    body = wire.bodies[-1]
+    assert (
+        body["model"] == {"small": "gpt-4o-mini", "big": "gpt-4o"}[expected.model]
+        and body.get("max_tokens") == expected.max_tokens
+    )
+    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
+    (selection,) = llm.get_tool_calls_from_response(response)
+    assert (selection.tool_name, selection.tool_kwargs) == ("get_weather", {"city": "Paris"})
+
+
+async def test_a_function_agent_runs_on_the_router(router: R2Router) -> None:
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    wire = ToolWire()
+    llm = R2RouterLLM(router, {"small": openai(wire, "gpt-4o-mini"), "big": openai(wire, "gpt-4o")})
+    agent = FunctionAgent(tools=[get_weather], llm=llm)
+    answer = await agent.run(user_msg="What is the weather in Paris?")
+    assert str(answer) == "ok"  # the final answer after the tool ran
+    assert any(
+        m.get("role") == "tool" and "sunny in Paris" in str(m.get("content")) for m in wire.bodies[-1]["messages"]
+    )
