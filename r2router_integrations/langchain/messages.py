@@ -54,8 +54,8 @@ def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn) -> str:
         text = humans[-1] if humans else _conversation(messages)
     if not text.strip():
         raise EmptyPromptError(
-            f"the messages hold no text to route on (route_on={route_on!r}); "
-            "pass a text prompt or set route_on to a function that returns one"
+            f"the messages hold no text to route on (route_on={route_on!r}; system messages alone are "
+            "instructions, not a prompt); pass a text prompt or set route_on to a function that returns one"
         )
     return str(text)
 

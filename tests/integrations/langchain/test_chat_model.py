@@ -18,6 +18,7 @@ from langchain_core.runnables import ConfigurableField, RunnableConfig
 from r2router_core import (
     ConfigError,
     ConstraintError,
+    EmptyPromptError,
     ModelSpec,
     NoCandidateError,
     R2Router,
@@ -471,3 +472,21 @@ def test_max_tokens_param_override_names_the_cap(router: R2Router, pool: dict[st
     )
     llm.invoke(MATH)
     assert seen[-1] == {"max_output_tokens": 256}
+
+
+def test_a_misspelt_routing_keyword_fails_before_any_call(
+    llm: R2RouterChatModel, pool: dict[str, FakePoolChatModel]
+) -> None:
+    with pytest.raises(ConfigError, match=r"unknown keyword 'lamda'; did you mean 'lambda_'"):
+        llm.invoke(MATH, lamda=0.5)
+    with pytest.raises(ConfigError, match=r"did you mean 'max_budget'"):
+        llm.invoke(MATH, max_bugdet=100)
+    assert all(child.calls == [] for child in pool.values())  # no model was called, no fallback hid it
+
+
+def test_system_messages_alone_are_not_a_prompt(llm: R2RouterChatModel, pool: dict[str, FakePoolChatModel]) -> None:
+    from langchain_core.messages import SystemMessage
+
+    with pytest.raises(EmptyPromptError, match="system messages alone are instructions"):
+        llm.invoke([SystemMessage("You are terse.")])
+    assert all(child.calls == [] for child in pool.values())

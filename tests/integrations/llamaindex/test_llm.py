@@ -251,3 +251,12 @@ def test_predict_with_a_template(router: R2Router, pool: dict[str, RecordingLLM]
     llm = R2RouterLLM(router, pool)
     out = llm.predict(PromptTemplate("{q}"), q=POEM)
     assert out.split()[0] == "small-0" and len(out.split()) == 100
+
+
+def test_system_messages_alone_are_not_a_prompt(router: R2Router, pool: dict[str, RecordingLLM]) -> None:
+    from r2router_core import EmptyPromptError
+
+    llm = R2RouterLLM(router, pool)
+    with pytest.raises(EmptyPromptError, match="system messages alone are instructions"):
+        llm.chat([ChatMessage(role=MessageRole.SYSTEM, content="You are terse.")])
+    assert all(child.calls == [] for child in pool.values())
