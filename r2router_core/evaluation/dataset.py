@@ -32,7 +32,8 @@ class RoutingDataset:
         query_ids: N unique ids (e.g. RouterArena ``global_index``).
         models: The M models with their prices (USD per 1M tokens).
         budgets: The B budgets (positive int, ``None`` = uncapped/default length).
-        quality: shape (N, M, B), in [0, 1]; NaN where the arm was not run.
+        quality: shape (N, M, B), in [0, 1] (RouterArena's raw METEOR may dip just
+            below 0, kept as RouterArena scores it); NaN where the arm was not run.
         tokens: shape (N, M, B), output tokens actually spent; NaN where not run.
         cost: shape (N, M, B), USD actually charged per query if the data records
             it, else computed from tokens and output prices (plus input tokens x
