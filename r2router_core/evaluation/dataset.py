@@ -108,12 +108,17 @@ class RoutingDataset:
         return RouterConfig(models=self.models, budgets=self.budgets, **settings)
 
     def training_data(self, embeddings: NDArray[Any]) -> TrainingData:
-        """Core training data from this dataset and the (N, D) embeddings of its prompts."""
+        """Core training data from this dataset and the (N, D) embeddings of its prompts.
+
+        Quality labels are clipped to [0, 1], the range the router predicts; the
+        dataset itself keeps the raw scores, which the metrics score (a RouterArena
+        METEOR of -0.033 trains as 0 and is scored as -0.033, as RouterArena does).
+        """
         return TrainingData(
             embeddings=embeddings,
             models=self.model_names,
             budgets=self.budgets,
-            quality=self.quality,
+            quality=np.clip(self.quality, 0.0, 1.0),
             tokens=self.tokens,
             query_ids=self.query_ids,
         )

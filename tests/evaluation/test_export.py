@@ -200,3 +200,6 @@ def test_a_negative_meteor_score_is_scored_like_routerarena(tmp_path: Path) -> N
     assert entries[0]["accuracy"] == -0.033
     ours = accuracy(data.quality[np.arange(data.n_queries), arms, 0])
     assert ours == compute_scores(entries)["accuracy"]  # the same values, summed in the same order
+    # the router's training labels stay in [0, 1]: the negative score trains as 0
+    labels = data.training_data(rng.normal(size=(data.n_queries, 4)).astype(np.float32)).quality
+    assert labels[0, haiku, 0] == 0.0 and data.quality[0, haiku, 0] == -0.033

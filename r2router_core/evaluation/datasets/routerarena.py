@@ -43,7 +43,8 @@ def load_routerarena(data_dir: str | Path | None = None) -> RoutingDataset:
     it: the raw metric value, never clipped (its grader stores it as the entry's
     ``accuracy`` and ``router_evaluation/compute_scores.py`` averages those values
     as they are). RouterArena's METEOR can dip below 0 (its fragmentation penalty
-    can exceed 1); such cells are listed in ``meta["scores_outside_0_1"]``.
+    can exceed 1); such cells are listed in ``meta["scores_outside_0_1"]`` and
+    :meth:`RoutingDataset.training_data` clips them to [0, 1] for the router's labels.
     Tokens = ``token_usage.output_tokens``, cost =
     ``evaluation_result.inference_cost`` (the USD actually charged), input tokens =
     ``token_usage.input_tokens``; prompts = ``question``, query ids = ``global_index``.
