@@ -59,7 +59,9 @@ class R2Router:
         config: The pool, budgets and settings.
         training_data: Embeddings and labels; its models and budgets must be the config's.
         embedder: Optional embedder for :meth:`route_text`; checked against the
-            config's ``embedder``/``embedding_dim``.
+            config's ``embedder``/``embedding_dim``. When the config names no
+            embedder, the attached one's id and dim are recorded in it, so
+            :meth:`save` writes them and ``embedder="auto"`` reloads it.
 
     Example:
         >>> router = R2Router.from_training_data("my_router", k=80)   # doctest: +SKIP
@@ -213,13 +215,16 @@ class R2Router:
     def embedder(self, embedder: Embedder | None) -> None:
         if embedder is not None:
             _check_embedder(embedder, self._config)
+            if self._config.embedder is None:  # record it, so save() writes it and later attachments are checked
+                self._config = self._config.with_options(embedder=embedder.id, embedding_dim=embedder.dim)
         self._embedder = embedder
 
     def __repr__(self) -> str:
         c = self._config
         return (
             f"R2Router(models={list(c.model_names)}, budgets={list(c.candidate_budgets)}, k={c.k}, "
-            f"lambda_={c.lambda_}, n_train={self._data.n_queries}, embedder={c.embedder!r})"
+            f"lambda_={c.lambda_}, n_train={self._data.n_queries}, "
+            f"embedder={self._embedder.id if self._embedder is not None else c.embedder!r})"
         )
 
     # -- prediction ------------------------------------------------------------------
@@ -408,7 +413,12 @@ def _check_embedder(embedder: Embedder, config: RouterConfig) -> None:
             "(embedder='auto' loads it), or retrain the router with embeddings from your embedder"
         )
     if wanted is None:
-        logger.warning("the checkpoint does not record its embedder; trusting %r (%d-dim)", embedder.id, embedder.dim)
+        logger.warning(
+            "the config does not record its embedder; recording the attached %r (%d-dim), of which only the "
+            "dimension could be checked against the training embeddings",
+            embedder.id,
+            embedder.dim,
+        )
 
 
 def _build_embedder(spec: EmbedderSpec, config: RouterConfig) -> Embedder | None:

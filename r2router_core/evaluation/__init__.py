@@ -26,7 +26,15 @@ from r2router_core.evaluation.baselines import (
 from r2router_core.evaluation.calibration import CalibrationResult, CalibrationTarget, calibrate
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
 from r2router_core.evaluation.dataset import RoutingDataset
-from r2router_core.evaluation.export import load_cached_results, routerarena_predictions, write_routerarena_predictions
+from r2router_core.evaluation.export import (
+    RouterArenaFiles,
+    load_cached_results,
+    routerarena_config,
+    routerarena_pool,
+    routerarena_predictions,
+    write_routerarena_predictions,
+    write_routerarena_submission,
+)
 from r2router_core.evaluation.metrics import (
     accuracy,
     arena_score,
@@ -52,6 +60,7 @@ __all__ = [
     "MethodRun",
     "Oracle",
     "RandomRouter",
+    "RouterArenaFiles",
     "RouterMethod",
     "RoutingDataset",
     "SingleArm",
@@ -76,7 +85,10 @@ __all__ = [
     "point_router",
     "qnc",
     "realise",
+    "routerarena_config",
+    "routerarena_pool",
     "routerarena_predictions",
     "write_results",
     "write_routerarena_predictions",
+    "write_routerarena_submission",
 ]

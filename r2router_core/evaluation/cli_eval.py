@@ -15,13 +15,16 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.errors import ConfigError
 from r2router_core.evaluation.dataset import RoutingDataset
+
+if TYPE_CHECKING:
+    from r2router_core.evaluation.export import RouterArenaFiles
 
 __all__ = ["add_parser", "embed_for_eval", "load_named_dataset", "run"]
 
@@ -65,8 +68,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default="eval_results", help="directory for the PNG, JSON and CSV (default: eval_results)")
     p.add_argument(
         "--export-routerarena",
-        metavar="FILE",
-        help="also write R2-Router's held-out choices as a RouterArena prediction file (routerarena only)",
+        metavar="DIR",
+        help="also write R2-Router's held-out choices as a RouterArena submission into DIR (a RouterArena "
+        "checkout): router_inference/predictions/NAME.json and router_inference/config/NAME.json "
+        "(routerarena only)",
+    )
+    p.add_argument(
+        "--router-name",
+        default="r2router",
+        help="NAME of the RouterArena submission files (default: r2router)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -143,17 +153,21 @@ def run(args: argparse.Namespace) -> int:
     paths = write_results(result, args.out)
     print(f"\n{time.perf_counter() - start:.1f} s; wrote " + ", ".join(str(p) for p in paths.values()))
     if args.export_routerarena:
-        print(f"wrote {_export(args, dataset, emb, result)}")
+        files = _export(args, dataset, emb, result)
+        print(f"wrote {files.predictions} and {files.config}")
     return 0
 
 
-def _export(args: argparse.Namespace, dataset: RoutingDataset, emb: NDArray[np.float32], result: Any) -> Path:
+def _export(
+    args: argparse.Namespace, dataset: RoutingDataset, emb: NDArray[np.float32], result: Any
+) -> RouterArenaFiles:
     from r2router_core.evaluation.baselines import RouterMethod
     from r2router_core.evaluation.datasets import routerarena_dir
     from r2router_core.evaluation.export import (
         load_cached_results,
+        routerarena_pool,
         routerarena_predictions,
-        write_routerarena_predictions,
+        write_routerarena_submission,
     )
     from r2router_core.evaluation.protocol import complete_queries
     from r2router_core.evaluation.runner import held_out_choices
@@ -163,5 +177,9 @@ def _export(args: argparse.Namespace, dataset: RoutingDataset, emb: NDArray[np.f
     arms = held_out_choices(
         data, emb[rows], RouterMethod(k=args.k), row.fold_lambdas, n_folds=args.folds, seed=args.seed
     )
-    entries = routerarena_predictions(data, arms, load_cached_results(routerarena_dir(args.data_dir)))
-    return write_routerarena_predictions(args.export_routerarena, entries)
+    cached = load_cached_results(routerarena_dir(args.data_dir))
+    entries = routerarena_predictions(data, arms, cached)
+    description = f"R2-Router (r2router): kNN k={args.k}, held-out choices of {args.folds}-fold cross-validation"
+    return write_routerarena_submission(
+        args.export_routerarena, args.router_name, entries, routerarena_pool(data, cached), description=description
+    )

@@ -32,7 +32,8 @@ class RoutingDataset:
         query_ids: N unique ids (e.g. RouterArena ``global_index``).
         models: The M models with their prices (USD per 1M tokens).
         budgets: The B budgets (positive int, ``None`` = uncapped/default length).
-        quality: shape (N, M, B), in [0, 1]; NaN where the arm was not run.
+        quality: shape (N, M, B), in [0, 1] (RouterArena's raw METEOR may dip just
+            below 0, kept as RouterArena scores it); NaN where the arm was not run.
         tokens: shape (N, M, B), output tokens actually spent; NaN where not run.
         cost: shape (N, M, B), USD actually charged per query if the data records
             it, else computed from tokens and output prices (plus input tokens x
@@ -107,12 +108,17 @@ class RoutingDataset:
         return RouterConfig(models=self.models, budgets=self.budgets, **settings)
 
     def training_data(self, embeddings: NDArray[Any]) -> TrainingData:
-        """Core training data from this dataset and the (N, D) embeddings of its prompts."""
+        """Core training data from this dataset and the (N, D) embeddings of its prompts.
+
+        Quality labels are clipped to [0, 1], the range the router predicts; the
+        dataset itself keeps the raw scores, which the metrics score (a RouterArena
+        METEOR of -0.033 trains as 0 and is scored as -0.033, as RouterArena does).
+        """
         return TrainingData(
             embeddings=embeddings,
             models=self.model_names,
             budgets=self.budgets,
-            quality=self.quality,
+            quality=np.clip(self.quality, 0.0, 1.0),
             tokens=self.tokens,
             query_ids=self.query_ids,
         )

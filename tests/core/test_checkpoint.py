@@ -68,18 +68,56 @@ def test_pickles_are_refused_without_trust(card_pickles: tuple[Path, Path]) -> N
     assert "trust_pickles=True" in str(info.value) and "Unpickling runs code" in str(info.value)
 
 
+def float32_knn_rtol(train: np.ndarray, queries: np.ndarray, head_rows: list[np.ndarray], k: int) -> float:
+    """The relative tolerance float32 cosine search guarantees between two row orders of the same data.
+
+    Both routers hold the same float32 vectors, but the pickled heads rebuild the training rows in another
+    order, so BLAS computes each similarity with another blocking and accumulation order (AMD and Intel
+    kernels round differently). For unit rows of dimension D each similarity is then off by at most
+    delta = (2 D + 4) u (u = 2**-24: D for the dot product, D + 4 for normalising both rows), so a weight
+    1 / d carries a relative error of at most delta / d, and a weighted mean of non-negative labels one of
+    at most 2 delta / d_min. This holds as long as both orders pick the same k neighbours: asserted here
+    (the k-th and (k+1)-th exact similarities of every head are more than 2 delta apart).
+    """
+    u = float(np.finfo(np.float32).eps) / 2
+    delta = (2 * train.shape[1] + 4) * u
+    unit = train.astype(np.float64) / np.linalg.norm(train.astype(np.float64), axis=1, keepdims=True)
+    q = queries.astype(np.float64) / np.linalg.norm(queries.astype(np.float64), axis=1, keepdims=True)
+    sim = q @ unit.T
+    for rows in head_rows:
+        if rows.size > k:
+            ranked = -np.sort(-sim[:, rows], axis=1)
+            assert (ranked[:, k - 1] - ranked[:, k]).min() > 2 * delta  # premise: the same neighbours
+    d_min = float((1.0 - sim).min())
+    assert d_min > 0.05  # premise: no query sits on a training row
+    return 2 * delta / d_min
+
+
 def test_trusted_pickles_predict_like_the_arrays_checkpoint(card_pickles: tuple[Path, Path]) -> None:
+    """The pickled card and the arrays checkpoint predict alike, within what float32 search guarantees.
+
+    Not 1e-9: the two load paths hold the same vectors in different row orders, and float32 similarities
+    computed in another order differ in the last bits on some CPUs (25 of 180 values by up to 3.2e-8
+    relative on an AMD EPYC). Making the pickle path reproduce the arrays' row order is impossible in
+    general (the card's pickles do not record it), so the test asserts the bound of
+    :func:`float32_knn_rtol` instead, which holds on any x86 BLAS.
+    """
     pickled, arrays = card_pickles
     from_pickles = R2Router.from_pretrained(pickled, trust_pickles=True)
     from_arrays = R2Router.from_pretrained(arrays)
     queries = np.random.default_rng(2).normal(size=(15, from_arrays.training_data.dim)).astype(np.float32)
+    data = from_arrays.training_data
+    heads = [np.flatnonzero(~np.isnan(data.quality[:, m, b])) for m in range(3) for b in range(4)]
+    rtol = float32_knn_rtol(data.embeddings, queries, [*heads, np.arange(data.embeddings.shape[0])], k=8)
     a, b = from_pickles.predict(queries), from_arrays.predict(queries)
-    np.testing.assert_allclose(a.quality, b.quality, rtol=1e-9)
-    np.testing.assert_allclose(a.tokens, b.tokens, rtol=1e-9)
+    np.testing.assert_allclose(a.quality, b.quality, rtol=rtol)
+    np.testing.assert_allclose(a.tokens, b.tokens, rtol=rtol)
     assert np.isnan(a.quality[:, 1, 3]).all() and np.isnan(a.quality[:, 2, 0]).all()
     for x, y in zip(from_pickles.route_batch(queries), from_arrays.route_batch(queries), strict=True):
         assert (x.model, x.token_limit) == (y.model, y.token_limit)
-        assert x.utility == pytest.approx(y.utility, rel=1e-9)
+        # |d utility| <= (1 - lambda) |d quality| + lambda |d cost|, each within rtol of its value
+        bound = rtol * ((1 - y.lambda_) * abs(y.predicted_quality) + y.lambda_ * abs(y.predicted_cost))
+        assert x.utility == pytest.approx(y.utility, rel=0, abs=bound + 1e-15)
     # the absent heads are never chosen
     for d in from_pickles.route_batch(queries, lambda_=0.0):
         assert (d.model, d.token_limit) not in {("m1", 800), ("m2", 100)}

@@ -69,7 +69,7 @@ def test_eval_a_long_format_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_eval_rejects_an_unknown_dataset(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "no-such-dataset", "-q"]) == 1
     assert "routerarena" in capsys.readouterr().err
-    assert main(["eval", "synthetic", "--export-routerarena", "x.json", "-q"]) == 1
+    assert main(["eval", "synthetic", "--export-routerarena", "arena", "-q"]) == 1
     assert "needs DATASET routerarena" in capsys.readouterr().err
 
 

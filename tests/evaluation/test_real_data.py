@@ -68,9 +68,9 @@ def test_routerarena_export_is_scored_by_compute_scores_like_the_table(
     acc = sum(e["accuracy"] for e in saved) / len(saved)
     per_1k = sum(e["cost"] for e in saved if e["cost"] > 0) / len(saved) * 1000
     assert per_1k == pytest.approx(row.cost_per_1k, rel=1e-9)
-    # RouterArena's raw METEOR score can be below 0 where the dataset clips it to 0
-    assert acc == pytest.approx(row.accuracy, abs=0.05 / 809)
-    assert arena_score(min(max(acc, 0.0), 1.0), per_1k) == pytest.approx(row.arena_score, abs=1e-4)
+    # the dataset keeps RouterArena's raw scores (one METEOR is -0.033), so the two means are the same sum
+    assert acc == pytest.approx(row.accuracy, rel=1e-12)
+    assert arena_score(acc, per_1k) == pytest.approx(row.arena_score, rel=1e-12)
 
 
 def test_alpacaeval_length_r2router_beats_the_point_router(shared_data_dir: Path, embed: Any) -> None:
@@ -93,11 +93,14 @@ def test_cli_eval_routerarena_writes_a_routerarena_prediction_file(
     from r2router_core.cli import main
 
     cache = pytestconfig.cache.mkdir("r2router-minilm-embeddings") if pytestconfig.cache else tmp_path / "cache"
-    export = tmp_path / "r2-router.json"
     args = ["--data-dir", str(shared_data_dir), "--cache-dir", str(cache), "--out", str(tmp_path), "-q"]
-    assert main(["eval", "routerarena", *args, "--export-routerarena", str(export)]) == 0
+    assert main(["eval", "routerarena", *args, "--export-routerarena", str(tmp_path / "arena")]) == 0
     table = capsys.readouterr().out
+    export = tmp_path / "arena" / "router_inference" / "predictions" / "r2router.json"
     entries = json.loads(export.read_text(encoding="utf-8"))
+    config = json.loads((tmp_path / "arena" / "router_inference" / "config" / "r2router.json").read_text())
+    assert config["pipeline_params"]["router_name"] == "r2router"
+    assert set(config["pipeline_params"]["models"]) == {"gemini-2.0-flash-001", "claude-3-haiku-20240307"}
     assert len(entries) == 809 and {e["prediction"] for e in entries} <= {
         "gemini-2.0-flash-001",
         "claude-3-haiku-20240307",

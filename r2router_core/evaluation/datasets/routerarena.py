@@ -39,9 +39,13 @@ def load_routerarena(data_dir: str | Path | None = None) -> RoutingDataset:
     join: queries some model lacks are dropped and counted in
     ``meta["dropped"]``). These are uncapped runs, so there is one budget, ``None``.
 
-    Per (query, model): quality = ``evaluation_result.score`` (clipped to [0, 1];
-    RouterArena's METEOR can dip below 0, the clipped cells are listed in
-    ``meta["clipped_scores"]``), tokens = ``token_usage.output_tokens``, cost =
+    Per (query, model): quality = ``evaluation_result.score`` as RouterArena scores
+    it: the raw metric value, never clipped (its grader stores it as the entry's
+    ``accuracy`` and ``router_evaluation/compute_scores.py`` averages those values
+    as they are). RouterArena's METEOR can dip below 0 (its fragmentation penalty
+    can exceed 1); such cells are listed in ``meta["scores_outside_0_1"]`` and
+    :meth:`RoutingDataset.training_data` clips them to [0, 1] for the router's labels.
+    Tokens = ``token_usage.output_tokens``, cost =
     ``evaluation_result.inference_cost`` (the USD actually charged), input tokens =
     ``token_usage.input_tokens``; prompts = ``question``, query ids = ``global_index``.
 
@@ -72,19 +76,19 @@ def load_routerarena(data_dir: str | Path | None = None) -> RoutingDataset:
         return np.array([[getattr(o[qid], attr) for o in outcomes] for qid in ids], dtype=np.float64)
 
     raw = grid("score")
-    clipped = [
+    outside = [
         {"query_id": ids[i], "model": models[m].name, "score": float(raw[i, m])}
         for i, m in zip(*np.nonzero((raw < 0) | (raw > 1)), strict=True)
     ]
-    if clipped:
-        logger.warning("RouterArena: clipped %d scores outside [0, 1]: %s", len(clipped), clipped)
+    if outside:
+        logger.info("RouterArena: %d scores outside [0, 1], kept as RouterArena scores them: %s", len(outside), outside)
     return RoutingDataset(
         name=directory.name,
         prompts=tuple(outcomes[0][qid].question for qid in ids),
         query_ids=tuple(ids),
         models=models,
         budgets=(None,),
-        quality=np.clip(raw, 0.0, 1.0)[:, :, None],
+        quality=raw[:, :, None],
         tokens=grid("output_tokens")[:, :, None],
         cost=grid("cost")[:, :, None],
         input_tokens=grid("input_tokens"),
@@ -93,7 +97,7 @@ def load_routerarena(data_dir: str | Path | None = None) -> RoutingDataset:
             "directory": str(directory),
             "files": [p.name for p in files],
             "dropped": dropped,
-            "clipped_scores": clipped,
+            "scores_outside_0_1": outside,
             "budgets": "one budget, None: RouterArena runs are uncapped",
             "cost": "evaluation_result.inference_cost, USD charged per query (input + output)",
         },
