@@ -22,7 +22,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> None:
     """Register the command."""
-    from r2router_core.evaluation.cli_eval import add_dataset_arguments
+    from r2router_integrations.cli.eval import add_dataset_arguments
 
     p = sub.add_parser(
         "calibrate",
@@ -48,8 +48,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Calibrate and save."""
     from r2router_core.evaluation.calibration import calibrate, dataset_from_training_data
-    from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
     from r2router_core.router import R2Router
+    from r2router_integrations.cli.eval import embed_for_eval, load_named_dataset
 
     router_dir = Path(args.router)
     if not router_dir.is_dir():
