@@ -1,4 +1,4 @@
-"""``r2router train DATA_DIR --out DIR``: fit a router and save the checkpoint."""
+"""``r2router train DATA --out DIR``: fit a router and save the checkpoint."""
 
 from __future__ import annotations
 
@@ -7,38 +7,50 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r2router_core.config import RouterConfig
+from r2router_core.errors import ConfigError
 from r2router_core.router import R2Router
+from r2router_integrations.cli.inputs import (
+    DATA_DESCRIPTION,
+    add_training_input_arguments,
+    embed_training_input,
+    resolve_training_input,
+)
 
 
 def add_parser(sub: Any) -> None:
     """Register the command."""
     p = sub.add_parser(
         "train",
-        help="fit a router on a training-data directory",
-        description=__doc__ + "\n\nDATA_DIR holds config.json and training_data/ "
-        "(embeddings.npy + labels.json), or is a training_data directory given with --config.",
+        help="fit a router on a training-data directory or an outcomes file",
+        description=f"{__doc__}\n{DATA_DESCRIPTION}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
+    add_training_input_arguments(p)
     p.add_argument("--out", required=True, help="checkpoint directory to write")
-    p.add_argument("--config", help="config.json to use instead of DATA_DIR/config.json")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
     p.add_argument("--lambda", dest="lambda_", type=float, help="default cost weight in [0, 1]")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fit and save."""
-    settings: dict[str, Any] = {}
-    if args.lambda_ is not None:
-        settings["lambda_"] = args.lambda_
-    config = RouterConfig.load(args.config) if args.config else None
+    """Read DATA, embed its prompts if it has no vectors, fit and save."""
     start = time.perf_counter()
-    router = R2Router.from_training_data(args.data_dir, args.k, config=config, **settings)
+    inp = resolve_training_input(args)
+    if inp.config is not None and inp.training_data is not None:
+        config, data = inp.config, inp.training_data
+    else:
+        emb, embedder_id = embed_training_input(inp, args.embedder, cache_dir=args.cache_dir, progress=not args.quiet)
+        if embedder_id is None:
+            raise ConfigError(
+                f"DATA {args.dataset} comes with vectors but no embedder, so its router could not route text; "
+                "train on a card-layout directory or an outcomes file"
+            )
+        config, data = inp.dataset.config(embedder=embedder_id), inp.dataset.training_data(emb)
+    settings = {key: value for key, value in (("k", args.k), ("lambda_", args.lambda_)) if value is not None}
+    router = R2Router(config.with_options(**settings) if settings else config, data)
     out = router.save(args.out)
     seconds = time.perf_counter() - start
-    data = router.training_data
     print(
         f"trained on {data.n_queries} queries x {len(data.models)} models x {len(data.budgets)} budgets "
         f"({data.dim}-dim embeddings) in {seconds:.2f} s; saved to {Path(out).resolve()}"
