@@ -55,3 +55,19 @@ def test_a_warning_level_load_prints_nothing_but_the_answer(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no "Loading weights" bar: the default log level is WARNING
     assert done.stdout.startswith("model:") and "token budget:      100" in done.stdout
+
+
+def test_route_imports_neither_langchain_nor_the_server(text_router: R2Router, tmp_path: Path) -> None:
+    ckpt = text_router.save(tmp_path / "ckpt")
+    code = (
+        "import sys; from r2router_integrations.cli import main; "
+        f"assert main(['route', 'hi', '--router', {str(ckpt)!r}]) == 0; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'langchain_core', 'llama_index', 'fastapi', 'uvicorn', 'torch', 'sentence_transformers'}))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
