@@ -10,7 +10,7 @@ Three processes, all on 127.0.0.1:
 * a stub upstream (Starlette on uvicorn) serving every pool model under
   ``/<model>/v1/chat/completions`` with a fixed completion after
   ``--upstream-delay-ms`` (default 0: the worst case for the gateway's share);
-* the gateway, ``python -m r2router_core serve`` (uvicorn, one worker, default
+* the gateway, ``python -m r2router_integrations serve`` (uvicorn, one worker, default
   settings: length instruction on, 2 fallbacks) with a router saved to a
   temporary directory: the card's 6 models x 4 budgets, N = 809 training
   prompts embedded by ``HashEmbedder(dim=384)``, loaded back with
@@ -326,7 +326,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="r2router-load-"))
     router_dir, upstreams = write_gateway_files(workdir, stub_port)
     stub = [sys.executable, str(Path(__file__).resolve()), "--stub-port", str(stub_port)]
-    gateway = [sys.executable, "-m", "r2router_core", "serve", "--router", str(router_dir)]
+    gateway = [sys.executable, "-m", "r2router_integrations", "serve", "--router", str(router_dir)]
     gateway += ["--upstreams", str(upstreams), "--host", HOST, "--port", str(gw_port)]
     procs = [
         subprocess.Popen([*stub, "--upstream-delay-ms", str(args.upstream_delay_ms)]),

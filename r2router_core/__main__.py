@@ -1,5 +1,13 @@
-"""``python -m r2router_core`` runs the ``r2router`` command."""
+"""``python -m r2router_core`` is not the command line: it says where that lives and exits 2.
 
-from r2router_core.cli import main
+The core imports nothing above it, so the ``r2router`` command lives in
+``r2router_integrations.cli``.
+"""
 
-raise SystemExit(main())
+import sys
+
+print(
+    "r2router_core is the library; the command line is the 'r2router' command (or 'python -m r2router_integrations')",
+    file=sys.stderr,
+)
+raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""``r2router demo``: a router built in seconds, a few prompts routed, then answered through LangChain.
+"""The demo behind ``r2router demo``: a router built in seconds, prompts routed, answered through LangChain.
 
 Offline by default. The router is trained on the real AlpacaEval length outcomes
 when a data directory is configured (``--data-dir`` or ``$R2ROUTER_DATA_DIR``),
@@ -10,12 +10,11 @@ model ids with ``R2ROUTER_DEMO_MODELS="pool-name=endpoint-id,..."``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from r2router_core.config import format_budget
 from r2router_core.embedders import Embedder, default_embedder
@@ -32,7 +31,7 @@ from r2router_core.testing import HashEmbedder
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-__all__ = ["DEMO_PROMPTS", "DemoRouter", "build_demo_router", "main"]
+__all__ = ["DEMO_PROMPTS", "DemoRouter", "build_demo_router", "show_demo"]
 
 DEMO_PROMPTS: tuple[str, ...] = (
     "Arithmetic: what is 17 times 23?",
@@ -165,51 +164,8 @@ def _print_answers(demo: DemoRouter, prompts: tuple[str, ...]) -> None:
         )
 
 
-def add_parser(sub: Any) -> None:
-    """Register the command."""
-    p = sub.add_parser(
-        "demo",
-        help="build a router and route a few prompts, offline",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data-dir", help=f"folder holding alpacaeval_length/ (default: ${DATA_DIR_ENV})")
-    p.add_argument("--synthetic", action="store_true", help="use the synthetic pool even if data is configured")
-    p.add_argument(
-        "--embedder",
-        choices=("auto", "minilm", "hash"),
-        default="auto",
-        help="auto: MiniLM if installed, else a hash embedder (default: auto)",
-    )
-    p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1]")
-    p.add_argument("--no-chat", action="store_true", help="only route; skip answering through LangChain")
-    p.add_argument("--save", metavar="DIR", help="also save the demo router as a checkpoint (for 'r2router route')")
-    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompts to route (default: six varied ones)")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build, route, answer."""
-    demo = build_demo_router(
-        args.data_dir, embedder=args.embedder, synthetic=args.synthetic, lambda_=args.lambda_, progress=True
-    )
-    prompts = tuple(args.prompts) or DEMO_PROMPTS
-    if args.save:
-        print(
-            f"Saved the demo router to {demo.router.save(args.save)}; try: r2router route PROMPT --router {args.save}\n"
-        )
+def show_demo(demo: DemoRouter, prompts: tuple[str, ...] = DEMO_PROMPTS, *, chat: bool = True) -> None:
+    """Print the router's decisions for ``prompts``, then (``chat``) their answers through LangChain."""
     _print_decisions(demo, prompts)
-    if not args.no_chat:
+    if chat:
         _print_answers(demo, prompts)
-    return 0
-
-
-def main() -> int:
-    """``python -m r2router_integrations.demo``."""
-    from r2router_core.cli import main as cli_main
-
-    return cli_main(["demo"])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -55,6 +55,10 @@ def load_embedder(spec: str, *, cache_size: int = 10_000) -> Embedder:
 
     Raises:
         ConfigError: ``spec`` is not a non-empty string, or a malformed hash-embedder id.
+
+    A model id that can be neither read from the local Hugging Face cache nor
+    downloaded fails on first use, after one Hub request at most (none offline),
+    with a ``ResourceUnavailableError`` listing the valid specs.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"an embedder spec must be a model id or path, got {spec!r}")

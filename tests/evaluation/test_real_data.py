@@ -90,7 +90,7 @@ def test_alpacaeval_length_r2router_beats_the_point_router(shared_data_dir: Path
 def test_cli_eval_routerarena_writes_a_routerarena_prediction_file(
     shared_data_dir: Path, pytestconfig: pytest.Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from r2router_core.cli import main
+    from r2router_integrations.cli import main
 
     cache = pytestconfig.cache.mkdir("r2router-minilm-embeddings") if pytestconfig.cache else tmp_path / "cache"
     args = ["--data-dir", str(shared_data_dir), "--cache-dir", str(cache), "--out", str(tmp_path), "-q"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from r2router_core.cli import main
+from r2router_integrations.cli import main
 
 from .support import ENV, KEYS, MATH_PROMPT, PARAMS, Stub, build_router
 
@@ -51,8 +51,9 @@ def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Pa
     port = _free_port()
     env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
     # the checkpoint names its embedder (HashEmbedder's id), which --embedder auto (the default) loads
-    args = [sys.executable, "-m", "r2router_core", "--log-level", "DEBUG", "serve", "--router", str(saved_router)]
-    args += ["--upstreams", str(upstreams_file), "--port", str(port), "--api-key-env", "GATEWAY_TOKEN"]
+    args = [sys.executable, "-m", "r2router_integrations", "--log-level", "DEBUG", "serve"]
+    args += ["--router", str(saved_router), "--upstreams", str(upstreams_file), "--port", str(port)]
+    args += ["--api-key-env", "GATEWAY_TOKEN"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"

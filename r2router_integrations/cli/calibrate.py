@@ -2,8 +2,9 @@
 
 Without DATASET, lambda is chosen by k-fold cross-validation on the
 checkpoint's own training data (cost = tokens x the config's output prices).
-With DATASET (a held-out calibration set: routerarena, alpacaeval-length,
-synthetic or a long-format file), the checkpoint's router routes its queries
+With DATASET (a held-out calibration set in any form ``r2router train``
+reads: routerarena, alpacaeval-length, synthetic, a card-layout directory or
+a long-format file), the checkpoint's router routes its queries
 and the true outcomes decide. The chosen lambda is stored in the config of
 the checkpoint written to --out (default: the --router directory itself).
 """
@@ -13,25 +14,33 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from r2router_core.errors import ConfigError
+from r2router_integrations.cli.inputs import (
+    DATA_DESCRIPTION,
+    add_training_input_arguments,
+    embed_training_input,
+    resolve_training_input,
+)
+
+if TYPE_CHECKING:
+    from r2router_core.evaluation.calibration import CalibrationResult
+    from r2router_core.router import R2Router
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
     """Register the command."""
-    from r2router_core.evaluation.cli_eval import add_dataset_arguments
-
     p = sub.add_parser(
         "calibrate",
         help="choose lambda for a cost, quality or arena-score target and store it in a checkpoint",
-        description=__doc__,
+        description=f"{__doc__}\n{DATA_DESCRIPTION.replace('DATA ', 'DATASET ', 1)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--router", required=True, help="checkpoint directory to calibrate")
-    add_dataset_arguments(p, required=False, embedder="auto")
+    add_training_input_arguments(p, metavar="DATASET", required=False, embedder="auto")
     p.add_argument(
         "--target",
         required=True,
@@ -48,7 +57,6 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Calibrate and save."""
     from r2router_core.evaluation.calibration import calibrate, dataset_from_training_data
-    from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
     from r2router_core.router import R2Router
 
     router_dir = Path(args.router)
@@ -56,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--router must be a local checkpoint directory, got {args.router!r}")
     router = R2Router.from_pretrained(router_dir)
     if args.dataset is None:
+        for option in ("models", "config"):
+            if getattr(args, option):
+                raise ConfigError(f"--{option} describes DATASET; pass DATASET too, or leave --{option} out")
         data = router.training_data
         view = dataset_from_training_data(data, router.config, name=f"{router_dir.name} training data")
         result = calibrate(
@@ -69,16 +80,7 @@ def run(args: argparse.Namespace) -> int:
         )
         source = f"{args.folds}-fold CV on the checkpoint's {data.n_queries} training queries"
     else:
-        dataset, emb = load_named_dataset(
-            args.dataset, data_dir=args.data_dir, n_queries=args.n_queries, seed=args.seed
-        )
-        if emb is None:
-            spec = router.config.embedder if args.embedder == "auto" else args.embedder
-            if spec is None:
-                raise ConfigError("the checkpoint does not name its embedder; pass --embedder")
-            emb, _ = embed_for_eval(dataset, spec, cache_dir=args.cache_dir, progress=not args.quiet)
-        result = calibrate(dataset, emb, target=args.target, router=router)
-        source = f"{dataset.name} ({dataset.n_queries} queries) routed by the checkpoint"
+        result, source = _calibrate_on_dataset(args, router)
     out = Path(args.out) if args.out else router_dir
     result.apply(router).save(out)
     if args.json:
@@ -95,3 +97,21 @@ def run(args: argparse.Namespace) -> int:
         f"saved to:      {out} (config.json 'lambda')"
     )
     return 0
+
+
+def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str]:
+    """The router routes DATASET's queries; their true outcomes choose lambda."""
+    from r2router_core.evaluation.calibration import calibrate
+
+    inp = resolve_training_input(args)
+    spec = router.config.embedder if args.embedder == "auto" else args.embedder
+    if inp.embeddings is None and spec is None:
+        raise ConfigError("the checkpoint does not name its embedder; pass --embedder")
+    if inp.embedder is not None and inp.embedder != router.config.embedder:
+        raise ConfigError(
+            f"DATASET {args.dataset} holds vectors of embedder {inp.embedder!r} but the router was trained "
+            f"with {router.config.embedder!r}; pass outcomes with prompts (a long-format file) instead"
+        )
+    emb, _ = embed_training_input(inp, spec or "", cache_dir=args.cache_dir, progress=not args.quiet)
+    result = calibrate(inp.dataset, emb, target=args.target, router=router)
+    return result, f"{inp.dataset.name} ({inp.dataset.n_queries} queries) routed by the checkpoint"

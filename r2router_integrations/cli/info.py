@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.cli.common import add_router_argument, load_router, print_json
 from r2router_core.config import format_budget
+from r2router_integrations.cli.common import add_router_argument, load_router, print_json
 
 
 def add_parser(sub: Any) -> None:

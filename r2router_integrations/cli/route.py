@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from r2router_core.cli.common import (
+from r2router_integrations.cli.common import (
     add_router_argument,
     add_routing_options,
     format_decision,

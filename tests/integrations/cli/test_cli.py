@@ -1,6 +1,6 @@
 """The ``r2router`` command: train, info, route (text, --verbose, --json, options), errors and exit codes.
 
-Commands run in-process through ``r2router_core.cli.main``; one test runs the installed console script.
+Commands run in-process through ``r2router_integrations.cli.main``; one test runs the installed console script.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
-from r2router_core import cli as cli_module
-from r2router_core.cli import main
 from r2router_core.config import format_budget
 from r2router_core.testing import HashEmbedder
+from r2router_integrations import cli as cli_module
+from r2router_integrations.cli import main
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("r2router")
 

@@ -1,7 +1,9 @@
-"""The ``r2router`` command line.
+"""The ``r2router`` command line (also ``python -m r2router_integrations``).
 
-Each subcommand lives in a module exposing ``add_parser(subparsers)`` and
-``run(args) -> int``; modules are imported only when their command runs, so
+The command line sits above the core and the integrations, so every import
+points down: each subcommand is a thin module here exposing
+``add_parser(subparsers)`` and ``run(args) -> int`` that parses arguments and
+calls the library. Modules are imported only when their command runs, so
 ``r2router route`` never imports LangChain or the server.
 """
 
@@ -19,13 +21,13 @@ __all__ = ["main"]
 
 # command name -> module that implements it
 COMMANDS: dict[str, str] = {
-    "route": "r2router_core.cli.route",
-    "train": "r2router_core.cli.train",
-    "info": "r2router_core.cli.info",
-    "eval": "r2router_core.evaluation.cli_eval",
-    "calibrate": "r2router_core.evaluation.cli_calibrate",
-    "serve": "r2router_integrations.server.cli",
-    "demo": "r2router_integrations.demo",
+    "route": "r2router_integrations.cli.route",
+    "train": "r2router_integrations.cli.train",
+    "info": "r2router_integrations.cli.info",
+    "eval": "r2router_integrations.cli.eval",
+    "calibrate": "r2router_integrations.cli.calibrate",
+    "serve": "r2router_integrations.cli.serve",
+    "demo": "r2router_integrations.cli.demo",
 }
 
 

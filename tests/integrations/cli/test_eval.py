@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from r2router_core import R2Router
-from r2router_core.cli import main
 from r2router_core.evaluation.datasets import make_synthetic_pool
+from r2router_integrations.cli import main
 
 
 def test_eval_synthetic_prints_the_table_and_writes_png_json_csv(
