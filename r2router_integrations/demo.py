@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from r2router_core.config import format_budget
+from r2router_core import MissingDependencyError, R2Router, format_budget
 from r2router_core.embedders import Embedder, default_embedder
-from r2router_core.errors import MissingDependencyError
 from r2router_core.evaluation.datasets import (
     DATA_DIR_ENV,
     embed_dataset,
     load_alpacaeval_length,
     make_synthetic_pool,
 )
-from r2router_core.router import R2Router
 from r2router_core.testing import HashEmbedder
 
 if TYPE_CHECKING:

@@ -23,7 +23,12 @@ from r2router_core.evaluation.baselines import (
     default_methods,
     point_router,
 )
-from r2router_core.evaluation.calibration import CalibrationResult, CalibrationTarget, calibrate
+from r2router_core.evaluation.calibration import (
+    CalibrationResult,
+    CalibrationTarget,
+    calibrate,
+    dataset_from_training_data,
+)
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
 from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.export import (
@@ -47,7 +52,7 @@ from r2router_core.evaluation.metrics import (
     qnc,
     realise,
 )
-from r2router_core.evaluation.protocol import MethodRun, cross_validate, kfold_splits
+from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
 
 __all__ = [
@@ -68,8 +73,10 @@ __all__ = [
     "arena_score",
     "audc",
     "calibrate",
+    "complete_queries",
     "cost_per_1k",
     "cross_validate",
+    "dataset_from_training_data",
     "datasets",
     "default_methods",
     "deferral_curve",

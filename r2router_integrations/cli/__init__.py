@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from r2router_core.errors import R2RouterError
+from r2router_core import R2RouterError
 
 __all__ = ["main"]
 
@@ -74,7 +74,7 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
             module = importlib.import_module(COMMANDS[name])
         except ImportError as exc:
             if commands is not None:
-                from r2router_core.errors import missing_dependency
+                from r2router_core import missing_dependency
 
                 raise missing_dependency(exc.name or "?", EXTRAS.get(name, "all"), f"'r2router {name}'") from exc
             continue  # the command's optional extra is not installed

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r2router_core.errors import ConfigError
+from r2router_core import ConfigError
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -25,8 +25,8 @@ from r2router_integrations.cli.inputs import (
 )
 
 if TYPE_CHECKING:
-    from r2router_core.evaluation.calibration import CalibrationResult
-    from r2router_core.router import R2Router
+    from r2router_core import R2Router
+    from r2router_core.evaluation import CalibrationResult
 
 __all__ = ["add_parser", "run"]
 
@@ -56,8 +56,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate and save."""
-    from r2router_core.evaluation.calibration import calibrate, dataset_from_training_data
-    from r2router_core.router import R2Router
+    from r2router_core import R2Router
+    from r2router_core.evaluation import calibrate, dataset_from_training_data
 
     router_dir = Path(args.router)
     if not router_dir.is_dir():
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str]:
     """The router routes DATASET's queries; their true outcomes choose lambda."""
-    from r2router_core.evaluation.calibration import calibrate
+    from r2router_core.evaluation import calibrate
 
     inp = resolve_training_input(args)
     spec = router.config.embedder if args.embedder == "auto" else args.embedder

@@ -8,10 +8,7 @@ import math
 import os
 from typing import Any
 
-from r2router_core.config import format_budget
-from r2router_core.decision import RoutingDecision
-from r2router_core.errors import ConfigError
-from r2router_core.router import R2Router
+from r2router_core import ConfigError, R2Router, RoutingDecision, format_budget
 
 ROUTER_ENV = "R2ROUTER_ROUTER"
 

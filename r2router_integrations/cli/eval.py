@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.errors import ConfigError
-from r2router_core.evaluation.dataset import RoutingDataset
+from r2router_core import ConfigError
+from r2router_core.evaluation import RoutingDataset
 
 if TYPE_CHECKING:
-    from r2router_core.evaluation.export import RouterArenaFiles
+    from r2router_core.evaluation import RouterArenaFiles
 
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
@@ -72,7 +72,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the files."""
-    from r2router_core.evaluation.runner import evaluate, write_results
+    from r2router_core.evaluation import evaluate, write_results
 
     if args.export_routerarena and args.dataset != "routerarena":
         raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
@@ -102,16 +102,16 @@ def run(args: argparse.Namespace) -> int:
 def _export(
     args: argparse.Namespace, dataset: RoutingDataset, emb: NDArray[np.float32], result: Any
 ) -> RouterArenaFiles:
-    from r2router_core.evaluation.baselines import RouterMethod
-    from r2router_core.evaluation.datasets import routerarena_dir
-    from r2router_core.evaluation.export import (
+    from r2router_core.evaluation import (
+        RouterMethod,
+        complete_queries,
+        held_out_choices,
         load_cached_results,
         routerarena_pool,
         routerarena_predictions,
         write_routerarena_submission,
     )
-    from r2router_core.evaluation.protocol import complete_queries
-    from r2router_core.evaluation.runner import held_out_choices
+    from r2router_core.evaluation.datasets import routerarena_dir
 
     data, rows = complete_queries(dataset)
     row = result.method("R2-Router")

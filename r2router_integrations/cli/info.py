@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.config import format_budget
+from r2router_core import format_budget
 from r2router_integrations.cli.common import add_router_argument, load_router, print_json
 
 

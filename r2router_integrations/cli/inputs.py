@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import ModelSpec, RouterConfig
-from r2router_core.errors import ConfigError, DataError, missing_dependency
-from r2router_core.evaluation.dataset import RoutingDataset
-from r2router_core.training_data import TrainingData
+from r2router_core import ConfigError, DataError, ModelSpec, RouterConfig, TrainingData, missing_dependency
+from r2router_core.evaluation import RoutingDataset
 
 __all__ = [
     "DATA_DESCRIPTION",
@@ -221,7 +219,7 @@ def _card_layout(path: Path, config_file: str | None) -> TrainingInput | None:
         return None
     config = RouterConfig.load(config_file or path / "config.json")
     data = TrainingData.load(data_dir)
-    from r2router_core.evaluation.calibration import dataset_from_training_data
+    from r2router_core.evaluation import dataset_from_training_data
 
     dataset = dataset_from_training_data(data, config, name=path.name)
     return TrainingInput(dataset, data.embeddings, config.embedder, config, data)

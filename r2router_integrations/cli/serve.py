@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from r2router_core.errors import ConfigError, missing_dependency
+from r2router_core import ConfigError, missing_dependency
 from r2router_integrations.cli.common import add_router_argument, load_router
 from r2router_integrations.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS
 

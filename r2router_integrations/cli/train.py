@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r2router_core.errors import ConfigError
-from r2router_core.router import R2Router
+from r2router_core import ConfigError, R2Router
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
