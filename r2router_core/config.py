@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from r2router_core.errors import CheckpointError, ConfigError
 
-__all__ = ["CONFIG_FORMAT_VERSION", "Budget", "ModelSpec", "RouterConfig", "format_budget"]
+__all__ = ["CONFIG_FORMAT_VERSION", "Budget", "ModelSpec", "RouterConfig", "check_budget", "format_budget"]
 
 Budget = int | None
 """An output-token budget: a positive int, or ``None`` for uncapped."""
@@ -85,7 +85,7 @@ class ModelSpec:
         }
 
 
-def _check_budget(value: Any, what: str) -> Budget:
+def check_budget(value: Any, what: str) -> Budget:
     if value is None:
         return None
     if not _is_int(value) or value < 1:
@@ -132,7 +132,7 @@ class RouterConfig:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ConfigError(f"model names must be unique, got {names}")
-        budgets = tuple(_check_budget(b, "each budget") for b in self.budgets)
+        budgets = tuple(check_budget(b, "each budget") for b in self.budgets)
         if not budgets:
             raise ConfigError("budgets must hold at least one budget (a positive int, or None for uncapped)")
         if len(set(budgets)) != len(budgets):
@@ -161,7 +161,7 @@ class RouterConfig:
                 "each interpolated budget must be a positive int (uncapped cannot be interpolated), got None"
             )
         extra = tuple(
-            sorted({int(_check_budget(b, "each interpolated budget") or 0) for b in self.interpolated_budgets})
+            sorted({int(check_budget(b, "each interpolated budget") or 0) for b in self.interpolated_budgets})
         )
         anchors = sorted(b for b in budgets if b is not None)
         for b in extra:

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from r2router_core.config import Budget, RouterConfig, format_budget
 from r2router_core.options import RoutingOptions
 
-__all__ = ["Candidate", "RoutingDecision"]
+__all__ = ["ArmTable", "Candidate", "RoutingDecision"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Candidate:
 
 
 @dataclass(frozen=True, eq=False)
-class _ArmTable:
+class ArmTable:
     """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row."""
 
     config: RouterConfig
@@ -112,7 +112,7 @@ class RoutingDecision:
     predicted_cost: float
     utility: float
     lambda_: float
-    _table: _ArmTable = field(repr=False)
+    _table: ArmTable = field(repr=False)
     _row: int = field(default=0, repr=False)
 
     @cached_property

@@ -16,14 +16,14 @@ from numpy.typing import NDArray
 
 from r2router_core.checkpoint import CONFIG_FILE, TRAINING_DIR, load_checkpoint, resolve_checkpoint, save_checkpoint
 from r2router_core.config import RouterConfig, format_budget
-from r2router_core.decision import RoutingDecision, _ArmTable
+from r2router_core.decision import ArmTable, RoutingDecision
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
 from r2router_core.options import RoutingOptions
 from r2router_core.predictor import KNNPredictor
 from r2router_core.scoring import (
+    ArmPricing,
     Prediction,
-    _ArmPricing,
     choose,
     eligibility,
     interpolate_budgets,
@@ -110,7 +110,7 @@ class R2Router:
         c = self._config
         self._model_names = c.model_names
         self._candidate_budgets = c.candidate_budgets
-        self._pricing = _ArmPricing.of(c)
+        self._pricing = ArmPricing.of(c)
         self._default_options = RoutingOptions.build(c)
 
     # -- construction ----------------------------------------------------------------
@@ -338,10 +338,10 @@ class R2Router:
             ok = np.empty(util.shape, dtype=bool)
             ok.fill(True)
             chosen = util.reshape(util.shape[0], -1).argmax(axis=1)
-        table = _ArmTable(self._config, options, pred.budgets, pred.quality, capped, cost, util, ok)
+        table = ArmTable(self._config, options, pred.budgets, pred.quality, capped, cost, util, ok)
         return [self._decision(table, i, flat, lam) for i, flat in enumerate(chosen.tolist())]
 
-    def _decision(self, table: _ArmTable, row: int, flat: int, lambda_: float) -> RoutingDecision:
+    def _decision(self, table: ArmTable, row: int, flat: int, lambda_: float) -> RoutingDecision:
         """The decision for ``row`` of a batch whose best arm is ``flat`` (index into M x C)."""
         mi, bi = divmod(flat, len(table.budgets))
         spec = self._config.models[mi]

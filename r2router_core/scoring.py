@@ -22,7 +22,16 @@ from r2router_core.config import Budget, RouterConfig
 from r2router_core.errors import NoCandidateError
 from r2router_core.options import RoutingOptions
 
-__all__ = ["Prediction", "arm_costs", "budget_mask", "choose", "eligibility", "interpolate_budgets", "utilities"]
+__all__ = [
+    "ArmPricing",
+    "Prediction",
+    "arm_costs",
+    "budget_mask",
+    "choose",
+    "eligibility",
+    "interpolate_budgets",
+    "utilities",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +84,7 @@ def interpolate_budgets(
 
 
 @dataclass(frozen=True, eq=False)
-class _ArmPricing:
+class ArmPricing:
     """A config's price and cap arrays, built once (the router keeps one for its hot path).
 
     Attributes:
@@ -89,7 +98,7 @@ class _ArmPricing:
     caps: NDArray[np.float64]
 
     @classmethod
-    def of(cls, config: RouterConfig, budgets: Sequence[Budget] | None = None) -> _ArmPricing:
+    def of(cls, config: RouterConfig, budgets: Sequence[Budget] | None = None) -> ArmPricing:
         """The arrays of ``config`` for ``budgets`` (default: its candidate budgets)."""
         budgets = config.candidate_budgets if budgets is None else budgets
         return cls(
@@ -112,7 +121,7 @@ class _ArmPricing:
 
 def arm_costs(prediction: Prediction, config: RouterConfig, input_tokens: int | None = None) -> NDArray[np.float64]:
     """Predicted USD per query of every arm, shape (n, M, C)."""
-    pricing = _ArmPricing.of(config, prediction.budgets)
+    pricing = ArmPricing.of(config, prediction.budgets)
     return pricing.costs(pricing.capped_tokens(prediction.tokens), input_tokens)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, _check_budget, format_budget
+from r2router_core.config import Budget, check_budget, format_budget
 from r2router_core.errors import CheckpointError, ConfigError, DataError, UnknownModelError
 
 __all__ = ["TrainingData"]
@@ -54,7 +54,7 @@ def _check_budgets(budgets: Any) -> tuple[Budget, ...]:
     if isinstance(budgets, str) or not isinstance(budgets, Sequence | np.ndarray):
         raise DataError(f"budgets must be a list of positive ints (null = uncapped), got {budgets!r}")
     try:
-        checked = tuple(_check_budget(b, "each training-data budget") for b in budgets)
+        checked = tuple(check_budget(b, "each training-data budget") for b in budgets)
     except ConfigError as exc:
         raise DataError(str(exc)) from None
     if not checked or len(set(checked)) != len(checked):
