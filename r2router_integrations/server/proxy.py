@@ -28,7 +28,7 @@ from r2router_core.config import Budget, RouterConfig, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body
 from r2router_integrations.server.metrics import GatewayMetrics
-from r2router_integrations.server.protocol import ChatRequest, upstream_body
+from r2router_integrations.server.protocol import ChatRequest, upstream_request_body
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
 __all__ = ["CLIENT_SHARDS", "Attempt", "Proxy", "SSERewriter", "bypass_attempts", "plan_attempts"]
@@ -249,7 +249,9 @@ class Proxy:
 
     async def _attempt(self, request: ChatRequest, attempt: Attempt, *, fallbacks: int) -> Response:
         upstream = self._upstreams[attempt.model]
-        body = upstream_body(request, upstream, cap=attempt.cap, budget=attempt.budget, instruct=self._instruct)
+        body = upstream_request_body(
+            request.body, upstream, cap=attempt.cap, instruct=self._instruct and attempt.budget is not None
+        )
         logger.debug(
             "forwarding to %s (%s) with %s=%s", attempt.model, upstream.model, upstream.max_tokens_param, attempt.cap
         )
