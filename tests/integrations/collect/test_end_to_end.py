@@ -1,4 +1,4 @@
-"""collect -> export -> train over a stub pool in its own process: the trained router picks the arm the stub makes best."""
+"""collect -> export -> train over a stub pool in its own process: the router picks the arm the stub makes best."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_status_prints_the_arm_table(collected: tuple[Path, list[dict], Path]) -
     assert result.returncode == 0, result.stderr
     assert "prompt set 'prompts': 20 prompts" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()]
-    assert ["big", "uncapped", "20", "0", "1.000"] == rows[-2][:5]
+    assert rows[-2][:5] == ["big", "uncapped", "20", "0", "1.000"]
 
 
 def test_export_train_and_route_to_the_best_arm(collected: tuple[Path, list[dict], Path]) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from r2router_core.store import OutcomeStore
 from tests.integrations.collect.support import REPO, cli_env, run_cli, stub_pool, write_prompts, write_upstreams
 
-
 JITTER = 0.15  # seconds of send-to-arrival jitter tolerated when counting requests per window
 
 
