@@ -10,7 +10,7 @@ Libraries, and why:
   would allow a burst of ``rpm`` on top of the steady rate within the first minute.
 * ``tenacity`` retries 429, 5xx, timeouts and connection errors (as the core's
   :func:`~r2router_core.fallback.classify` sees them) with exponential backoff and
-  jitter, waiting exactly the ``Retry-After`` a provider sends instead (capped at
+  full jitter (``wait_random_exponential``), waiting exactly the ``Retry-After`` a provider sends instead (capped at
   ``max_wait``); any other error (a 400, an auth error) is not retried.
 * ``asyncio.timeout`` puts a total deadline on each attempt (``call_timeout``), not
   only on the gaps between bytes (httpx's own timeout), so a stream that trickles
@@ -45,7 +45,7 @@ class Limits:
         max_attempts: Attempts per call, the first included.
         call_timeout: Seconds one attempt may take in total.
         max_wait: Longest wait between attempts (backoff or ``Retry-After``), seconds.
-        backoff: First backoff in seconds (doubles per attempt, with jitter).
+        backoff: Backoff multiplier in seconds: attempt n waits a random time up to ``backoff * 2**n``.
     """
 
     concurrency: int = 8
@@ -95,7 +95,7 @@ class CallGate:
         self._semaphore = asyncio.Semaphore(limits.concurrency)
         interval = limits.interval
         self._limiter = None if interval is None else aiolimiter.AsyncLimiter(1, interval)
-        self._backoff = tenacity.wait_exponential_jitter(initial=limits.backoff, max=limits.max_wait)
+        self._backoff = tenacity.wait_random_exponential(multiplier=limits.backoff, max=limits.max_wait)
 
     def _wait(self, state: Any) -> float:
         exc = state.outcome.exception() if state.outcome else None
