@@ -207,7 +207,7 @@ class _Collector:
                     attempts=attempts,
                     model_id=member.spec.full_name,
                 )
-            self.store.record_call(record)
+            await asyncio.to_thread(self.store.record_call, record)  # off the event loop: sends go on
         finally:
             self.spend.settle(worst, actual)
         progress.step(record.status != "ok")
