@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from r2router_core.instruction import LENGTH_INSTRUCTION
 from r2router_core.errors import EmptyPromptError, InputError
+from r2router_core.instruction import LENGTH_INSTRUCTION
 
 __all__ = [
     "DEFAULT_LENGTH_INSTRUCTION",

@@ -21,10 +21,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
     raise missing_dependency(exc.name or "starlette", "server", "the r2router gateway") from exc
 
+from r2router_core import LENGTH_INSTRUCTION
 from r2router_integrations.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS, create_app
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.metrics import GatewayMetrics
-from r2router_core import LENGTH_INSTRUCTION
 from r2router_integrations.server.protocol import ROUTER_MODEL
 from r2router_integrations.server.upstreams import Upstream, Upstreams, load_upstreams
 
