@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from r2router_core.config import Budget, ModelSpec, RouterConfig, format_budget
+from r2router_core.config import Budget, ModelSpec, RouterConfig, check_price, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
 from r2router_core.errors import (
     CheckpointError,
@@ -42,6 +42,7 @@ from r2router_core.fallback import (
     Failure,
     FailureKind,
     FallbackPolicy,
+    classify,
     parse_retry_after,
 )
 from r2router_core.instruction import (
@@ -99,6 +100,8 @@ __all__ = [
     "__version__",
     "add_length_instruction",
     "check_instruction_template",
+    "check_price",
+    "classify",
     "format_budget",
     "join_instruction",
     "length_instruction",

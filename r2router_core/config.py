@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 from r2router_core.errors import CheckpointError, ConfigError
 
-__all__ = ["CONFIG_FORMAT_VERSION", "Budget", "ModelSpec", "RouterConfig", "check_budget", "format_budget"]
+__all__ = [
+    "CONFIG_FORMAT_VERSION",
+    "Budget",
+    "ModelSpec",
+    "RouterConfig",
+    "check_budget",
+    "check_price",
+    "format_budget",
+]
 
 Budget = int | None
 """An output-token budget: a positive int, or ``None`` for uncapped."""
@@ -43,7 +51,8 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_price(value: Any, what: str) -> float:
+def check_price(value: Any, what: str) -> float:
+    """A price in USD per 1M tokens (a finite number >= 0), as a float; ``what`` names it in the error."""
     if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{what} must be a finite number >= 0 (USD per 1M tokens), got {value!r}")
     return float(value)
@@ -68,8 +77,8 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"model name must be a non-empty string, got {self.name!r}")
-        object.__setattr__(self, "output_price", _check_price(self.output_price, f"output_price of {self.name!r}"))
-        object.__setattr__(self, "input_price", _check_price(self.input_price, f"input_price of {self.name!r}"))
+        object.__setattr__(self, "output_price", check_price(self.output_price, f"output_price of {self.name!r}"))
+        object.__setattr__(self, "input_price", check_price(self.input_price, f"input_price of {self.name!r}"))
         if not isinstance(self.full_name, str):
             raise ConfigError(f"full_name of {self.name!r} must be a string, got {self.full_name!r}")
         if not self.full_name:

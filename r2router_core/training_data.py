@@ -223,7 +223,7 @@ class TrainingData:
 
     # -- disk ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``embeddings.npy`` and ``labels.json`` into ``directory`` (created)."""
+        """Write ``embeddings.npy`` and ``labels.json`` (with a ``mask`` of observed cells) into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / EMBEDDINGS_FILE, self.embeddings, allow_pickle=False)
@@ -232,6 +232,7 @@ class TrainingData:
             "budgets": list(self.budgets),
             "quality": _nan_to_none(self.quality),
             "tokens": _nan_to_none(self.tokens),
+            "mask": (~np.isnan(self.quality)).astype(int).tolist(),  # 1 = observed, 0 = failed or never run
         }
         if self.query_ids is not None:
             labels["query_ids"] = list(self.query_ids)

@@ -22,6 +22,7 @@ PUBLIC_CORE_MODULES = (
     "r2router_core.embedders",
     "r2router_core.evaluation",
     "r2router_core.evaluation.datasets",
+    "r2router_core.store",
     "r2router_core.testing",
 )
 """What the integrations may import from: the core and its public subpackages (each by its ``__all__``)."""

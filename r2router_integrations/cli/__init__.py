@@ -28,11 +28,12 @@ COMMANDS: dict[str, str] = {
     "calibrate": "r2router_integrations.cli.calibrate",
     "serve": "r2router_integrations.cli.serve",
     "demo": "r2router_integrations.cli.demo",
+    "collect": "r2router_integrations.collect.cli",
 }
 
 
 # command name -> the extra that installs what it needs
-EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain"}
+EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain", "collect": "collect"}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

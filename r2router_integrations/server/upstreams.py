@@ -13,6 +13,8 @@
         max_tokens_param: max_tokens
         timeout: 30
         headers: {X-Title: r2router}
+        input_price: 0.1             # optional: USD per 1M input tokens (r2router collect)
+        output_price: 0.3            # optional: USD per 1M output tokens
 
 Keys are read from the named environment variables once, at startup; their
 values never appear in ``repr``, logs or error messages.
@@ -23,14 +25,21 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r2router_core import ConfigError, RouterConfig
+from r2router_core import ConfigError, RouterConfig, check_price
 
-__all__ = ["DEFAULT_MAX_TOKENS_PARAM", "DEFAULT_TIMEOUT", "Upstream", "Upstreams", "load_upstreams"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS_PARAM",
+    "DEFAULT_TIMEOUT",
+    "Upstream",
+    "Upstreams",
+    "load_upstreams",
+    "read_upstreams",
+]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds allowed to connect, and between bytes read from the upstream."""
@@ -38,7 +47,10 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_TOKENS_PARAM = "max_tokens"
 """The request field carrying the output-token cap (OpenAI's newer name is ``max_completion_tokens``)."""
 
-_UPSTREAM_KEYS = {"base_url", "model", "api_key_env", "max_tokens_param", "timeout", "headers"}
+_UPSTREAM_KEYS = {"base_url", "model", "api_key_env", "max_tokens_param", "timeout", "headers"} | {
+    "input_price",
+    "output_price",
+}
 _DEFAULT_KEYS = {"max_tokens_param", "timeout", "headers", "api_key_env"}
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -61,6 +73,8 @@ class Upstream:
         api_key_env: Name of the environment variable holding the key (``None``: no key).
         headers: Extra request headers sent upstream.
         api_key: The key, read from ``api_key_env`` at startup; hidden from ``repr``.
+        input_price: USD per 1M input tokens (``None``: not given); ``r2router collect`` costs calls with it.
+        output_price: USD per 1M output tokens (``None``: not given).
     """
 
     name: str
@@ -71,9 +85,14 @@ class Upstream:
     api_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_key: str | None = field(default=None, repr=False, compare=False)
+    input_price: float | None = None
+    output_price: float | None = None
 
     def __post_init__(self) -> None:
         where = f"upstream {self.name!r}"
+        for price in ("input_price", "output_price"):
+            if getattr(self, price) is not None:
+                object.__setattr__(self, price, check_price(getattr(self, price), f"{where}: {price}"))
         if not isinstance(self.base_url, str) or not re.match(r"^https?://[^/\s]+", self.base_url):
             raise ConfigError(
                 f"{where}: base_url must be an http(s) URL such as https://host/v1, got {self.base_url!r}"
@@ -195,6 +214,30 @@ def load_upstreams(path: str | Path, config: RouterConfig, *, environ: Mapping[s
     Raises:
         ConfigError: Unreadable file, unknown keys, a missing pool model or an unset key variable.
     """
+    full_names = {m.full_name: m.name for m in config.models}
+
+    def pool_name(key: str) -> str:
+        return key if key in config.model_names else full_names.get(key, key)
+
+    return Upstreams(read_upstreams(path, environ=environ, rename=pool_name), config)
+
+
+def read_upstreams(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> list[Upstream]:
+    """Every entry of ``upstreams.yaml``, in file order, without a router config (``r2router collect``).
+
+    Args:
+        path: The YAML file.
+        environ: Where keys are read from; default ``os.environ``.
+        rename: Maps each entry's key to its pool model name (default: the key itself).
+
+    Raises:
+        ConfigError: Unreadable file, unknown keys, a bad value or an unset key variable.
+    """
     data = _read_yaml(Path(path))
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, Mapping):
@@ -203,13 +246,11 @@ def load_upstreams(path: str | Path, config: RouterConfig, *, environ: Mapping[s
     entries = data.get("upstreams")
     if not isinstance(entries, Mapping) or not entries:
         raise ConfigError(f"{path}: 'upstreams' must map each pool model name to its upstream settings")
-    full_names = {m.full_name: m.name for m in config.models}
     env = os.environ if environ is None else environ
-    upstreams = []
-    for key, raw in entries.items():
-        name = key if key in config.model_names else full_names.get(key, key)
-        upstreams.append(_build_upstream(str(name), raw, defaults, env, path))
-    return Upstreams(upstreams, config)
+    return [
+        _build_upstream(rename(str(key)) if rename else str(key), raw, defaults, env, path)
+        for key, raw in entries.items()
+    ]
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -269,4 +310,6 @@ def _build_upstream(
         api_key_env=api_key_env,
         headers=headers,
         api_key=api_key,
+        input_price=merged.get("input_price"),
+        output_price=merged.get("output_price"),
     )

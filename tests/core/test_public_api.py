@@ -48,6 +48,8 @@ EXPECTED_ALL = [
     "__version__",
     "add_length_instruction",
     "check_instruction_template",
+    "check_price",
+    "classify",
     "format_budget",
     "join_instruction",
     "length_instruction",

@@ -84,8 +84,9 @@ def test_on_disk_format_is_the_documented_one(tmp_path: Path) -> None:
     emb = np.load(tmp_path / "embeddings.npy", allow_pickle=False)
     assert emb.dtype == np.float32 and emb.shape == (N, D)
     labels = json.loads((tmp_path / "labels.json").read_text())
-    assert set(labels) == {"models", "budgets", "quality", "tokens"}
+    assert set(labels) == {"models", "budgets", "quality", "tokens", "mask"}
     assert labels["budgets"] == [100, 200, None]
+    assert np.array_equal(np.asarray(labels["mask"]), ~np.isnan(data.quality))  # 1 = observed cell
     assert np.asarray(labels["quality"]).shape == (N, M, B)
     assert np.asarray(labels["tokens"]).shape == (N, M)
 

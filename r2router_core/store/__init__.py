@@ -1,0 +1,56 @@
+"""The outcome store: prompts, model calls and grades in one database.
+
+``r2router collect`` writes it; ``training_data_from_store`` turns it into
+:class:`~r2router_core.TrainingData`. Any SQLAlchemy URL works: SQLite (the
+default, one embedded file, WAL mode, safe for several writer processes) or
+PostgreSQL (several hosts sharing one store). Needs the ``store`` extra
+(``pip install 'r2router[store]'``); SQLAlchemy is imported only when a store opens.
+
+Tables (schema version 1)::
+
+    meta     key, value                        schema_version (a newer file is refused)
+    models   name PK, full_name, input_price, output_price, position
+    prompts  (prompt_set, prompt_id) PK, position, text, reference, category
+    calls    id PK; UNIQUE (prompt_set, prompt_id, model, budget_key):
+             one row per cell; status ok|error, answer, finish_reason,
+             input/output tokens (provider usage), latency_s, cost_usd, attempts, error
+    grades   id PK, call_id -> calls.id; UNIQUE (call_id, grader):
+             score in [0, 1] or NULL = ungraded (reason says why), grader's own cost, calls, tokens, raw answer
+
+The resume rule lives in the unique key: a cell whose call is ``ok`` is never
+called or written again; an ``error`` row is replaced by the next attempt.
+
+Planned for live traffic (issue 12; not built yet), in the same database so
+that collected and live outcomes form one data set::
+
+    decisions  id (uuid) PK, created_at, embedding (float32 bytes) + embedder id,
+               prompt text (NULL unless the deployment opts in), options (JSON),
+               chosen model, budget, predicted quality/cost, lambda, propensity,
+               input/output tokens, finish_reason, latency_s, cost_usd,
+               failed attempts (JSON), escalated_from -> decisions.id
+    feedback   id PK, decision_id -> decisions.id, quality in [0, 1], source, created_at
+    grades     gains a nullable decision_id, so collect's graders can grade logged answers
+
+Export then reads ``calls`` + ``grades`` (collected) and ``decisions`` +
+``feedback`` (live) into the same (N, M, B) label arrays; the ``meta`` schema
+version gates the migration.
+"""
+
+from __future__ import annotations
+
+from r2router_core.store.export import config_from_store, training_data_from_store
+from r2router_core.store.records import ArmSummary, CallRecord, GradeRecord, PromptRecord, StoredCall
+from r2router_core.store.store import DEFAULT_STORE_URL, OutcomeStore, store_url
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "ArmSummary",
+    "CallRecord",
+    "GradeRecord",
+    "OutcomeStore",
+    "PromptRecord",
+    "StoredCall",
+    "config_from_store",
+    "store_url",
+    "training_data_from_store",
+]

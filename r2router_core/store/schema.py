@@ -1,0 +1,100 @@
+"""The tables of the outcome store, as SQLAlchemy Core ``Table`` objects (one ``MetaData``).
+
+Portable SQL only (SQLite and PostgreSQL): integers, floats, text, timestamps
+stored as UTC ISO strings, JSON as text. A budget is stored twice: ``budget``
+(NULL = uncapped, what people read) and ``budget_key`` (0 = uncapped, in the
+unique key, because SQL's UNIQUE treats two NULLs as different).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""Bumped by every change of the tables; the store refuses a file written by a newer r2router."""
+
+UNCAPPED_KEY = 0
+"""``budget_key`` of an uncapped call (budgets are >= 1)."""
+
+
+def build_metadata() -> Any:
+    """The ``MetaData`` holding every table (built on first use: SQLAlchemy is imported lazily)."""
+    from sqlalchemy import (
+        Column,
+        Float,
+        ForeignKey,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        UniqueConstraint,
+    )
+
+    metadata = MetaData()
+    Table(
+        "meta",
+        metadata,
+        Column("key", String(64), primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+    Table(
+        "models",
+        metadata,
+        Column("name", String(200), primary_key=True),
+        Column("full_name", String(400), nullable=False),
+        Column("input_price", Float, nullable=False),
+        Column("output_price", Float, nullable=False),
+        Column("position", Integer, nullable=False),
+        Column("updated_at", String(40), nullable=False),
+    )
+    Table(
+        "prompts",
+        metadata,
+        Column("prompt_set", String(200), primary_key=True),
+        Column("prompt_id", String(200), primary_key=True),
+        Column("position", Integer, nullable=False),
+        Column("text", Text, nullable=False),
+        Column("reference", Text),
+        Column("category", String(200)),
+        Column("created_at", String(40), nullable=False),
+    )
+    Table(
+        "calls",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("prompt_set", String(200), nullable=False),
+        Column("prompt_id", String(200), nullable=False),
+        Column("model", String(200), nullable=False),
+        Column("budget", Integer),
+        Column("budget_key", Integer, nullable=False),
+        Column("status", String(16), nullable=False),  # ok | error
+        Column("model_id", String(400)),
+        Column("answer", Text),
+        Column("finish_reason", String(40)),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("latency_s", Float),
+        Column("cost_usd", Float, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("error", Text),
+        Column("created_at", String(40), nullable=False),
+        UniqueConstraint("prompt_set", "prompt_id", "model", "budget_key", name="uq_calls_cell"),
+    )
+    Table(
+        "grades",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("call_id", Integer, ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+        Column("grader", String(400), nullable=False),
+        Column("score", Float),  # NULL: ungraded, see reason
+        Column("reason", Text),
+        Column("cost_usd", Float, nullable=False),
+        Column("grader_calls", Integer, nullable=False),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("raw", Text),  # the judge's own answer, kept for audits
+        Column("created_at", String(40), nullable=False),
+        UniqueConstraint("call_id", "grader", name="uq_grades_call_grader"),
+    )
+    return metadata

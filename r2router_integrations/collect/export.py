@@ -1,0 +1,54 @@
+"""``r2router collect export``: a store becomes a training-data directory in the model card's layout::
+
+    DIR/config.json                      the pool (names, provider ids, prices), budgets, embedder id
+    DIR/training_data/embeddings.npy     float32 (N, D)
+    DIR/training_data/labels.json        quality, tokens (N x M x B), mask (1 = observed), query_ids
+
+``R2Router.from_training_data(DIR)``, ``r2router train DIR`` and ``r2router calibrate`` read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from r2router_core import Budget
+from r2router_core.store import OutcomeStore, config_from_store, training_data_from_store
+
+if TYPE_CHECKING:
+    from r2router_core.embedders import Embedder
+
+__all__ = ["export_store"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_store(
+    store: OutcomeStore,
+    out: str | Path,
+    embedder: Embedder,
+    *,
+    prompt_set: str | None = None,
+    grader: str | None = None,
+    models: Sequence[str] | None = None,
+    budgets: Sequence[Budget] | None = None,
+) -> Path:
+    """Write ``config.json`` and ``training_data/`` for the stored outcomes; returns ``out``.
+
+    Raises:
+        DataError: Nothing to export, or an ambiguous grader.
+    """
+    out = Path(out)
+    data = training_data_from_store(
+        store, embedder, prompt_set=prompt_set, grader=grader, models=models, budgets=budgets
+    )
+    config = config_from_store(store, data, embedder)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.json")
+    data.save(out / "training_data")  # labels.json carries the mask of observed cells
+    logger.info(
+        "exported %d prompts x %d models x %d budgets to %s", data.n_queries, len(data.models), len(data.budgets), out
+    )
+    return out
