@@ -29,6 +29,11 @@ def pm(row: dict, key: str, scale: float = 100.0, fmt: str = ".2f") -> str:
     return f"{scale * row[key]:{fmt}} ± {scale * row[key + '_std']:{fmt}}"
 
 
+def ratio(row: dict) -> str:
+    r = row["cost_ratio_at_point_peak"]
+    return f"{r:.2f}x" if r < float("inf") else "not reached"
+
+
 gem = "always gemini-2.0-flash-001 @ uncapped"
 targets = f"""- **auto never below kNN beyond noise.** RouterArena: auto {pm(a["auto"], "arena_score")} vs kNN
   {pm(a["kNN"], "arena_score")} arena, AUDC {pm(a["auto"], "audc", 1, ".4f")} vs {pm(a["kNN"], "audc", 1, ".4f")}.
