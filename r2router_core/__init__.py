@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from r2router_core.config import Budget, ModelSpec, RouterConfig, check_price, format_budget
+from r2router_core.config import DEFAULT_TARGET, PREDICTORS, Budget, ModelSpec, RouterConfig, check_price, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
 from r2router_core.errors import (
     CheckpointError,
@@ -64,9 +64,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_FALLBACKS",
+    "DEFAULT_TARGET",
     "LENGTH_INSTRUCTION",
     "OPENAI_MESSAGES",
     "OPTION_KEYS",
+    "PREDICTORS",
     "STRUCTURED_OUTPUT_MIN_BUDGET",
     "AttemptLog",
     "Budget",

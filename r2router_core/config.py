@@ -35,6 +35,18 @@ CONFIG_FORMAT_VERSION = 1
 DEFAULT_LAMBDA = 0.999
 DEFAULT_K = 80
 
+PredictorName = Literal["knn", "ridge", "logistic", "blend", "auto"]
+PREDICTORS: tuple[PredictorName, ...] = ("knn", "ridge", "logistic", "blend", "auto")
+"""Predictor names: the multi-head kNN (the card's), ridge per head (the research release's), logistic for
+[0, 1] labels, a kNN/ridge blend, or ``auto`` (chosen with its main knob by cross-validation when fitted)."""
+DEFAULT_PREDICTOR: PredictorName = "knn"
+"""kNN stays the default: on the two real data sets no other predictor beat it beyond noise (docs/results.md)."""
+DEFAULT_ALPHA = 1.0
+DEFAULT_BLEND_WEIGHT = 0.5
+DEFAULT_TARGET = "arena"
+"""What ``r2router train`` calibrates lambda (and ``auto`` scores predictors) for, unless told otherwise:
+the best RouterArena arena score of the cross-validated decisions on the training set."""
+
 
 def format_budget(budget: Budget) -> str:
     """Render a budget for people: ``"400"`` or ``"uncapped"``."""
@@ -122,6 +134,13 @@ class RouterConfig:
         interpolated_budgets: Extra candidate budgets between the anchors,
             predicted by piecewise-linear interpolation (the paper's
             continuous extension).
+        predictor: One of :data:`PREDICTORS`; ``"auto"`` is resolved to a
+            concrete predictor and knob by cross-validation when the router is fitted.
+        alpha: L2 strength of the ridge heads (``ridge``, ``blend``; ``logistic``
+            uses ``C = 1 / alpha`` for its logistic heads), > 0.
+        blend_weight: Weight of the kNN part of ``blend``, in [0, 1].
+        selection: How the predictor and lambda were chosen (cross-validated
+            scores and the cost/quality curve), recorded by training; informational.
     """
 
     models: tuple[ModelSpec, ...]
@@ -133,6 +152,10 @@ class RouterConfig:
     embedder: str | None = None
     embedding_dim: int | None = None
     interpolated_budgets: tuple[int, ...] = field(default=())
+    predictor: PredictorName = DEFAULT_PREDICTOR
+    alpha: float = DEFAULT_ALPHA
+    blend_weight: float = DEFAULT_BLEND_WEIGHT
+    selection: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -163,6 +186,19 @@ class RouterConfig:
                 raise ConfigError(f"embedding_dim must be a positive int or None, got {self.embedding_dim!r}")
             object.__setattr__(self, "embedding_dim", int(self.embedding_dim))
         object.__setattr__(self, "interpolated_budgets", self._check_interpolated(budgets))
+        self._check_predictor()
+
+    def _check_predictor(self) -> None:
+        if self.predictor not in PREDICTORS:
+            raise ConfigError(f"predictor must be one of {list(PREDICTORS)}, got {self.predictor!r}")
+        if not _is_real(self.alpha) or not math.isfinite(self.alpha) or self.alpha <= 0:
+            raise ConfigError(f"alpha must be a finite number > 0, got {self.alpha!r}")
+        object.__setattr__(self, "alpha", float(self.alpha))
+        if not _is_real(self.blend_weight) or not 0.0 <= float(self.blend_weight) <= 1.0:
+            raise ConfigError(f"blend_weight must be a number in [0, 1] (1 = kNN only), got {self.blend_weight!r}")
+        object.__setattr__(self, "blend_weight", float(self.blend_weight))
+        if self.selection is not None and not isinstance(self.selection, Mapping):
+            raise ConfigError(f"selection must be a JSON object (mapping) or None, got {self.selection!r}")
 
     def _check_interpolated(self, budgets: tuple[Budget, ...]) -> tuple[int, ...]:
         if any(b is None for b in self.interpolated_budgets):
@@ -227,6 +263,10 @@ class RouterConfig:
             "embedder": self.embedder,
             "embedding_dim": self.embedding_dim,
             "interpolated_budgets": list(self.interpolated_budgets),
+            "predictor": self.predictor,
+            "alpha": self.alpha,
+            "blend_weight": self.blend_weight,
+            "selection": None if self.selection is None else dict(self.selection),
         }
 
     @classmethod
@@ -271,6 +311,10 @@ class RouterConfig:
             "embedder",
             "embedding_dim",
             "interpolated_budgets",
+            "predictor",
+            "alpha",
+            "blend_weight",
+            "selection",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -287,6 +331,10 @@ class RouterConfig:
             embedder=data.get("embedder"),
             embedding_dim=data.get("embedding_dim"),
             interpolated_budgets=_json_list(data.get("interpolated_budgets", []), "interpolated_budgets"),
+            predictor=data.get("predictor", DEFAULT_PREDICTOR),
+            alpha=data.get("alpha", DEFAULT_ALPHA),
+            blend_weight=data.get("blend_weight", DEFAULT_BLEND_WEIGHT),
+            selection=data.get("selection"),
         )
 
     def save(self, path: str | Path) -> None:

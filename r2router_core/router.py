@@ -20,7 +20,14 @@ from r2router_core.decision import ArmTable, RoutingDecision
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
 from r2router_core.options import RoutingOptions
-from r2router_core.predictor import KNNPredictor
+from r2router_core.predictors import (
+    KNNPredictor,
+    Predictor,
+    fit_predictor,
+    head_labels,
+    load_predictor,
+    save_predictor,
+)
 from r2router_core.scoring import (
     ArmPricing,
     Prediction,
@@ -49,6 +56,8 @@ class OptionKeywords(TypedDict, total=False):
     max_tokens: int | None
     min_budget: int | None
 
+PREDICTOR_DIR = "predictor"
+_PREDICTOR_FIELDS = {"predictor", "k", "weights", "alpha", "blend_weight", "metric"}
 _FLOAT32 = np.dtype(np.float32)
 
 
@@ -69,7 +78,14 @@ class R2Router:
         200
     """
 
-    def __init__(self, config: RouterConfig, training_data: TrainingData, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        training_data: TrainingData,
+        *,
+        embedder: Embedder | None = None,
+        predictor: Predictor | None = None,
+    ) -> None:
         if tuple(training_data.models) != config.model_names:
             raise DataError(
                 f"training data models {list(training_data.models)} differ from the config's "
@@ -86,11 +102,13 @@ class R2Router:
                 f"config says embedding_dim = {config.embedding_dim} but the training embeddings are "
                 f"{training_data.dim}-dimensional"
             )
+        if predictor is None:
+            config, predictor = fit_predictor(config, training_data)  # resolves predictor="auto" by CV
+        else:
+            _check_predictor(predictor, config, training_data)
         self._config = config
         self._data = training_data
-        n, m, b = training_data.quality.shape
-        labels = np.concatenate([training_data.quality.reshape(n, m * b), training_data.tokens.reshape(n, -1)], axis=1)
-        self._predictor = KNNPredictor(config.k, weights=config.weights).fit(training_data.embeddings, labels)
+        self._predictor = predictor
         never_run = np.argwhere(~training_data.observed.any(axis=0))
         if never_run.size:
             logger.info(
@@ -111,6 +129,7 @@ class R2Router:
         self._model_names = c.model_names
         self._candidate_budgets = c.candidate_budgets
         self._pricing = ArmPricing.of(c)
+        self._anchor_caps = ArmPricing.of(c, c.budgets).caps
         self._default_options = RoutingOptions.build(c)
 
     # -- construction ----------------------------------------------------------------
@@ -183,17 +202,27 @@ class R2Router:
         """
         directory = resolve_checkpoint(path_or_repo_id, revision=revision, cache_dir=cache_dir)
         config, data = load_checkpoint(directory, trust_pickles=trust_pickles)
+        predictor = None
+        if (directory / PREDICTOR_DIR).is_dir() and not set(settings) & _PREDICTOR_FIELDS:
+            predictor = load_predictor(directory / PREDICTOR_DIR)  # the saved fit, as trained
         if settings:
             config = config.with_options(**settings)
-        return cls(config, data, embedder=_build_embedder(embedder, config))
+        return cls(config, data, embedder=_build_embedder(embedder, config), predictor=predictor)
 
     def save(self, path: str | Path) -> Path:
-        """Save as ``config.json`` + ``training_data/`` (arrays and JSON, no pickles)."""
-        return save_checkpoint(self._config, self._data, path)
+        """Save as ``config.json`` + ``training_data/`` (+ ``predictor/`` for a fitted linear model); no pickles."""
+        out = save_checkpoint(self._config, self._data, path)
+        if self._config.predictor != "knn":  # a kNN's fit is its training data, already saved
+            save_predictor(self._predictor, out / PREDICTOR_DIR)
+        return out
 
     def with_settings(self, **settings: Any) -> R2Router:
-        """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder."""
-        return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder)
+        """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder.
+
+        The fitted predictor is reused unless a predictor field changes.
+        """
+        predictor = None if set(settings) & _PREDICTOR_FIELDS else self._predictor
+        return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder, predictor=predictor)
 
     # -- properties ------------------------------------------------------------------
     @property
@@ -253,13 +282,19 @@ class R2Router:
         return check_embeddings(embeddings, self._data.dim)
 
     def _shape(self, raw: NDArray[np.float64]) -> Prediction:
-        """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets."""
+        """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets.
+
+        Predicted tokens are clipped to [0, budget] here, once: a capped arm never
+        reports more output tokens than its budget, whatever the predictor (a
+        linear token head can extrapolate past it, or below 0).
+        """
         n = raw.shape[0]
         m, b = len(self._config.models), len(self._config.budgets)
         quality = raw[:, : m * b].reshape(n, m, b)
         tokens = raw[:, m * b :].reshape(n, m, -1)
         if tokens.shape[2] == 1:  # one token head per model serves all its budgets
             tokens = tokens.repeat(b, axis=2)
+        tokens = np.clip(tokens, 0.0, self._anchor_caps)
         extra = self._config.interpolated_budgets
         if extra:
             quality = interpolate_budgets(quality, self._config.budgets, extra)
@@ -399,6 +434,18 @@ def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:
     if models is None:
         return None
     return (models,) if isinstance(models, str) else tuple(models)
+
+
+def _check_predictor(predictor: Predictor, config: RouterConfig, data: TrainingData) -> None:
+    """A fitted predictor handed in (e.g. loaded from a checkpoint) must be the config's kind and shapes."""
+    kind = "knn" if isinstance(predictor, KNNPredictor) else getattr(predictor, "kind", None)
+    n_heads = head_labels(data).shape[1]
+    shapes = (getattr(predictor, "n_features_in_", None), getattr(predictor, "n_outputs_", None))
+    if kind != config.predictor or shapes != (data.dim, n_heads):
+        raise CheckpointError(
+            f"the fitted predictor is {kind!r} with (n_features, n_outputs) = {shapes}, but the config asks for "
+            f"{config.predictor!r} on {data.dim}-dim embeddings with {n_heads} heads; refit it (drop predictor/)"
+        )
 
 
 def _check_embedder(embedder: Embedder, config: RouterConfig) -> None:

@@ -40,7 +40,8 @@ class Prediction:
 
     Attributes:
         quality: shape (n, M, C), in [0, 1]; NaN for arms with no training data.
-        tokens: shape (n, M, C), predicted output tokens before the budget cap.
+        tokens: shape (n, M, C), predicted output tokens; the router clips them to
+            [0, budget] of each arm, so a capped arm never exceeds its budget.
         models: the M model names.
         budgets: the C candidate budgets (anchors, then interpolated ones).
     """

@@ -54,6 +54,7 @@ from r2router_core.evaluation.metrics import (
 )
 from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
+from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
 
 __all__ = [
     "CalibrationResult",
@@ -68,6 +69,7 @@ __all__ = [
     "RouterArenaFiles",
     "RouterMethod",
     "RoutingDataset",
+    "SelectionResult",
     "SingleArm",
     "accuracy",
     "arena_score",
@@ -95,6 +97,8 @@ __all__ = [
     "routerarena_config",
     "routerarena_pool",
     "routerarena_predictions",
+    "select_predictor",
+    "train_router",
     "write_results",
     "write_routerarena_predictions",
     "write_routerarena_submission",

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, RouterConfig, format_budget
+from r2router_core.config import Budget, PredictorName, RouterConfig, format_budget
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import oracle_arms
@@ -138,6 +138,10 @@ class RouterMethod(Method):
         weights: ``"distance"`` or ``"uniform"``.
         budgets: Restrict the arms to these budgets (``None``: all of them);
             one budget gives the point router.
+        predictor: The router's predictor (``RouterConfig.predictor``; ``"auto"``
+            chooses one by cross-validation on each training part).
+        alpha: Ridge strength of the linear predictors.
+        blend_weight: kNN weight of the blend.
     """
 
     kind: MethodKind = "router"
@@ -150,11 +154,17 @@ class RouterMethod(Method):
         k: int = 80,
         weights: Literal["distance", "uniform"] = "distance",
         budgets: Sequence[Budget] | None = None,
+        predictor: PredictorName = "knn",
+        alpha: float = 1.0,
+        blend_weight: float = 0.5,
     ) -> None:
         self.name = name
         self.k = k
         self.weights = weights
         self.budgets = None if budgets is None else tuple(budgets)
+        self.predictor = predictor
+        self.alpha = alpha
+        self.blend_weight = blend_weight
 
     def fit(self, train: RoutingDataset, embeddings: NDArray[Any]) -> RouterMethod:
         """Fit the kNN router on the training queries' embeddings and outcomes."""
@@ -166,7 +176,15 @@ class RouterMethod(Method):
                 f"{[format_budget(b) for b in train.budgets]}"
             )
         data = train.training_data(embeddings).select(budgets=budgets)
-        config = RouterConfig(models=train.models, budgets=tuple(budgets), k=self.k, weights=self.weights)
+        config = RouterConfig(
+            models=train.models,
+            budgets=tuple(budgets),
+            k=self.k,
+            weights=self.weights,
+            predictor=self.predictor,
+            alpha=self.alpha,
+            blend_weight=self.blend_weight,
+        )
         with _known_missing_arms():
             self.router_ = R2Router(config, data)
         self.arm_map_ = _arm_map(config, train)
@@ -180,7 +198,16 @@ class RouterMethod(Method):
                 "interpolated budgets have no recorded outcomes to score; evaluate "
                 "router.with_settings(interpolated_budgets=()) instead"
             )
-        method = cls(name, k=router.config.k, weights=router.config.weights, budgets=router.config.budgets)
+        c = router.config
+        method = cls(
+            name,
+            k=c.k,
+            weights=c.weights,
+            budgets=c.budgets,
+            predictor=c.predictor,
+            alpha=c.alpha,
+            blend_weight=c.blend_weight,
+        )
         method.router_ = router
         method.arm_map_ = _arm_map(router.config, dataset)
         return method
@@ -210,12 +237,14 @@ class RouterMethod(Method):
         """The router's argmax of predicted utility at each lambda (through ``r2router_core.scoring``)."""
         pred, cost = self.predicted_costs(test, embeddings)
         config = self.router_.config
-        out = np.empty((len(lambdas), len(test.prompts)), dtype=np.intp)
-        for i, lam in enumerate(lambdas):
-            options = RoutingOptions.build(config, lambda_=float(lam))
-            util = utilities(pred.quality, cost, float(lam))
-            out[i] = self.arm_map_[choose(util, eligibility(pred, cost, config, options), options)]
-        return out
+        lams = np.array([float(RoutingOptions.build(config, lambda_=float(lam)).lambda_ or 0.0) for lam in lambdas])
+        options = RoutingOptions.build(config)
+        ok = eligibility(pred, cost, config, options)  # the same at every lambda: no per-call constraint
+        choose(utilities(pred.quality, cost, 0.0), ok, options)  # raises NoCandidateError if a query has no arm
+        # every lambda at once, with utilities()'s arithmetic: shape (L, n, M, C), then choose()'s masked argmax
+        util = utilities(pred.quality[None], cost[None], lams[:, None, None, None])  # type: ignore[arg-type]
+        util = np.where(ok[None], util, -np.inf).reshape(len(lams), util.shape[1], -1)
+        return np.asarray(self.arm_map_[util.argmax(axis=2)], dtype=np.intp)
 
 
 class _NoLabelFilter(logging.Filter):

@@ -11,6 +11,7 @@ on the inner curve), then applied to the held-out fold.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.errors import ConfigError
-from r2router_core.evaluation.baselines import Method, arm_label, default_methods, flat_outcomes
+from r2router_core.evaluation.baselines import Method, RouterMethod, arm_label, default_methods, flat_outcomes
 from r2router_core.evaluation.calibration import CalibrationTarget, select_operating_point
 from r2router_core.evaluation.curves import DeferralCurve, plot_deferral_curves
 from r2router_core.evaluation.dataset import RoutingDataset
@@ -39,6 +40,7 @@ from r2router_core.evaluation.metrics import (
     qnc,
 )
 from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
+from r2router_core.evaluation.token_error import token_errors
 
 __all__ = ["EvalResult", "MethodResult", "evaluate", "held_out_choices", "plot_results", "write_results"]
 
@@ -64,6 +66,8 @@ class MethodResult:
         fold_accuracy: Accuracy on each held-out fold.
         fold_cost_per_1k: Cost per 1K queries on each held-out fold.
         curve: The pooled deferral curve.
+        token_error: For routers, the held-out error of the predicted output
+            tokens per arm (:func:`~r2router_core.evaluation.token_error.token_errors`).
     """
 
     name: str
@@ -78,6 +82,7 @@ class MethodResult:
     fold_accuracy: tuple[float, ...]
     fold_cost_per_1k: tuple[float, ...]
     curve: DeferralCurve
+    token_error: dict[str, dict[str, float]] | None = None
 
     def to_dict(self, *, with_curve: bool = True) -> dict[str, Any]:
         """JSON-ready form (``qnc`` = ``None`` when never reached)."""
@@ -94,6 +99,8 @@ class MethodResult:
             "fold_accuracy": list(self.fold_accuracy),
             "fold_cost_per_1k": list(self.fold_cost_per_1k),
         }
+        if self.token_error is not None:
+            out["token_error"] = self.token_error
         if with_curve:
             out["curve"] = self.curve.to_dict()
         return out
@@ -177,6 +184,7 @@ class EvalResult:
             f"QNC reference: best single arm {self.reference_arm} "
             f"(quality {self.reference_quality:.4f} at {self.reference_cost:.4g} USD per 1K)",
         ]
+        lines += self._token_lines()
         if self.matched:
             (a, b), (ca, cb) = self.matched["methods"], self.matched["cost_per_1k"]
             lines.append(
@@ -184,6 +192,16 @@ class EvalResult:
                 f"{a} {ca:.4g} vs {b} {cb:.4g} USD per 1K ({ca / cb:.2f}x)"
             )
         return "\n".join(lines)
+
+    def _token_lines(self) -> list[str]:
+        """The first router's held-out token error per arm (cost is tokens x price)."""
+        router = next((m for m in self.methods if m.token_error), None)
+        if router is None or router.token_error is None:
+            return []
+        lines = [f"token head of {router.name}, held-out per arm: MAE (tokens), relative error, bias"]
+        for arm, e in router.token_error.items():
+            lines.append(f"  {arm:<44} {e['mae']:>8.1f}  {e['relative']:>6.1%}  {e['bias']:>+8.1f}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with every curve."""
@@ -331,7 +349,11 @@ def evaluate(
             )
         else:
             indices = [0] * n_folds
-        results.append(_method_result(run, indices, cost_range=cost_range, reference=reference))
+        result = _method_result(run, indices, cost_range=cost_range, reference=reference)
+        if isinstance(method, RouterMethod):
+            errors = token_errors(data, emb, method, n_folds=n_folds, seed=seed)
+            result = dataclasses.replace(result, token_error=errors)
+        results.append(result)
     return EvalResult(
         dataset=dataset.name,
         synthetic=dataset.synthetic,

@@ -1,8 +1,9 @@
-"""``r2router info DIR``: describe a checkpoint."""
+"""``r2router info DIR``: describe a checkpoint (and how its predictor and lambda were chosen)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"router:     {args.router}")
     print(f"embedder:   {config.embedder or 'unknown'} ({config.embedding_dim}-dim)")
     print(f"training:   {data.n_queries} queries, {observed.mean():.1%} of (query, model, budget) cells observed")
-    print(f"settings:   k={config.k} metric={config.metric} weights={config.weights} lambda={config.lambda_}")
+    print(
+        f"settings:   predictor={config.predictor} k={config.k} alpha={config.alpha:g} "
+        f"blend_weight={config.blend_weight:g} metric={config.metric} weights={config.weights} lambda={config.lambda_}"
+    )
     print(
         f"budgets:    {', '.join(format_budget(b) for b in config.budgets)}"
         + (f" (+ interpolated {list(config.interpolated_budgets)})" if config.interpolated_budgets else "")
@@ -42,4 +46,35 @@ def run(args: argparse.Namespace) -> int:
     for mi, m in enumerate(config.models):
         q = float(np.nanmean(data.quality[:, mi])) if observed[:, mi].any() else float("nan")
         print(f"{m.name:<28} {m.full_name:<36} {m.input_price:>8.3g} {m.output_price:>8.3g} {q:>13.3f}")
+    for line in selection_lines(config.selection or {}):
+        print(line)
     return 0
+
+
+def selection_lines(selection: Mapping[str, Any]) -> list[str]:
+    """How ``r2router train`` chose the predictor and lambda: the CV scores and the cost/quality curve."""
+    lines: list[str] = []
+    pred = selection.get("predictor")
+    if pred:
+        lines += ["", f"predictor chosen by {pred['n_folds']}-fold CV ({pred['metric']} score): {pred['chosen']}"]
+        for c in pred["candidates"]:
+            folds = np.array(c["fold_scores"])
+            mark = "*" if c["label"] == pred["chosen"] else " "
+            lines.append(f" {mark} {c['label']:<34} {c['score']:.4f}  (folds {folds.mean():.4f} ± {folds.std():.4f})")
+    lam = selection.get("lambda")
+    if lam:
+        lines += [
+            "",
+            f"lambda {lam['lambda']:.6g} chosen by {lam['n_folds']}-fold CV for {lam['target']}: accuracy "
+            f"{lam['accuracy']:.4f} at {lam['cost_per_1k']:.4g} USD per 1K (arena {100 * lam['arena_score']:.2f})",
+            f"  {'lambda':>10} {'accuracy':>9} {'USD/1K':>10}",
+        ]
+        curve = lam["curve"]
+        seen = set()
+        for lv, q, c in zip(curve["lambda"], curve["quality"], curve["cost_per_1k"], strict=True):
+            if (q, c) in seen:  # one line per distinct operating point
+                continue
+            seen.add((q, c))
+            mark = "*" if (q, c) == (lam["accuracy"], lam["cost_per_1k"]) else " "
+            lines.append(f"{mark} {lv:>10.6g} {q:>9.4f} {c:>10.4g}")
+    return lines

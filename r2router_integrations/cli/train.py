@@ -1,4 +1,11 @@
-"""``r2router train DATA --out DIR``: fit a router and save the checkpoint."""
+"""``r2router train DATA --out DIR``: fit a router and save the checkpoint.
+
+Unless ``--lambda`` is given, lambda is calibrated by cross-validation on the
+training data for ``--target`` (default: the best arena score), and
+``--predictor auto`` picks the predictor and its main knob the same way; both
+choices and their cross-validated scores are saved in config.json
+(``r2router info`` shows them).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r2router_core import ConfigError, R2Router
+from r2router_core import DEFAULT_TARGET, PREDICTORS, ConfigError
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -27,7 +34,17 @@ def add_parser(sub: Any) -> None:
     add_training_input_arguments(p)
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
-    p.add_argument("--lambda", dest="lambda_", type=float, help="default cost weight in [0, 1]")
+    p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: calibrated by CV)")
+    p.add_argument(
+        "--target",
+        help=f"what CV calibrates lambda and scores predictors for: arena, cost=USD_PER_1K or quality=Q "
+        f"(default: {DEFAULT_TARGET})",
+    )
+    p.add_argument("--predictor", choices=PREDICTORS, help="predictor (default: the config's, knn)")
+    p.add_argument("--alpha", type=float, help="ridge strength of ridge/logistic/blend (default 1.0)")
+    p.add_argument("--blend-weight", type=float, help="kNN weight of blend, in [0, 1] (default 0.5)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -46,12 +63,31 @@ def run(args: argparse.Namespace) -> int:
                 "train on a card-layout directory or an outcomes file"
             )
         config, data = inp.dataset.config(embedder=embedder_id), inp.dataset.training_data(emb)
-    settings = {key: value for key, value in (("k", args.k), ("lambda_", args.lambda_)) if value is not None}
-    router = R2Router(config.with_options(**settings) if settings else config, data)
+    from r2router_core.evaluation import train_router  # the evaluation machinery, only when training
+
+    settings = {
+        name: getattr(args, name)
+        for name in ("k", "lambda_", "predictor", "alpha", "blend_weight")
+        if getattr(args, name) is not None
+    }
+    router = train_router(
+        config.with_options(**settings) if settings else config,
+        data,
+        target=args.target,
+        calibrate_lambda=args.lambda_ is None,
+        n_folds=args.folds,
+        seed=args.seed,
+    )
     out = router.save(args.out)
     seconds = time.perf_counter() - start
+    c = router.config
     print(
         f"trained on {data.n_queries} queries x {len(data.models)} models x {len(data.budgets)} budgets "
         f"({data.dim}-dim embeddings) in {seconds:.2f} s; saved to {Path(out).resolve()}"
     )
+    chosen = (c.selection or {}).get("predictor", {}).get("chosen")
+    print(f"predictor: {c.predictor}" + (f" (auto chose {chosen} by CV)" if chosen else ""))
+    lam = (c.selection or {}).get("lambda")
+    how = f"calibrated by CV for {lam['target']}" if lam else "as given"
+    print(f"lambda:    {c.lambda_:.6g} ({how})")
     return 0

@@ -182,7 +182,7 @@ def test_shape_errors() -> None:
 
 
 def router_oracle(router: R2Router, queries: NDArray[np.float32]) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Quality (n, M, B) and tokens (n, M, B) from one sklearn regressor per card head."""
+    """Quality (n, M, B) and tokens (n, M, B) from one sklearn regressor per card head, tokens capped at budgets."""
     data, config = router.training_data, router.config
     n, (_, m, b) = len(queries), data.quality.shape
     quality = np.empty((n, m, b))
@@ -201,7 +201,12 @@ def router_oracle(router: R2Router, queries: NDArray[np.float32]) -> tuple[NDArr
                 tokens[:, mi, bi] = sklearn_head(
                     data.embeddings, data.tokens[:, mi, bi], queries, config.k, config.weights
                 )
-    return quality, tokens
+    return quality, np.minimum(tokens, budget_caps(config.budgets))
+
+
+def budget_caps(budgets: tuple[int | None, ...]) -> NDArray[np.float64]:
+    """Token cap per budget, shape (B,): inf for uncapped."""
+    return np.array([np.inf if b is None else b for b in budgets])
 
 
 @pytest.mark.parametrize("per_budget_tokens", [False, True])
@@ -239,4 +244,4 @@ def test_router_predict_on_a_training_row_returns_its_labels(make_data: MakeData
     config, data = make_data(n=40, per_budget_tokens=True)
     pred = R2Router(config, data).predict(data.embeddings[[12]])
     np.testing.assert_allclose(pred.quality[0], data.quality[12], rtol=RTOL)
-    np.testing.assert_allclose(pred.tokens[0], data.tokens[12], rtol=RTOL)
+    np.testing.assert_allclose(pred.tokens[0], np.minimum(data.tokens[12], budget_caps(config.budgets)), rtol=RTOL)

@@ -12,9 +12,11 @@ import r2router_core
 
 EXPECTED_ALL = [
     "DEFAULT_FALLBACKS",
+    "DEFAULT_TARGET",
     "LENGTH_INSTRUCTION",
     "OPENAI_MESSAGES",
     "OPTION_KEYS",
+    "PREDICTORS",
     "STRUCTURED_OUTPUT_MIN_BUDGET",
     "AttemptLog",
     "Budget",

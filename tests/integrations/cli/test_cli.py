@@ -62,7 +62,7 @@ def test_train_prints_a_summary_and_writes_a_loadable_checkpoint(
     code, out, err = run(capsys, "train", str(data_dir), "--out", str(out_dir), "--k", "3", "--lambda", "0.5")
     assert code == 0 and err == ""
     assert out.startswith("trained on 60 queries x 2 models x 2 budgets (32-dim embeddings) in ")
-    assert out.rstrip().endswith(f"saved to {out_dir.resolve()}")
+    assert out.splitlines()[0].endswith(f"saved to {out_dir.resolve()}")
     loaded = R2Router.from_pretrained(out_dir)
     assert (loaded.config.k, loaded.config.lambda_) == (3, 0.5)
     assert loaded.config.embedder == text_router.config.embedder
@@ -88,7 +88,10 @@ def test_info_text(ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == f"router:     {ckpt}"
     assert lines[1] == "embedder:   r2router-hash-embedder-32 (32-dim)"
     assert lines[2] == "training:   60 queries, 100.0% of (query, model, budget) cells observed"
-    assert lines[3] == "settings:   k=5 metric=cosine weights=distance lambda=0.9"
+    lam = R2Router.from_pretrained(ckpt).config.lambda_  # calibrated by CV in train (the data dir says 0.9)
+    assert lam != 0.9
+    settings = "predictor=knn k=5 alpha=1 blend_weight=0.5 metric=cosine weights=distance"
+    assert lines[3] == f"settings:   {settings} lambda={lam}"
     assert lines[4] == "budgets:    100, 400"
     assert lines[6].split()[:4] == ["small", "small", "0", "0.5"]
     assert lines[7].split()[:4] == ["big", "big", "0", "10"]
@@ -319,3 +322,28 @@ def test_console_script_help() -> None:
     assert done.stdout.startswith("usage: r2router")
     for command in ("route", "train", "info"):
         assert command in done.stdout
+
+
+def test_train_auto_records_the_cv_choices_and_info_shows_them(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "auto"
+    code, out, _ = run(capsys, "train", str(data_dir), "--out", str(out_dir), "--predictor", "auto", "--folds", "3")
+    assert code == 0
+    config = R2Router.from_pretrained(out_dir).config
+    record = config.selection or {}
+    assert config.predictor in ("knn", "ridge", "logistic", "blend")
+    assert f"lambda:    {config.lambda_:.6g} (calibrated by CV for arena)" in out
+    assert record["predictor"]["chosen"] in out and record["lambda"]["lambda"] == config.lambda_
+    code, info, _ = run(capsys, "info", str(out_dir))
+    assert code == 0
+    assert f"predictor chosen by 3-fold CV (arena score): {record['predictor']['chosen']}" in info
+    assert f"lambda {config.lambda_:.6g} chosen by 3-fold CV for arena" in info
+
+
+def test_train_with_a_lambda_keeps_it_and_skips_calibration(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "train", str(data_dir), "--out", str(tmp_path / "c"), "--lambda", "0.3")
+    assert code == 0 and "lambda:    0.3 (as given)" in out
+    assert R2Router.from_pretrained(tmp_path / "c").config.selection is None

@@ -1,0 +1,288 @@
+"""Let the training data choose: the predictor, its main knob, and lambda, by k-fold cross-validation.
+
+Every candidate (a predictor and its knob) is run through the evaluation's own
+:func:`~r2router_core.evaluation.protocol.cross_validate` on the training set
+and scored on the decisions it produces, with the evaluation's metrics:
+
+* target ``arena`` (the default, :data:`~r2router_core.config.DEFAULT_TARGET`):
+  the RouterArena arena score at the best lambda of the pooled held-out curve;
+* target ``cost=X`` or ``quality=Y``: the AUDC of the pooled held-out curve.
+
+Candidates: kNN with k in :data:`K_GRID` and ridge with alpha in
+:data:`ALPHA_GRID`, then logistic with the best ridge alpha (one fit per head
+makes it the slowest) and the blend of the best kNN and the best ridge with
+weight in :data:`BLEND_GRID`, all on the same folds. The best pooled score wins, unless the configured kNN (the
+default) is within one standard error of it (paired over folds): then the
+default is kept, so ``auto`` leaves kNN only for a gain larger than the noise.
+
+Lambda is then read off the chosen candidate's pooled held-out curve with
+:func:`~r2router_core.evaluation.calibration.select_operating_point`, the
+curve is recorded, and the config carries both choices in ``selection``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from r2router_core.config import DEFAULT_TARGET, RouterConfig
+from r2router_core.errors import DataError
+from r2router_core.evaluation.baselines import RouterMethod, flat_outcomes
+from r2router_core.evaluation.calibration import CalibrationTarget, dataset_from_training_data, select_operating_point
+from r2router_core.evaluation.curves import DeferralCurve
+from r2router_core.evaluation.dataset import RoutingDataset
+from r2router_core.evaluation.metrics import arena_score, arm_means, audc, lambda_grid
+from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate
+from r2router_core.router import R2Router
+from r2router_core.training_data import TrainingData
+
+__all__ = ["ALPHA_GRID", "BLEND_GRID", "K_GRID", "Candidate", "SelectionResult", "select_predictor", "train_router"]
+
+logger = logging.getLogger(__name__)
+
+K_GRID = (20, 40, 80, 160)
+ALPHA_GRID = (0.3, 1.0, 3.0, 10.0)
+BLEND_GRID = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One predictor with its knob, scored by cross-validation.
+
+    Attributes:
+        predictor: ``knn``, ``ridge``, ``logistic`` or ``blend``.
+        k: Neighbours (kNN, blend).
+        alpha: Ridge strength (ridge, logistic, blend).
+        blend_weight: kNN weight (blend).
+        score: Pooled held-out score (arena score or AUDC).
+        fold_scores: The same score per fold.
+    """
+
+    predictor: str
+    k: int
+    alpha: float
+    blend_weight: float
+    score: float = math.nan
+    fold_scores: tuple[float, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``"knn k=80"``, ``"ridge alpha=1"``, ``"blend w=0.5 (k=80, alpha=1)"``."""
+        if self.predictor == "knn":
+            return f"knn k={self.k}"
+        if self.predictor == "blend":
+            return f"blend w={self.blend_weight:g} (k={self.k}, alpha={self.alpha:g})"
+        return f"{self.predictor} alpha={self.alpha:g}"
+
+    def settings(self) -> dict[str, Any]:
+        """The config fields of this candidate."""
+        return {"predictor": self.predictor, "k": self.k, "alpha": self.alpha, "blend_weight": self.blend_weight}
+
+    def method(self, weights: Any = "distance") -> RouterMethod:
+        """The evaluation method that routes with this candidate (kNN neighbour ``weights``)."""
+        return RouterMethod(self.label, weights=weights, **self.settings())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**self.settings(), "label": self.label, "score": self.score, "fold_scores": list(self.fold_scores)}
+
+
+@dataclass(frozen=True, eq=False)
+class SelectionResult:
+    """What cross-validation chose.
+
+    Attributes:
+        config: The input config with the chosen predictor, knob and lambda set
+            and the scores recorded in ``selection``.
+        candidates: Every candidate with its scores, in the order tried.
+        chosen: The chosen candidate.
+        curve: The chosen candidate's pooled held-out cost/quality curve.
+    """
+
+    config: RouterConfig
+    candidates: tuple[Candidate, ...]
+    chosen: Candidate
+    curve: DeferralCurve
+
+
+def _score(curve: DeferralCurve, metric: str, cost_range: tuple[float, float]) -> float:
+    if metric == "audc":
+        return audc(curve, cost_range=cost_range)
+    return max(arena_score(float(q), float(c)) for q, c in zip(curve.quality, curve.cost_per_1k, strict=True))
+
+
+class _Scorer:
+    """Cross-validates candidates on one dataset, always on the same folds."""
+
+    def __init__(
+        self, data: RoutingDataset, emb: Any, target: CalibrationTarget, n_folds: int, seed: int, weights: Any
+    ) -> None:
+        self.data, self.emb, self.n_folds, self.seed, self.weights = data, emb, n_folds, seed, weights
+        quality, cost = flat_outcomes(data)
+        self.grid = lambda_grid(cost.mean(axis=0))
+        _, mean_c = arm_means(quality, cost)
+        ok = ~np.isnan(mean_c)
+        self.cost_range = (float(mean_c[ok].min()), float(mean_c[ok].max()))
+        self.metric = "arena" if target.kind == "arena" else "audc"
+        self.runs: dict[str, MethodRun] = {}
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        runs = cross_validate(
+            self.data,
+            self.emb,
+            [c.method(self.weights) for c in candidates],
+            lambdas=self.grid,
+            n_folds=self.n_folds,
+            seed=self.seed,
+        )
+        self.runs.update(runs)
+        out = []
+        for c in candidates:
+            run = runs[c.label]
+            folds = [np.flatnonzero(run.fold == f) for f in range(self.n_folds)]
+            fold_scores = tuple(_score(run.curve(rows), self.metric, self.cost_range) for rows in folds)
+            out.append(_with_scores(c, _score(run.curve(), self.metric, self.cost_range), fold_scores))
+        return out
+
+
+def _with_scores(c: Candidate, score: float, fold_scores: tuple[float, ...]) -> Candidate:
+    return Candidate(c.predictor, c.k, c.alpha, c.blend_weight, score, fold_scores)
+
+
+def _candidates(config: RouterConfig, n_train: int) -> list[Candidate]:
+    # the configured kNN first (it wins ties); no k above a fold's training rows (they would all be k = n)
+    ks = [config.k, *(k for k in K_GRID if k != config.k and k <= n_train)]
+    out = [Candidate("knn", k, config.alpha, config.blend_weight) for k in ks]
+    out += [Candidate("ridge", config.k, a, config.blend_weight) for a in ALPHA_GRID]
+    return out
+
+
+def _pick(scored: Sequence[Candidate], default: Candidate) -> Candidate:
+    """The best pooled score, unless the default is within one standard error of it (paired over folds)."""
+    best = max(scored, key=lambda c: c.score)  # max keeps the first of equal scores
+    diff = np.array(best.fold_scores) - np.array(default.fold_scores)
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    if best is not default and best.score - default.score <= se:
+        logger.info(
+            "auto: %s beats %s by %.4g, within one standard error (%.4g); keeping the default",
+            best.label,
+            default.label,
+            best.score - default.score,
+            se,
+        )
+        return default
+    return best
+
+
+def select_predictor(
+    config: RouterConfig,
+    data: TrainingData,
+    *,
+    target: str | CalibrationTarget | None = None,
+    calibrate_lambda: bool = False,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> SelectionResult:
+    """Choose the predictor (when ``config.predictor == "auto"``) and optionally lambda by cross-validation.
+
+    Args:
+        config: The router config; ``predictor="auto"`` tries every candidate,
+            a concrete predictor is only scored (for its lambda curve).
+        data: The training set.
+        target: What decisions are scored for (default :data:`DEFAULT_TARGET`).
+        calibrate_lambda: Also set ``lambda_`` to the target's operating point.
+        n_folds: Folds of the cross-validation.
+        seed: Seed of the folds.
+
+    Returns:
+        The :class:`SelectionResult`; its ``config`` names a concrete predictor.
+
+    Raises:
+        DataError: Fewer complete training queries than folds.
+    """
+    t = CalibrationTarget.parse(DEFAULT_TARGET if target is None else target)
+    dataset, rows = complete_queries(dataset_from_training_data(data, config))
+    if dataset.n_queries < 2 * n_folds:
+        raise DataError(
+            f"choosing the predictor or lambda by {n_folds}-fold cross-validation needs at least {2 * n_folds} "
+            f"training queries with every arm observed, got {dataset.n_queries}; pass a predictor and lambda"
+        )
+    scorer = _Scorer(dataset, data.embeddings[rows], t, n_folds, seed, config.weights)
+    given = Candidate(config.predictor, config.k, config.alpha, config.blend_weight)
+    if config.predictor != "auto":
+        scored = scorer.score([given])
+        chosen = scored[0]
+    else:
+        scored = scorer.score(_candidates(config, dataset.n_queries - dataset.n_queries // n_folds - 1))
+        best_knn = max((c for c in scored if c.predictor == "knn"), key=lambda c: c.score)
+        best_ridge = max((c for c in scored if c.predictor == "ridge"), key=lambda c: c.score)
+        second = [Candidate("logistic", config.k, best_ridge.alpha, config.blend_weight)]
+        second += [Candidate("blend", best_knn.k, best_ridge.alpha, w) for w in BLEND_GRID]
+        scored += scorer.score(second)
+        chosen = _pick(scored, scored[0])
+    curve = scorer.runs[chosen.label].curve()
+    record = dict(config.selection or {})
+    settings = chosen.settings()
+    if config.predictor == "auto":
+        record["predictor"] = {
+            "metric": scorer.metric,
+            "target": str(t),
+            "n_folds": n_folds,
+            "seed": seed,
+            "n_queries": dataset.n_queries,
+            "chosen": chosen.label,
+            "candidates": [c.to_dict() for c in scored],
+        }
+    if calibrate_lambda:
+        index, met = select_operating_point(curve, t)
+        acc, c1k = float(curve.quality[index]), float(curve.cost_per_1k[index])
+        settings["lambda_"] = float(curve.lambdas[index])
+        record["lambda"] = {
+            "target": str(t),
+            "lambda": settings["lambda_"],
+            "met": met,
+            "accuracy": acc,
+            "cost_per_1k": c1k,
+            "arena_score": arena_score(acc, c1k),
+            "n_folds": n_folds,
+            "seed": seed,
+            "curve": curve.to_dict(),
+        }
+    resolved = config.with_options(**settings, selection=record)
+    return SelectionResult(config=resolved, candidates=tuple(scored), chosen=chosen, curve=curve)
+
+
+def train_router(
+    config: RouterConfig,
+    data: TrainingData,
+    *,
+    target: str | CalibrationTarget | None = None,
+    calibrate_lambda: bool = True,
+    n_folds: int = 5,
+    seed: int = 0,
+    **router_options: Any,
+) -> R2Router:
+    """Fit a router as ``r2router train`` does: predictor ``auto`` resolved and lambda calibrated by CV.
+
+    Args:
+        config: The config (``predictor`` may be ``"auto"``).
+        data: The training set.
+        target: What predictor and lambda are chosen for (default :data:`DEFAULT_TARGET`).
+        calibrate_lambda: Choose lambda by cross-validation (else keep ``config.lambda_``).
+        n_folds: Folds of the cross-validation.
+        seed: Seed of the folds.
+        **router_options: Passed to :class:`R2Router` (e.g. ``embedder``).
+
+    Returns:
+        The fitted router; its config records the choices and their CV scores.
+    """
+    if calibrate_lambda or config.predictor == "auto":
+        config = select_predictor(
+            config, data, target=target, calibrate_lambda=calibrate_lambda, n_folds=n_folds, seed=seed
+        ).config
+    return R2Router(config, data, **router_options)
