@@ -7,7 +7,7 @@ also exports the ONNX models and distils the static one, about 10 minutes)::
 
 Speed, all backends in the same process, rounds interleaved across backends:
 
-* ms per prompt for a short prompt (~40 characters) and a long one (~670),
+* ms per prompt for a short prompt (~40 characters) and a long one (650),
   one prompt per call and in batches of 32;
 * the end-to-end routing call ``router.route_text(short prompt)`` (embed +
   route) of a router trained on RouterArena sub_10 with that backend's
@@ -57,7 +57,7 @@ LONG = (
     "one primary source the students could read, and a question to discuss in class. Keep the language "
     "simple, avoid jargon, and finish with a short summary that links the causes together and explains "
     "why historians still disagree about which of them mattered most in the end."
-)  # 669 characters
+)  # 650 characters
 DATASETS = {"routerarena": "routerarena_sub10", "alpacaeval-length": "alpacaeval_length"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "embedders.json"
 
