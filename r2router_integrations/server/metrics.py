@@ -16,6 +16,8 @@ Exposed at ``GET /metrics`` in the Prometheus text format::
 
 from __future__ import annotations
 
+import os
+
 from r2router_core import Budget, format_budget, missing_dependency
 
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
@@ -111,7 +113,13 @@ class GatewayMetrics:
         self._errors.labels(type=type, code=code or "none").inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        from prometheus_client import generate_latest
+        """The Prometheus text exposition; under ``PROMETHEUS_MULTIPROC_DIR``, summed over every worker process."""
+        from prometheus_client import CollectorRegistry, generate_latest
 
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
