@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -222,6 +223,7 @@ class Target:
     url: str
     model: str
     pool: frozenset[str]
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float, limit: int | None = None) -> Run:
@@ -238,8 +240,8 @@ async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float,
             body = {"model": target.model, "messages": [{"role": "user", "content": f"a {topic} question number {i}"}]}
             start = time.perf_counter()
             try:
-                resp = await client.post(target.url, json=body)
-                ok = resp.status_code == 200 and resp.json().get("model") in target.pool
+                resp = await client.post(target.url, json=body, headers=dict(target.headers))
+                ok = resp.status_code == 200 and (not target.pool or resp.json().get("model") in target.pool)
             except (httpx.HTTPError, ValueError):
                 ok = False
             latencies.append(time.perf_counter() - start)
@@ -297,14 +299,15 @@ def _summarise(rounds: list[dict[str, Run]], names: list[str]) -> dict[str, Any]
             ),
             "rps_vs_bare": med(r[name].rps / r["bare"].rps for r in rounds),
             "requests": sum(len(r.latencies) for r in per),
+            "errors": sum(r.errors for r in per),
         }
     return summary
 
 
 def table(result: dict[str, Any]) -> str:
     rows = [
-        "| clients | path | requests/s | x bare proxy | p50 added ms | p99 added ms |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| clients | path | requests/s | x bare proxy | p50 added ms | p99 added ms | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for level, summary in result["levels"].items():
         for name, label in LABELS.items():
@@ -315,7 +318,7 @@ def table(result: dict[str, Any]) -> str:
             rows.append(
                 f"| {level} | {label} | {r['rps']:.0f} | {r['rps_vs_bare']:.2f} | "
                 + (added or f"({r['p50_ms']:.2f}) | ({r['p99_ms']:.2f})")
-                + " |"
+                + f" | {r['errors']} |"
             )
     one = result.get("one_at_a_time_embed_ms")
     if one:
@@ -405,7 +408,8 @@ def main() -> int:
     if args.litellm:
         config = write_litellm_config(workdir, ports["stub"])
         commands["litellm"] = [args.litellm, "--config", str(config), "--host", HOST, "--port", str(ports["litellm"])]
-    env = {**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR"}
+    master_key = "sk-" + secrets.token_hex(32)  # LiteLLM refuses to start without one
+    env = {**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": master_key}
     procs = {
         name: subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if name == "litellm" else None, env=env
@@ -430,7 +434,8 @@ def main() -> int:
                 "litellm",
                 f"http://{HOST}:{ports['litellm']}/v1/chat/completions",
                 "stub",
-                frozenset({f"provider/{first}"}),
+                frozenset(),  # LiteLLM names the model its own way: any 200 counts
+                (("authorization", f"Bearer {master_key}"),),
             )
         )
     try:
