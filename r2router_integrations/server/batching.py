@@ -40,8 +40,10 @@ __all__ = ["DEFAULT_BATCH_WINDOW", "DEFAULT_MAX_BATCH", "RoutingBatcher"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_WINDOW = 0.002
-"""Seconds a waiting request gives others that are still arriving to join its batch."""
+DEFAULT_BATCH_WINDOW = 0.0
+"""Seconds a waiting request gives others that are still arriving to join its batch. 0 by default:
+requests still batch while the previous batch is embedded (which is when batching pays), and the
+load test measured a 2 ms window costing throughput with the weightless embedder."""
 
 DEFAULT_MAX_BATCH = 64
 """Most prompts embedded in one forward pass."""
