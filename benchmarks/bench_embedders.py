@@ -36,9 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
+
 from r2router_core import R2Router
 from r2router_core.embedders import Embedder, load_embedder
-from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
 from r2router_core.evaluation.protocol import complete_queries
 from r2router_core.evaluation.runner import evaluate
 

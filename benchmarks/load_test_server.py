@@ -1,32 +1,41 @@
-"""Load test of ``r2router serve`` on loopback: the gateway's added latency against the upstream alone.
+"""Load test of ``r2router serve`` on loopback, every figure a ratio to a bare proxy measured in the same run.
 
-Run by hand (about a minute on 2 cores)::
+Run by hand (about 2 minutes per embedder on 2 cores)::
 
-    python benchmarks/load_test_server.py --requests 2000 --concurrency 50 \\
-        --out benchmarks/results/load_test_server.json
+    python benchmarks/load_test_server.py --embedder hash --out benchmarks/results/load_test_server_hash.json
+    python benchmarks/load_test_server.py --embedder minilm --out benchmarks/results/load_test_server_minilm.json
 
-Three processes, all on 127.0.0.1:
+Processes, all on 127.0.0.1:
 
 * a stub upstream (Starlette on uvicorn) serving every pool model under
   ``/<model>/v1/chat/completions`` with a fixed completion after
   ``--upstream-delay-ms`` (default 0: the worst case for the gateway's share);
-* the gateway, ``python -m r2router_integrations serve`` (uvicorn, one worker, default
-  settings: length instruction on, 2 fallbacks) with a router saved to a
-  temporary directory: the card's 6 models x 4 budgets, N = 809 training
-  prompts embedded by ``HashEmbedder(dim=384)``, loaded back with
-  ``--embedder auto`` (a real embedder adds its own time per request; see
-  ``bench_routing.py``);
-* this process, the client: ``--concurrency`` simulated users, each an
-  ``httpx.AsyncClient`` with one keep-alive connection (opened during a
-  warm-up, so connection setup is not measured), one request in flight each.
-  It sends ``--requests`` chat requests straight to the stub (the baseline),
-  then the same number through the gateway, then ``--sequential`` of each one
-  at a time; prompts are drawn from a fixed list of topics.
+* the **bare proxy** (the anchor): the same stack as the gateway (Starlette on
+  uvicorn with the same event loop and HTTP parser, httpx clients sharded the
+  same way) that reads the body and forwards it to the stub as is: no parsing,
+  no routing, no embedding, no metrics. The cheapest proxy this stack allows;
+* the gateway, ``python -m r2router_integrations serve`` (default settings: length
+  instruction on, 2 fallbacks, micro-batching) with a router saved to a
+  temporary directory: the card's 6 models x 4 budgets, ``--train-prompts``
+  training prompts embedded by ``HashEmbedder(dim=384)`` (``--embedder hash``,
+  the weightless embedder) or by MiniLM (``--embedder minilm``, the packaged
+  offline model), loaded back with ``--embedder auto``;
+* optionally LiteLLM's proxy (``--litellm PATH`` to its ``litellm`` command) as a
+  second anchor, forwarding to the same stub;
+* this process, the client: for each ``--concurrency`` level, ``--repeats``
+  rounds; each round measures the stub directly, then each proxy, for
+  ``--seconds`` each, with that many simulated users (one keep-alive connection
+  each, opened in a warm-up, one request in flight each).
 
-Checks: every response is a 200 whose ``model`` is a pool model (0 errors);
-the responses received, the stub's own request count and the gateway's
-``r2router_requests_total`` all equal the requests sent (0 lost). Exits 1 if
-a check fails. Bounded: ``--deadline`` seconds in all, then everything stops.
+Per round: throughput (requests/s) and p50/p99 *added* latency (the path's
+percentile minus the direct path's, same round); ratios to the bare proxy are
+taken per round, and the table shows the median of the rounds. With MiniLM the
+client also times one-at-a-time embedding (median of single-prompt calls) to
+state what one-at-a-time embedding allows (1 / that time).
+
+Checks: every response is a 200 whose ``model`` is a pool model (0 errors) and
+every request sent got an answer (0 lost). Exits 1 if a check fails. Bounded:
+``--deadline`` seconds in all, then everything stops.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -95,25 +105,68 @@ def stub_app(delay: float) -> Any:
     return Starlette(routes=[Route("/{model}/v1/chat/completions", chat, methods=["POST"]), Route("/count", counted)])
 
 
+# -- the bare proxy (the anchor) --------------------------------------------------------------
+def bare_proxy_app(target: str) -> Any:
+    """Body in, same body to ``target``, answer back: the gateway's stack with none of its work."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from r2router_integrations.server.proxy import CLIENT_SHARDS
+
+    clients: list[httpx.AsyncClient] = []
+    turn = {"i": 0}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        clients.extend(httpx.AsyncClient(limits=limits) for _ in range(CLIENT_SHARDS))
+        yield
+        for client in clients:
+            await client.aclose()
+
+    async def chat(request: Request) -> Response:
+        turn["i"] += 1
+        client = clients[turn["i"] % len(clients)]
+        upstream = await client.post(target, content=await request.body(), headers={"content-type": "application/json"})
+        return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])], lifespan=lifespan)
+
+
+def serve(app: Any, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, backlog=2048)
+
+
 # -- the gateway ------------------------------------------------------------------------------
-def build_router(seed: int = 0) -> Any:
+def build_router(embedder_name: str, n_prompts: int, seed: int = 0) -> Any:
     from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
     from r2router_core.testing import HashEmbedder
 
+    if embedder_name == "minilm":
+        from r2router_core.embedders import default_embedder
+
+        embedder: Any = default_embedder()
+    else:
+        embedder = HashEmbedder(dim=384)
     rng = np.random.default_rng(seed)
-    embedder = HashEmbedder(dim=384)
-    prompts = [f"{TOPICS[i % len(TOPICS)]} question {i} about item {rng.integers(1000)}" for i in range(809)]
+    prompts = [f"{TOPICS[i % len(TOPICS)]} question {i} about item {rng.integers(1000)}" for i in range(n_prompts)]
     models = tuple(ModelSpec(name.lower(), output_price=price, full_name=name) for name, price in CARD_MODELS)
     config = RouterConfig(models=models, budgets=BUDGETS, lambda_=0.999, k=80, embedder=embedder.id)
-    quality = rng.integers(0, 2, size=(809, len(models), len(BUDGETS))).astype(float)
-    tokens = rng.uniform(20, 900, size=(809, len(models)))
+    quality = rng.integers(0, 2, size=(n_prompts, len(models), len(BUDGETS))).astype(float)
+    tokens = rng.uniform(20, 900, size=(n_prompts, len(models)))
     data = TrainingData(embedder.embed(prompts), config.model_names, BUDGETS, quality, tokens)
     return R2Router(config, data, embedder=embedder)
 
 
-def write_gateway_files(directory: Path, stub_port: int) -> tuple[Path, Path]:
+def write_gateway_files(directory: Path, stub_port: int, embedder_name: str, n_prompts: int) -> tuple[Path, Path]:
     """Save the router and an upstreams.yaml pointing every pool model at the stub."""
-    router = build_router()
+    router = build_router(embedder_name, n_prompts)
     router_dir = router.save(directory / "router")
     lines = ["upstreams:"]
     for name in router.config.model_names:
@@ -123,10 +176,32 @@ def write_gateway_files(directory: Path, stub_port: int) -> tuple[Path, Path]:
     return router_dir, upstreams
 
 
-def serve_stub(port: int, delay: float) -> None:
-    import uvicorn
+def write_litellm_config(directory: Path, stub_port: int) -> Path:
+    first = CARD_MODELS[0][0].lower()
+    path = directory / "litellm.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: stub\n    litellm_params:\n"
+        f"      model: openai/provider/{first}\n      api_base: http://{HOST}:{stub_port}/{first}/v1\n"
+        "      api_key: unused\nlitellm_settings:\n  telemetry: false\n",
+        encoding="utf-8",
+    )
+    return path
 
-    uvicorn.run(stub_app(delay), host=HOST, port=port, log_level="warning", access_log=False, backlog=2048)
+
+def one_at_a_time_embedding_seconds(embedder_name: str, n: int = 30) -> float | None:
+    """Median seconds of one single-prompt embedding call (MiniLM only)."""
+    if embedder_name != "minilm":
+        return None
+    from r2router_core.embedders import default_embedder
+
+    embedder = default_embedder()
+    embedder.embed(["warm up"])
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        embedder.embed([f"a {TOPICS[i % len(TOPICS)]} question number {i}"])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 # -- the client -------------------------------------------------------------------------------
@@ -135,39 +210,132 @@ class Run:
     latencies: list[float]
     errors: int
     sent: int
-    received: int
     seconds: float
 
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
 
-async def fire(clients: list[httpx.AsyncClient], url: str, pool: set[str], n: int, model: str) -> Run:
-    """Send ``n`` chat requests, one worker per client; an error is anything but a 200 naming a pool model."""
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    model: str
+    pool: frozenset[str]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float, limit: int | None = None) -> Run:
+    """One request in flight per client until ``seconds`` pass (or ``limit`` are sent)."""
     latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
+    counter = {"sent": 0, "errors": 0}
+    stop = time.perf_counter() + seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        while time.perf_counter() < stop and (limit is None or counter["sent"] < limit):
+            i = counter["sent"]
+            counter["sent"] += 1
             topic = TOPICS[i % len(TOPICS)]
-            body = {"model": model, "messages": [{"role": "user", "content": f"a {topic} question number {i}"}]}
+            body = {"model": target.model, "messages": [{"role": "user", "content": f"a {topic} question number {i}"}]}
             start = time.perf_counter()
             try:
-                resp = await client.post(url, json=body)
-                ok = resp.status_code == 200 and resp.json().get("model") in pool
+                resp = await client.post(target.url, json=body, headers=dict(target.headers))
+                ok = resp.status_code == 200 and (not target.pool or resp.json().get("model") in target.pool)
             except (httpx.HTTPError, ValueError):
                 ok = False
             latencies.append(time.perf_counter() - start)
-            errors += not ok
+            counter["errors"] += not ok
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(client) for client in clients))
-    return Run(latencies, errors, n, len(latencies), time.perf_counter() - start)
+    return Run(latencies, counter["errors"], counter["sent"], time.perf_counter() - start)
+
+
+def _ms(values: list[float], q: float) -> float:
+    return float(np.quantile(np.asarray(values), q) * 1000)
+
+
+async def measure(targets: list[Target], levels: list[int], repeats: int, seconds: float) -> dict[str, Any]:
+    """For each level and round: every target in turn; returns per-level medians of the rounds."""
+    out: dict[str, Any] = {}
+    errors = lost = 0
+    for level in levels:
+        users = {t.name: [httpx.AsyncClient(timeout=60.0) for _ in range(level)] for t in targets}
+        rounds: list[dict[str, Run]] = []
+        try:
+            for _ in range(repeats):
+                runs = {}
+                for t in targets:  # warm-up opens the connections; each target back to back (keep-alive)
+                    warm = await fire(users[t.name], t, 0.3)
+                    runs[t.name] = await fire(users[t.name], t, seconds)
+                    for r in (warm, runs[t.name]):
+                        errors += r.errors
+                        lost += r.sent - len(r.latencies)
+                rounds.append(runs)
+        finally:
+            for clients in users.values():
+                for client in clients:
+                    await client.aclose()
+        out[str(level)] = _summarise(rounds, [t.name for t in targets])
+    return {"levels": out, "errors": errors, "lost": lost}
+
+
+def _summarise(rounds: list[dict[str, Run]], names: list[str]) -> dict[str, Any]:
+    med = statistics.median
+    summary: dict[str, Any] = {}
+    for name in names:
+        per = [r[name] for r in rounds]
+        direct = [r["direct"] for r in rounds]
+        summary[name] = {
+            "rps": med(r.rps for r in per),
+            "p50_ms": med(_ms(r.latencies, 0.5) for r in per),
+            "p99_ms": med(_ms(r.latencies, 0.99) for r in per),
+            "added_p50_ms": med(
+                _ms(r.latencies, 0.5) - _ms(d.latencies, 0.5) for r, d in zip(per, direct, strict=True)
+            ),
+            "added_p99_ms": med(
+                _ms(r.latencies, 0.99) - _ms(d.latencies, 0.99) for r, d in zip(per, direct, strict=True)
+            ),
+            "rps_vs_bare": med(r[name].rps / r["bare"].rps for r in rounds),
+            "requests": sum(len(r.latencies) for r in per),
+            "errors": sum(r.errors for r in per),
+        }
+    return summary
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        "| clients | path | requests/s | x bare proxy | p50 added ms | p99 added ms | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for level, summary in result["levels"].items():
+        for name, label in LABELS.items():
+            if name not in summary:
+                continue
+            r = summary[name]
+            added = "" if name == "direct" else f"{r['added_p50_ms']:+.2f} | {r['added_p99_ms']:+.2f}"
+            rows.append(
+                f"| {level} | {label} | {r['rps']:.0f} | {r['rps_vs_bare']:.2f} | "
+                + (added or f"({r['p50_ms']:.2f}) | ({r['p99_ms']:.2f})")
+                + f" | {r['errors']} |"
+            )
+    one = result.get("one_at_a_time_embed_ms")
+    if one:
+        top = result["levels"].get("50", {}).get("gateway", {}).get("rps")
+        rows.append(
+            f"\nOne-at-a-time embedding takes {one:.2f} ms (median), so it allows {1000 / one:.0f} requests/s"
+            + (f"; the gateway served {top:.0f}/s at 50 clients = {top * one / 1000:.2f}x that." if top else ".")
+        )
+    return "\n".join(rows)
+
+
+LABELS = {
+    "direct": "client -> stub (latency in brackets: the base)",
+    "bare": "bare proxy (anchor)",
+    "gateway": "r2router gateway",
+    "litellm": "LiteLLM proxy",
+}
 
 
 def _free_port() -> int:
@@ -176,196 +344,141 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_up(url: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+def _wait_up(url: str, proc: subprocess.Popen[bytes], deadline: float, method: str = "GET") -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"a server process exited early with code {proc.returncode}")
         try:
-            httpx.get(url, timeout=0.5)
+            httpx.request(method, url, timeout=0.5)
             return
         except httpx.TransportError:
-            time.sleep(0.1)
+            time.sleep(0.2)
     raise SystemExit(f"{url} did not come up in time")
-
-
-def _ms(values: list[float], q: float) -> float:
-    return float(np.quantile(np.asarray(values), q) * 1000)
-
-
-async def client_main(args: argparse.Namespace, stub_port: int, gw_port: int) -> dict[str, Any]:
-    first = CARD_MODELS[0][0].lower()
-    stub = (f"http://{HOST}:{stub_port}/{first}/v1/chat/completions", {f"provider/{first}"}, f"provider/{first}")
-    gateway = (f"http://{HOST}:{gw_port}/v1/chat/completions", {name for name, _ in CARD_MODELS}, "r2router")
-    # one client (one keep-alive connection) per simulated user; connections are opened in the warm-up
-    users = {path: [httpx.AsyncClient(timeout=30.0) for _ in range(args.concurrency)] for path in ("stub", "gw")}
-    warm = max(args.concurrency, min(200, args.requests))
-    loaded: dict[str, Run] = {}
-    single: dict[str, Run] = {}
-    warmups: list[Run] = []
-    try:
-        for key, (url, pool, model), clients in (("baseline", stub, users["stub"]), ("gateway", gateway, users["gw"])):
-            # each target back to back, so no keep-alive connection idles out (uvicorn closes them after 5 s)
-            warmups.append(await fire(clients, url, pool, warm, model))
-            loaded[key] = await fire(clients, url, pool, args.requests, model)
-            warmups.append(await fire(clients[:1], url, pool, 5, model))
-            before = await _timings(gw_port)
-            single[key] = await fire(clients[:1], url, pool, args.sequential, model)  # one at a time: no queueing
-            after = await _timings(gw_port)
-        inside = {
-            name: (after[name][0] - before[name][0]) / (after[name][1] - before[name][1]) * 1000 for name in after
-        }
-    finally:
-        for client in (*users["stub"], *users["gw"]):
-            await client.aclose()
-    async with httpx.AsyncClient() as client:
-        stub_count = (await client.get(f"http://{HOST}:{stub_port}/count")).json()["n"]
-        metrics = (await client.get(f"http://{HOST}:{gw_port}/metrics")).text
-    wanted = ("r2router_requests_total{", 'route="/v1/chat/completions"', 'status="200"')
-    gw_ok = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if all(w in line for w in wanted))
-    runs = [*loaded.values(), *single.values(), *warmups]  # warm-up requests are checked too
-    per_path = warm + args.requests + 5 + args.sequential
-    return {
-        "requests": args.requests,
-        "concurrency": args.concurrency,
-        "sequential": args.sequential,
-        "upstream_delay_ms": args.upstream_delay_ms,
-        "loaded": _compare(loaded),
-        "sequential_run": {**_compare(single), "inside_gateway_mean_ms": inside},
-        "errors": sum(r.errors for r in runs),
-        "lost": sum(r.sent - r.received for r in runs) + (2 * per_path - stub_count),
-        "stub_requests_seen": stub_count,
-        "gateway_200s": gw_ok,
-        "gateway_200s_expected": per_path,
-    }
-
-
-async def _timings(gw_port: int) -> dict[str, tuple[float, float]]:
-    """(sum, count) of the gateway's routing and upstream latency histograms, all models together."""
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://{HOST}:{gw_port}/metrics")).text
-    out = {"routing": [0.0, 0.0], "upstream": [0.0, 0.0]}
-    for line in text.splitlines():
-        for key, name in (
-            ("routing", "r2router_routing_latency_seconds"),
-            ("upstream", "r2router_upstream_latency_seconds"),
-        ):
-            for i, suffix in enumerate(("_sum", "_count")):
-                if line.startswith(name + suffix):
-                    out[key][i] += float(line.rsplit(" ", 1)[1])
-    return {key: (total, count) for key, (total, count) in out.items()}
-
-
-def _compare(runs: dict[str, Run]) -> dict[str, Any]:
-    base, via = runs["baseline"], runs["gateway"]
-    return {
-        "baseline": _summary(base),
-        "gateway": _summary(via),
-        "added_ms": {
-            "p50": _ms(via.latencies, 0.5) - _ms(base.latencies, 0.5),
-            "p99": _ms(via.latencies, 0.99) - _ms(base.latencies, 0.99),
-            "mean": 1000 * (statistics.fmean(via.latencies) - statistics.fmean(base.latencies)),
-        },
-    }
-
-
-def _summary(run: Run) -> dict[str, float]:
-    return {
-        "p50_ms": _ms(run.latencies, 0.5),
-        "p99_ms": _ms(run.latencies, 0.99),
-        "mean_ms": 1000 * statistics.fmean(run.latencies),
-        "rps": run.received / run.seconds,
-        "errors": run.errors,
-        "sent": run.sent,
-        "received": run.received,
-    }
-
-
-def table(result: dict[str, Any]) -> str:
-    rows = [
-        "| run | path | p50 ms | p99 ms | mean ms | requests/s | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for key, label in (
-        ("loaded", f"{result['requests']} requests, {result['concurrency']} concurrent"),
-        ("sequential_run", f"{result['sequential']} requests, one at a time"),
-    ):
-        part = result[key]
-        for path, name in (("baseline", "client -> stub (baseline)"), ("gateway", "client -> gateway -> stub")):
-            r = part[path]
-            rows.append(
-                f"| {label} | {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} "
-                f"| {r['rps']:.0f} | {r['errors']} |"
-            )
-        a = part["added_ms"]
-        rows.append(
-            f"| {label} | **added by the gateway** | {a['p50']:+.2f} | {a['p99']:+.2f} | {a['mean']:+.2f} | | |"
-        )
-    inside = result["sequential_run"]["inside_gateway_mean_ms"]
-    rows.append(
-        f"\nInside the gateway, one at a time (mean, from its /metrics): routing {inside['routing']:.2f} ms "
-        f"(embed + kNN + decision), upstream call {inside['upstream']:.2f} ms."
-    )
-    return "\n".join(rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--sequential", type=int, default=200, help="requests sent one at a time after the load")
+    parser.add_argument("--embedder", choices=("hash", "minilm"), default="hash")
+    parser.add_argument("--concurrency", default="1,10,50", help="comma-separated client counts")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per path, level and round")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds per level (the table shows their median)")
+    parser.add_argument("--train-prompts", type=int, default=809)
     parser.add_argument("--upstream-delay-ms", type=float, default=0.0)
-    parser.add_argument("--deadline", type=float, default=300.0, help="seconds before everything is stopped")
+    parser.add_argument("--litellm", help="path of LiteLLM's 'litellm' command, to add its proxy as an anchor")
+    parser.add_argument("--gateway-arg", action="append", default=[], help="extra 'r2router serve' argument")
+    parser.add_argument("--deadline", type=float, default=900.0, help="seconds before everything is stopped")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--stub-port", type=int, help=argparse.SUPPRESS)  # internal: run as the stub
+    parser.add_argument("--bare-port", type=int, help=argparse.SUPPRESS)  # internal: run as the bare proxy
+    parser.add_argument("--bare-target", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stub_port is not None:
-        serve_stub(args.stub_port, args.upstream_delay_ms / 1000)
+        serve(stub_app(args.upstream_delay_ms / 1000), args.stub_port)
+        return 0
+    if args.bare_port is not None:
+        serve(bare_proxy_app(args.bare_target), args.bare_port)
         return 0
 
-    stub_port, gw_port = _free_port(), _free_port()
+    ports = {name: _free_port() for name in ("stub", "bare", "gateway", "litellm")}
+    first = CARD_MODELS[0][0].lower()
+    stub_chat = f"http://{HOST}:{ports['stub']}/{first}/v1/chat/completions"
     workdir = Path(tempfile.mkdtemp(prefix="r2router-load-"))
-    router_dir, upstreams = write_gateway_files(workdir, stub_port)
-    stub = [sys.executable, str(Path(__file__).resolve()), "--stub-port", str(stub_port)]
-    gateway = [sys.executable, "-m", "r2router_integrations", "serve", "--router", str(router_dir)]
-    gateway += ["--upstreams", str(upstreams), "--host", HOST, "--port", str(gw_port)]
-    procs = [
-        subprocess.Popen([*stub, "--upstream-delay-ms", str(args.upstream_delay_ms)]),
-        subprocess.Popen(gateway, stdout=subprocess.DEVNULL),
-    ]
+    one_embed = one_at_a_time_embedding_seconds(args.embedder)
+    router_dir, upstreams = write_gateway_files(workdir, ports["stub"], args.embedder, args.train_prompts)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    commands = {
+        "stub": [*me, "--stub-port", str(ports["stub"]), "--upstream-delay-ms", str(args.upstream_delay_ms)],
+        "bare": [*me, "--bare-port", str(ports["bare"]), "--bare-target", stub_chat],
+        "gateway": [
+            sys.executable,
+            "-m",
+            "r2router_integrations",
+            "serve",
+            "--router",
+            str(router_dir),
+            "--upstreams",
+            str(upstreams),
+            "--host",
+            HOST,
+            "--port",
+            str(ports["gateway"]),
+            *args.gateway_arg,
+        ],
+    }
+    if args.litellm:
+        config = write_litellm_config(workdir, ports["stub"])
+        commands["litellm"] = [args.litellm, "--config", str(config), "--host", HOST, "--port", str(ports["litellm"])]
+    master_key = "sk-" + secrets.token_hex(32)  # LiteLLM refuses to start without one
+    env = {**os.environ, "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": master_key}
+    procs = {
+        name: subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if name == "litellm" else None, env=env
+        )
+        for name, cmd in commands.items()
+    }
     load_before = os.getloadavg()
+    pool = frozenset(name for name, _ in CARD_MODELS)
+    targets = [
+        Target("direct", stub_chat, f"provider/{first}", frozenset({f"provider/{first}"})),
+        Target(
+            "bare",
+            f"http://{HOST}:{ports['bare']}/v1/chat/completions",
+            f"provider/{first}",
+            frozenset({f"provider/{first}"}),
+        ),
+        Target("gateway", f"http://{HOST}:{ports['gateway']}/v1/chat/completions", "r2router", pool),
+    ]
+    if args.litellm:
+        targets.append(
+            Target(
+                "litellm",
+                f"http://{HOST}:{ports['litellm']}/v1/chat/completions",
+                "stub",
+                frozenset(),  # LiteLLM names the model its own way: any 200 counts
+                (("authorization", f"Bearer {master_key}"),),
+            )
+        )
     try:
         deadline = time.monotonic() + args.deadline
-        _wait_up(f"http://{HOST}:{stub_port}/count", procs[0], deadline)
-        _wait_up(f"http://{HOST}:{gw_port}/health", procs[1], deadline)
-        remaining = deadline - time.monotonic()
-        result = asyncio.run(asyncio.wait_for(client_main(args, stub_port, gw_port), remaining))
+        _wait_up(f"http://{HOST}:{ports['stub']}/count", procs["stub"], deadline)
+        _wait_up(f"http://{HOST}:{ports['bare']}/v1/chat/completions", procs["bare"], deadline)
+        _wait_up(f"http://{HOST}:{ports['gateway']}/health", procs["gateway"], deadline)
+        if args.litellm:
+            _wait_up(f"http://{HOST}:{ports['litellm']}/health/liveliness", procs["litellm"], deadline)
+        levels = [int(x) for x in args.concurrency.split(",")]
+        result = asyncio.run(
+            asyncio.wait_for(measure(targets, levels, args.repeats, args.seconds), deadline - time.monotonic())
+        )
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
-        for proc in procs:
+        for proc in procs.values():
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(workdir, ignore_errors=True)
-    result["machine"] = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    }
-    print(table(result))
-    print(
-        f"\nerrors: {result['errors']}, lost: {result['lost']} "
-        f"(stub saw {result['stub_requests_seen']}, gateway answered {result['gateway_200s']:.0f} x 200 "
-        f"of {result['gateway_200s_expected']} sent to it)"
+    result.update(
+        embedder=args.embedder,
+        seconds=args.seconds,
+        repeats=args.repeats,
+        upstream_delay_ms=args.upstream_delay_ms,
+        gateway_args=args.gateway_arg,
+        one_at_a_time_embed_ms=None if one_embed is None else one_embed * 1000,
+        machine={
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
     )
+    print(table(result))
+    print(f"\nerrors: {result['errors']}, lost: {result['lost']}")
     print(f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    ok = result["errors"] == 0 and result["lost"] == 0 and result["gateway_200s"] == result["gateway_200s_expected"]
-    return 0 if ok else 1
+    return 0 if result["errors"] == 0 and result["lost"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
 
 from r2router_core.evaluation.baselines import Oracle, RouterMethod, SingleArm, arm_label, observed_arms, point_router
-from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
 from r2router_core.evaluation.metrics import cost_to_reach, peak_quality
 from r2router_core.evaluation.runner import evaluate
 

@@ -1,16 +1,32 @@
-"""``r2router serve``: run the OpenAI-compatible routing gateway on uvicorn."""
+"""``r2router serve``: run the OpenAI-compatible routing gateway on uvicorn.
+
+``--workers N`` runs N processes behind one port (uvicorn's supervisor, each
+worker building the app from the same settings through :func:`worker_app`);
+``/metrics`` then sums all of them (prometheus_client's multiprocess mode, in a
+temporary directory removed at exit). On SIGTERM/SIGINT each process stops
+accepting, finishes the requests it holds for up to ``--drain-seconds``, then
+cancels the rest.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
+import tempfile
 from typing import Any
 
 from r2router_core import ConfigError, missing_dependency
 from r2router_integrations.cli.common import add_router_argument, load_router
-from r2router_integrations.server.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS
+from r2router_integrations.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS
+from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH
+
+DEFAULT_DRAIN_SECONDS = 30.0
+"""Seconds a stopping server gives the requests it holds before cancelling them."""
+
+_SPEC_ENV = "R2ROUTER_SERVE_SPEC"  # the settings handed to each worker process
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,32 @@ def add_parser(sub: Any) -> None:
         action="store_false",
         help="send only the token cap, without the 'Use at most N tokens.' instruction",
     )
+    p.add_argument("--workers", type=int, default=1, help="processes serving the port (default: 1)")
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=DEFAULT_DRAIN_SECONDS,
+        help=f"on shutdown, seconds to finish requests in flight (default: {DEFAULT_DRAIN_SECONDS:g})",
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=DEFAULT_BATCH_WINDOW * 1000,
+        help="milliseconds a routing request waits for concurrent ones still arriving, to embed them in one batch "
+        f"(default: {DEFAULT_BATCH_WINDOW * 1000:g}; 0: never waits)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        help=f"most prompts per batch (default: {DEFAULT_MAX_BATCH})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help=f"seconds a client may take to send its body; 408 after (default: {DEFAULT_BODY_TIMEOUT:g})",
+    )
     p.set_defaults(run=run)
 
 
@@ -58,28 +100,65 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise missing_dependency("uvicorn", "server", "'r2router serve'") from exc
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if not args.drain_seconds >= 0:
+        raise ConfigError(f"--drain-seconds must be >= 0, got {args.drain_seconds}")
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    server = {"host": args.host, "port": args.port, "log_level": level, "timeout_graceful_shutdown": args.drain_seconds}
+    if args.workers == 1:
+        app = _build_app(args)
+        _announce(args)
+        uvicorn.run(app, **server)
+        return 0
+    spec = {k: v for k, v in vars(args).items() if k != "run" and _is_json(v)}
+    _build_app(args)  # fail fast on a bad router, upstreams file or key, before any worker starts
+    with tempfile.TemporaryDirectory(prefix="r2router-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ[_SPEC_ENV] = json.dumps(spec)
+        _announce(args)
+        try:
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **server)
+        finally:
+            os.environ.pop(_SPEC_ENV, None)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one worker process, from the settings the ``serve`` process left in the environment."""
+    return _build_app(argparse.Namespace(**json.loads(os.environ[_SPEC_ENV])))
+
+
+def _build_app(args: argparse.Namespace) -> Any:
     from r2router_integrations.server.app import create_app
     from r2router_integrations.server.upstreams import load_upstreams
 
     api_key = _api_key(args.api_key_env)
     router = load_router(args)
     upstreams = load_upstreams(args.upstreams, router.config)
-    app = create_app(
+    return create_app(
         router,
         upstreams,
         api_key=api_key,
         max_body_bytes=args.max_body_bytes,
         max_fallbacks=args.fallbacks,
         length_instruction=args.length_instruction,
+        batch_window=args.batch_window_ms / 1000,
+        max_batch=args.max_batch,
+        body_timeout=args.body_timeout,
     )
-    if api_key is None and not _is_loopback(args.host):
+
+
+def _announce(args: argparse.Namespace) -> None:
+    if args.api_key_env is None and not _is_loopback(args.host):
         logger.warning("serving on %s without an API key: anyone who can reach it spends your upstream keys", args.host)
-    level = logging.getLogger().getEffectiveLevel()
-    print(
-        f"r2router gateway: {len(upstreams)} pool models, OpenAI base URL http://{args.host}:{args.port}/v1", flush=True
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=logging.getLevelName(level).lower())
-    return 0
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    print(f"r2router gateway{workers}: OpenAI base URL http://{args.host}:{args.port}/v1", flush=True)
+
+
+def _is_json(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list)
 
 
 def _api_key(env_name: str | None) -> str | None:

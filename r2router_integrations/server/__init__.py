@@ -15,6 +15,7 @@ from __future__ import annotations
 
 try:
     import httpx  # noqa: F401
+    import orjson  # noqa: F401
     import starlette  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     from r2router_core import missing_dependency

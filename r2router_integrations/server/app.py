@@ -23,12 +23,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +41,7 @@ from r2router_core import (
     RoutingDecision,
     RoutingOptions,
 )
+from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, RoutingBatcher
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
 from r2router_integrations.server.protocol import (
@@ -54,12 +54,15 @@ from r2router_integrations.server.protocol import (
 from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts, plan_attempts
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 """Largest request body accepted (413 above)."""
+
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a client may take to send its whole request body (408 after)."""
 
 DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 """Other models tried after the routed one fails (the core's fallback policy: timeout, connection error, 5xx, 429)."""
@@ -83,6 +86,9 @@ def create_app(
     fallback_policy: FallbackPolicy | None = None,
     length_instruction: bool = True,
     http_client: httpx.AsyncClient | None = None,
+    batch_window: float = DEFAULT_BATCH_WINDOW,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Starlette:
     """Build the gateway.
 
@@ -97,6 +103,10 @@ def create_app(
         length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
         http_client: The client used for upstream calls; by default the app creates
             :data:`CLIENT_SHARDS` clients, used in turn, and closes them with the app.
+        batch_window: Seconds a routing request waits for concurrent ones still arriving,
+            to embed them in one batch (see :class:`RoutingBatcher`; 0: never waits).
+        max_batch: Most prompts embedded in one batch.
+        body_timeout: Seconds a client may take to send its body (408 after).
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -110,7 +120,13 @@ def create_app(
     policy = fallback_policy if fallback_policy is not None else FallbackPolicy(max_fallbacks=max_fallbacks)
     if api_key is not None and not api_key:
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
+    if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float) or not body_timeout > 0:
+        raise ConfigError(f"body_timeout must be a number of seconds > 0, got {body_timeout!r}")
     gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
+    gateway.body_timeout = float(body_timeout)
+    gateway.batcher = RoutingBatcher(
+        router, window=batch_window, max_batch=max_batch, on_batch=gateway.metrics.batch_size
+    )
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
@@ -142,6 +158,9 @@ def _json_errors(
             return await endpoint(self, request)
         except GatewayError as exc:
             return self.error_response(exc)
+        except _ClientGone:
+            logger.debug("client disconnected during %s %s", request.method, request.url.path)
+            return Response(status_code=_CLIENT_GONE)
         except R2RouterError as exc:
             return self.error_response(from_core_error(exc))
         except Exception:
@@ -178,6 +197,8 @@ class _Gateway:
         self.policy = policy
         self.instruct = instruct
         self.metrics = GatewayMetrics()
+        self.batcher = RoutingBatcher(router, on_batch=self.metrics.batch_size)
+        self.body_timeout = DEFAULT_BODY_TIMEOUT
         self.redactor = Redactor([*upstreams.secrets(), api_key])
         self._clients: list[httpx.AsyncClient] = [] if http_client is None else [http_client]
         self._owns_clients = http_client is None
@@ -191,6 +212,7 @@ class _Gateway:
         try:
             yield
         finally:
+            self.batcher.close()
             if self._owns_clients:
                 for client in self._clients:
                     await client.aclose()
@@ -218,23 +240,21 @@ class _Gateway:
     # -- endpoints -------------------------------------------------------------------
     @_json_errors
     async def chat(self, request: Request) -> Response:
-        chat = parse_chat_request(await self._read_json(request), self.router.config)
-        if chat.target is None:
-            decision = await self._decide(last_user_text(chat.messages), chat.options)
-            attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
-        else:
-            attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
-            logger.debug("routing bypassed: the client named %s", chat.target)
-        try:
-            return await _until_disconnect(request, self.proxy().forward(chat, attempts))
-        except _ClientGone:
-            logger.debug("client disconnected; upstream call cancelled")
-            return Response(status_code=_CLIENT_GONE)
+        with self.batcher.arriving():
+            chat = parse_chat_request(await self._read_json(request), self.router.config)
+            if chat.target is None:
+                decision = await self._decide(last_user_text(chat.messages), chat.options)
+                attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
+            else:
+                attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
+                logger.debug("routing bypassed: the client named %s", chat.target)
+        return await _until_disconnect(request, self.proxy().forward(chat, attempts))
 
     @_json_errors
     async def route(self, request: Request) -> Response:
-        text, options = parse_route_request(await self._read_json(request), self.router.config)
-        decision = await self._decide(text, options)
+        with self.batcher.arriving():
+            text, options = parse_route_request(await self._read_json(request), self.router.config)
+            decision = await self._decide(text, options)
         return JSONResponse(decision.to_dict(with_candidates=True))
 
     @_json_errors
@@ -254,7 +274,7 @@ class _Gateway:
     # -- helpers ---------------------------------------------------------------------
     async def _decide(self, text: str, options: RoutingOptions) -> RoutingDecision:
         started = time.perf_counter()
-        decision = await anyio.to_thread.run_sync(self.router.route_text, text, options)
+        decision = await self.batcher.route(text, options)
         self.metrics.routing_time(time.perf_counter() - started)
         self.metrics.decision(decision.model, decision.token_limit)
         logger.debug(
@@ -278,11 +298,19 @@ class _Gateway:
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise self._too_large(int(length))
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large(size)
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise self._too_large(size)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise GatewayError(
+                408, f"the request body did not arrive within {self.body_timeout:g} s", code="request_timeout"
+            ) from None
+        except ClientDisconnect:
+            raise _ClientGone from None
         return parse_json_body(b"".join(chunks))
 
     def _too_large(self, size: int) -> GatewayError:

@@ -6,13 +6,17 @@ Exposed at ``GET /metrics`` in the Prometheus text format::
     r2router_decisions_total{model, budget}           routing decisions (chat and /v1/route)
     r2router_routing_latency_seconds                  embedding + routing time (histogram)
     r2router_upstream_latency_seconds{model}          upstream call time, to the end of the body (histogram)
-    r2router_upstream_errors_total{model, reason}     timeout, connection, http_5xx, invalid_response,
-                                                      stream_interrupted
+    r2router_routing_batch_size                       prompts embedded and routed per batch (histogram)
+    r2router_upstream_errors_total{model, reason}     timeout, connection, http_5xx, http_429, http_4xx,
+                                                      invalid_response, stream_interrupted, stream_timeout,
+                                                      stream_response_too_large, stream_error
     r2router_fallbacks_total{model}                   moves from a failed model to the next candidate
     r2router_errors_total{type, code}                 error responses the gateway produced itself
 """
 
 from __future__ import annotations
+
+import os
 
 from r2router_core import Budget, format_budget, missing_dependency
 
@@ -21,6 +25,7 @@ __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _ROUTING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -47,6 +52,12 @@ class GatewayMetrics:
             "r2router_routing_latency_seconds",
             "Time to embed and route one prompt",
             buckets=_ROUTING_BUCKETS,
+            registry=reg,
+        )
+        self._batch = Histogram(
+            "r2router_routing_batch_size",
+            "Prompts embedded and routed together in one batch",
+            buckets=_BATCH_BUCKETS,
             registry=reg,
         )
         self._upstream = Histogram(
@@ -81,6 +92,10 @@ class GatewayMetrics:
         """Observe the time one routing call took."""
         self._routing.observe(seconds)
 
+    def batch_size(self, size: int) -> None:
+        """Observe the size of one routing batch."""
+        self._batch.observe(size)
+
     def upstream_time(self, model: str, seconds: float) -> None:
         """Observe one completed upstream call."""
         self._upstream.labels(model=model).observe(seconds)
@@ -98,7 +113,13 @@ class GatewayMetrics:
         self._errors.labels(type=type, code=code or "none").inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        from prometheus_client import generate_latest
+        """The Prometheus text exposition; under ``PROMETHEUS_MULTIPROC_DIR``, summed over every worker process."""
+        from prometheus_client import CollectorRegistry, generate_latest
 
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

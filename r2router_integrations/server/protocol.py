@@ -19,7 +19,6 @@ options' ``max_tokens``: an upper bound on the budget the router may choose (see
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from r2router_core import (
     add_length_instruction,
 )
 from r2router_integrations.server.errors import GatewayError
+from r2router_integrations.server.jsonio import loads_request
 from r2router_integrations.server.upstreams import Upstream
 
 __all__ = [
@@ -85,16 +85,8 @@ class ChatRequest:
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
-    """Decode a JSON object body, or raise a 400 naming the problem."""
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GatewayError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(data, dict):
-        raise GatewayError(
-            400, f"the request body must be a JSON object, got {type(data).__name__}", code="invalid_json"
-        )
-    return data
+    """Decode a JSON object body, or raise a 400 naming the problem (see :func:`jsonio.loads_request`)."""
+    return loads_request(raw)
 
 
 def parse_chat_request(data: Mapping[str, Any], config: RouterConfig) -> ChatRequest:

@@ -16,6 +16,7 @@ with an error event.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -43,6 +44,7 @@ from r2router_core import (
     parse_retry_after,
 )
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body
+from r2router_integrations.server.jsonio import dumps, loads_upstream
 from r2router_integrations.server.metrics import GatewayMetrics
 from r2router_integrations.server.protocol import ChatRequest, upstream_request_body
 from r2router_integrations.server.upstreams import Upstream, Upstreams
@@ -189,13 +191,13 @@ class SSERewriter:
         if not payload.startswith(b"{"):
             return line
         try:
-            data = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads_upstream(payload)
+        except ValueError:
             return line
         if not isinstance(data, dict) or "model" not in data:
             return line
         data["model"] = self._model
-        return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        return b"data: " + dumps(data)
 
 
 class SSEResponse(StreamingResponse):
@@ -296,7 +298,8 @@ class Proxy:
             "forwarding to %s (%s) with %s=%s", attempt.model, upstream.model, upstream.max_tokens_param, attempt.cap
         )
         started = time.perf_counter()
-        response = await self._open(upstream, body)
+        deadline = asyncio.get_running_loop().time() + upstream.deadline
+        response = await self._open(upstream, body, deadline)
         handed_over = False
         try:
             headers = {**_passed_headers(response), **attempt.headers(failed)}
@@ -307,9 +310,11 @@ class Proxy:
                 raise _Failure(attempt.model, kind, f"HTTP {status}", status=status)
             content_type = response.headers.get("content-type", "application/json")
             if status >= 400:
-                content = self._redactor.bytes(await self._read(response, upstream))
+                content = self._redactor.bytes(await self._read(response, upstream, deadline))
                 self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
                 answer = Response(content, status_code=status, headers=headers, media_type=content_type)
+                if status != 429:  # the client's problem, returned as is; a 429 is counted as a failure
+                    self._metrics.upstream_error(attempt.model, "http_4xx")
                 if status == 429:
                     raise _Failure(
                         attempt.model,
@@ -321,11 +326,11 @@ class Proxy:
                     )
                 return answer
             if request.stream and content_type.startswith("text/event-stream"):
-                first, chunks = await self._first_chunk(response, upstream)
+                first, chunks = await self._first_chunk(response, upstream, deadline)
                 handed_over = True
-                stream = self._relay(first, chunks, response, attempt.model, started)
+                stream = self._relay(first, chunks, response, upstream, started, deadline)
                 return SSEResponse(stream, headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
-            content = self._rewrite_body(await self._read(response, upstream), attempt.model)
+            content = self._rewrite_body(await self._read(response, upstream, deadline), attempt.model)
             self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
             return Response(content, status_code=status, headers=headers, media_type="application/json")
         finally:
@@ -333,34 +338,52 @@ class Proxy:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
 
-    async def _open(self, upstream: Upstream, body: dict[str, Any]) -> httpx.Response:
+    async def _open(self, upstream: Upstream, body: dict[str, Any], deadline: float) -> httpx.Response:
         client = next(self._clients)
         request = client.build_request(
-            "POST", upstream.url, json=body, headers=upstream.request_headers(), timeout=upstream.timeout
+            "POST", upstream.url, content=dumps(body), headers=upstream.json_headers, timeout=upstream.timeout
         )
         try:
-            return await client.send(request, stream=True)
+            async with asyncio.timeout_at(deadline):
+                return await client.send(request, stream=True)
+        except TimeoutError:
+            raise _deadline(upstream) from None
         except httpx.TimeoutException:
             raise _Failure(upstream.name, FailureKind.TIMEOUT, f"no answer within {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Failure(
-                upstream.name, FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})"
-            ) from None
+            raise _Failure(upstream.name, FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})") from None
 
-    async def _read(self, response: httpx.Response, upstream: Upstream) -> bytes:
+    async def _read(self, response: httpx.Response, upstream: Upstream, deadline: float) -> bytes:
+        """The whole body, within the call's deadline and the upstream's size limit."""
+        limit = upstream.max_response_bytes
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise _too_large(upstream)
+        chunks, size = [], 0
         try:
-            return await response.aread()
+            async with asyncio.timeout_at(deadline):
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(upstream)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _deadline(upstream) from None
         except httpx.TimeoutException:
             raise _Failure(upstream.name, FailureKind.TIMEOUT, f"body stalled for {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Failure(
-                upstream.name, FailureKind.CONNECTION, f"body interrupted ({type(exc).__name__})"
-            ) from None
+            raise _Failure(upstream.name, FailureKind.CONNECTION, f"body interrupted ({type(exc).__name__})") from None
+        return b"".join(chunks)
 
-    async def _first_chunk(self, response: httpx.Response, upstream: Upstream) -> tuple[bytes, AsyncIterator[bytes]]:
+    async def _first_chunk(
+        self, response: httpx.Response, upstream: Upstream, deadline: float
+    ) -> tuple[bytes, AsyncIterator[bytes]]:
         chunks = response.aiter_bytes()
         try:
-            first = await anext(chunks, b"")
+            async with asyncio.timeout_at(deadline):
+                first = await anext(chunks, b"")
+        except TimeoutError:
+            raise _deadline(upstream) from None
         except httpx.TimeoutException:
             raise _Failure(upstream.name, FailureKind.TIMEOUT, f"stream silent for {upstream.timeout:g} s") from None
         except httpx.TransportError as exc:
@@ -373,24 +396,43 @@ class Proxy:
 
     def _rewrite_body(self, content: bytes, model: str) -> bytes:
         try:
-            data = json.loads(content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads_upstream(content)
+        except ValueError:
             raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not JSON") from None
         if not isinstance(data, dict):
             raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
         if "model" in data:
             data["model"] = self._full_names[model]
-        return json.dumps(data, ensure_ascii=False).encode()
+        return dumps(data)
 
     async def _relay(
-        self, first: bytes, chunks: AsyncIterator[bytes], response: httpx.Response, model: str, started: float
+        self,
+        first: bytes,
+        chunks: AsyncIterator[bytes],
+        response: httpx.Response,
+        upstream: Upstream,
+        started: float,
+        deadline: float,
     ) -> AsyncIterator[bytes]:
+        """The rewritten stream; whatever ends it early, the client gets an error event, never a silent cut."""
+        model = upstream.name
         rewriter = SSERewriter(self._full_names[model])
+        size = len(first)
         try:
             out = rewriter.feed(first)
             if out:
                 yield out
-            async for chunk in chunks:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks, None)
+                except TimeoutError:
+                    raise _StreamEnd("timeout", f"passed its deadline of {upstream.deadline:g} s") from None
+                if chunk is None:
+                    break
+                size += len(chunk)
+                if size > upstream.max_response_bytes:
+                    raise _StreamEnd("response_too_large", f"passed {upstream.max_response_bytes} bytes")
                 out = rewriter.feed(chunk)
                 if out:
                     yield out
@@ -398,13 +440,47 @@ class Proxy:
             if tail:
                 yield tail
             self._metrics.upstream_time(model, time.perf_counter() - started)
+        except _StreamEnd as end:
+            self._metrics.upstream_error(model, "stream_" + end.reason)
+            logger.warning("stream from %s stopped: it %s", model, end)
+            yield _error_event(f"the upstream stream of {model} was stopped: it {end}", "stream_" + end.reason)
         except httpx.HTTPError as exc:  # the stream broke after we committed to it
             self._metrics.upstream_error(model, "stream_interrupted")
             logger.warning("stream from %s interrupted (%s)", model, type(exc).__name__)
-            body = error_body(
-                f"the upstream stream of {model} was interrupted", type=SERVER_ERROR, code="stream_interrupted"
-            )
-            yield b"data: " + json.dumps(body).encode() + b"\n\n"
+            yield _error_event(f"the upstream stream of {model} was interrupted", "stream_interrupted")
+        except Exception:
+            self._metrics.upstream_error(model, "stream_error")
+            logger.exception("relaying the stream of %s failed", model)
+            yield _error_event(f"relaying the upstream stream of {model} failed", "stream_error")
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+
+
+class _StreamEnd(Exception):
+    """A committed stream stopped by the gateway's own limits.
+
+    Attributes:
+        reason: The metrics label (``timeout``, ``response_too_large``).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _error_event(message: str, code: str) -> bytes:
+    """An SSE ``data:`` event holding an OpenAI error body."""
+    return b"data: " + json.dumps(error_body(message, type=SERVER_ERROR, code=code)).encode() + b"\n\n"
+
+
+def _deadline(upstream: Upstream) -> _Failure:
+    return _Failure(
+        upstream.name, FailureKind.TIMEOUT, f"no complete answer within its deadline of {upstream.deadline:g} s"
+    )
+
+
+def _too_large(upstream: Upstream) -> _Failure:
+    return _Failure(
+        upstream.name, FailureKind.INVALID_RESPONSE, f"answer over its limit of {upstream.max_response_bytes} bytes"
+    )

@@ -12,6 +12,8 @@
         api_key_env: EXAMPLE_API_KEY
         max_tokens_param: max_tokens
         timeout: 30
+        deadline: 300
+        max_response_bytes: 33554432
         headers: {X-Title: r2router}
         input_price: 0.1             # optional: USD per 1M input tokens (r2router collect)
         output_price: 0.3            # optional: USD per 1M output tokens
@@ -22,6 +24,7 @@ values never appear in ``repr``, logs or error messages.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -33,6 +36,8 @@ from typing import Any
 from r2router_core import ConfigError, RouterConfig, check_price
 
 __all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_TOKENS_PARAM",
     "DEFAULT_TIMEOUT",
     "Upstream",
@@ -44,14 +49,19 @@ __all__ = [
 DEFAULT_TIMEOUT = 60.0
 """Seconds allowed to connect, and between bytes read from the upstream."""
 
+DEFAULT_DEADLINE = 600.0
+"""Seconds one upstream call may take in all, stream included (a slow drip cannot hold a request longer)."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest upstream answer relayed (a whole body, or the sum of a stream's chunks)."""
+
 DEFAULT_MAX_TOKENS_PARAM = "max_tokens"
 """The request field carrying the output-token cap (OpenAI's newer name is ``max_completion_tokens``)."""
 
-_UPSTREAM_KEYS = {"base_url", "model", "api_key_env", "max_tokens_param", "timeout", "headers"} | {
-    "input_price",
-    "output_price",
-}
-_DEFAULT_KEYS = {"max_tokens_param", "timeout", "headers", "api_key_env"}
+_LIMIT_KEYS = {"timeout", "deadline", "max_response_bytes"}
+_PRICE_KEYS = {"input_price", "output_price"}
+_UPSTREAM_KEYS = {"base_url", "model", "api_key_env", "max_tokens_param", "headers", *_PRICE_KEYS, *_LIMIT_KEYS}
+_DEFAULT_KEYS = {"max_tokens_param", "headers", "api_key_env", *_LIMIT_KEYS}
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -70,6 +80,9 @@ class Upstream:
         max_tokens_param: Request field that carries the token cap
             (``"max_tokens"``, ``"max_completion_tokens"``, ...).
         timeout: Seconds allowed to connect, and between bytes read.
+        deadline: Seconds the whole call may take, to the last byte of the answer.
+        max_response_bytes: Largest answer relayed; a longer one is a failed call
+            (or, once a stream has started, ends it with an error event).
         api_key_env: Name of the environment variable holding the key (``None``: no key).
         headers: Extra request headers sent upstream.
         api_key: The key, read from ``api_key_env`` at startup; hidden from ``repr``.
@@ -82,6 +95,8 @@ class Upstream:
     model: str
     max_tokens_param: str = DEFAULT_MAX_TOKENS_PARAM
     timeout: float = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     api_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_key: str | None = field(default=None, repr=False, compare=False)
@@ -107,15 +122,19 @@ class Upstream:
                 f"{where}: max_tokens_param must be a field name such as 'max_tokens' or "
                 f"'max_completion_tokens', got {self.max_tokens_param!r}"
             )
-        timeout = self.timeout
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ConfigError(f"{where}: timeout must be a number of seconds > 0, got {timeout!r}")
-        object.__setattr__(self, "timeout", float(timeout))
+        for name in ("timeout", "deadline"):
+            seconds = getattr(self, name)
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not math.isfinite(seconds)
+                or seconds <= 0
+            ):
+                raise ConfigError(f"{where}: {name} must be a number of seconds > 0, got {seconds!r}")
+            object.__setattr__(self, name, float(seconds))
+        size = self.max_response_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"{where}: max_response_bytes must be a positive int, got {size!r}")
         if self.api_key_env is not None and (not isinstance(self.api_key_env, str) or not _ENV.match(self.api_key_env)):
             raise ConfigError(f"{where}: api_key_env must be an environment variable name, got {self.api_key_env!r}")
         object.__setattr__(self, "headers", _check_headers(self.headers, where))
@@ -124,6 +143,11 @@ class Upstream:
     def url(self) -> str:
         """The chat completions endpoint."""
         return f"{self.base_url}/chat/completions"
+
+    @functools.cached_property
+    def json_headers(self) -> Mapping[str, str]:
+        """:meth:`request_headers` plus the JSON content type, built once (the gateway sends these)."""
+        return {**self.request_headers(), "content-type": "application/json"}
 
     def request_headers(self) -> dict[str, str]:
         """Headers of an upstream request: the extra headers plus the bearer key, if any."""
@@ -307,6 +331,8 @@ def _build_upstream(
         model=merged["model"],
         max_tokens_param=merged.get("max_tokens_param", DEFAULT_MAX_TOKENS_PARAM),
         timeout=merged.get("timeout", DEFAULT_TIMEOUT),
+        deadline=merged.get("deadline", DEFAULT_DEADLINE),
+        max_response_bytes=merged.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
         api_key_env=api_key_env,
         headers=headers,
         api_key=api_key,

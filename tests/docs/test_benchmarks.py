@@ -55,19 +55,23 @@ def test_load_test_runs_with_no_errors_and_no_lost_requests(tmp_path: Path) -> N
     _run(
         [
             str(BENCHMARKS / "load_test_server.py"),
-            "--requests",
-            "100",
             "--concurrency",
-            "10",
-            "--sequential",
-            "10",
+            "1,10",
+            "--seconds",
+            "0.5",
+            "--repeats",
+            "1",
+            "--train-prompts",
+            "200",
             "--out",
             str(out),
         ],
         timeout=600,
     )
     report = json.loads(out.read_text())
-    for run in ("loaded", "sequential_run"):
-        for path in ("baseline", "gateway"):
-            numbers = report[run][path]
-            assert numbers["errors"] == 0 and numbers["received"] == numbers["sent"] > 0, (run, path, numbers)
+    assert report["errors"] == 0 and report["lost"] == 0
+    for level in ("1", "10"):
+        for path in ("direct", "bare", "gateway"):
+            numbers = report["levels"][level][path]
+            assert numbers["errors"] == 0 and numbers["requests"] > 0, (level, path, numbers)
+        assert report["levels"][level]["bare"]["rps_vs_bare"] == 1.0

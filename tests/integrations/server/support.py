@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import uvicorn
 from starlette.applications import Starlette
@@ -83,6 +84,9 @@ class Behaviour:
         garbage: Answer 200 with a body that is not JSON.
         headers: Extra response headers of a failing answer (``Retry-After``, ``x-ratelimit-*``...).
         fail_times: Fail with ``status`` only this many times, then answer normally (``None``: always).
+        raw: Answer 200 with these body chunks, as given (``event_delay`` apart), instead of a completion.
+        raw_media_type: The content type of a ``raw`` answer.
+        fail_rate: Fail with ``status`` (at least 500) at this rate, drawn from ``rng`` (``None``: ``status`` decides).
     """
 
     status: int = 200
@@ -94,6 +98,11 @@ class Behaviour:
     garbage: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     fail_times: int | None = None
+    raw: tuple[bytes, ...] | None = None
+    raw_media_type: str = "application/json"
+    fail_rate: float | None = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    failed: int = 0
 
 
 @dataclass
@@ -159,6 +168,11 @@ def stub_app(stub: Stub) -> Starlette:
         body = await request.json()
         stub.requests.append(Recorded(name, dict(request.headers), body))
         how = stub.behaviour[name]
+        if how.fail_rate is not None:
+            if how.rng.random() < how.fail_rate:
+                how.failed += 1
+                return JSONResponse({"error": {"message": "stub fails at random"}}, status_code=how.status)
+            return JSONResponse(completion(body["model"], f"answer from {name}"))
         if how.delay and await _sleep_unless_disconnected(request, how.delay):
             stub.observed.append(("disconnected", name))
             return Response(status_code=499)
@@ -171,6 +185,8 @@ def stub_app(stub: Stub) -> Starlette:
                 if how.fail_times is not None:
                     how.fail_times -= 1
                 return JSONResponse(err, status_code=how.status, headers=how.headers)
+        if how.raw is not None:
+            return StreamingResponse(_drip(how.raw, how.event_delay), media_type=how.raw_media_type)
         if how.garbage:
             return Response(b"<html>upstream proxy page</html>", media_type="text/html")
         if body.get("stream"):
@@ -187,6 +203,13 @@ async def _sleep_unless_disconnected(request: Request, seconds: float) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def _drip(chunks: tuple[bytes, ...], delay: float) -> AsyncIterator[bytes]:
+    for i, part in enumerate(chunks):
+        if i and delay:
+            await asyncio.sleep(delay)
+        yield part
 
 
 async def _events(stub: Stub, name: str, model: str, how: Behaviour) -> AsyncIterator[bytes]:
@@ -233,8 +256,14 @@ def build_router() -> R2Router:
     return R2Router(config, data, embedder=embedder)
 
 
-def write_upstreams(path: Path, base_url: str, *, timeout: float = UPSTREAM_TIMEOUT) -> Path:
-    lines = ["defaults:", f"  timeout: {timeout}", "upstreams:"]
+def write_upstreams(path: Path, base_url: str, *, timeout: float = UPSTREAM_TIMEOUT, **limits: float) -> Path:
+    """An upstreams file pointing every pool model at the stub; ``limits``: more defaults (deadline, ...)."""
+    lines = [
+        "defaults:",
+        f"  timeout: {timeout}",
+        *(f"  {key}: {value}" for key, value in limits.items()),
+        "upstreams:",
+    ]
     for name in POOL:
         lines += [
             f"  {name}:",
@@ -254,3 +283,25 @@ ENV = {f"STUB_KEY_{name.upper()}": key for name, key in KEYS.items()}
 def start_gateway(router: R2Router, upstreams_file: Path, **options: Any) -> ServerThread:
     upstreams = load_upstreams(upstreams_file, router.config, environ=ENV)
     return ServerThread(create_app(router, upstreams, **options)).__enter__()
+
+
+# -- reading /metrics ---------------------------------------------------------------------
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(url: str) -> Samples:
+    """Every sample of the gateway's ``/metrics``, keyed by (name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    resp = httpx.get(f"{url}/metrics", timeout=5)
+    assert resp.status_code == 200
+    out = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric_delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
