@@ -229,3 +229,32 @@ def test_fallback_order_and_failed_attempts_are_the_same_everywhere(integration:
     assert (failed["model"], failed["token_limit"]) == (plan[0].model, plan[0].token_limit)
     assert failed["kind"] in ("connection", "http_5xx")
     assert set(failed) == {"model", "token_limit", "kind", "error", "status"}
+
+
+def test_one_call_validates_its_options_once_and_plans_its_attempts_once(
+    integration: Integration, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call path visits the core's option parsing and its fallback planning once each (counted, not timed).
+
+    ``from_mapping`` is where a caller's raw options are read and validated (LangChain's call kwargs,
+    the gateway's ``r2router`` object); LlamaIndex's options are its fields, validated at construction,
+    so its call reads none.
+    """
+    from r2router_core import RoutingDecision, RoutingOptions
+
+    calls = {"from_mapping": 0, "fallback_plan": 0}
+    from_mapping, fallback_plan = RoutingOptions.from_mapping.__func__, RoutingDecision.fallback_plan  # type: ignore[attr-defined]
+
+    def counting_from_mapping(cls: type[RoutingOptions], data: Any) -> RoutingOptions:
+        calls["from_mapping"] += 1
+        return from_mapping(cls, data)
+
+    def counting_plan(self: RoutingDecision, n: int) -> Any:
+        calls["fallback_plan"] += 1
+        return fallback_plan(self, n)
+
+    monkeypatch.setattr(RoutingOptions, "from_mapping", classmethod(counting_from_mapping))
+    monkeypatch.setattr(RoutingDecision, "fallback_plan", counting_plan)
+    integration.call(MATH_PROMPT, lambda_=0.9)
+    expected_reads = 0 if isinstance(integration, LlamaIndex) else 1
+    assert calls == {"from_mapping": expected_reads, "fallback_plan": 1}
