@@ -29,6 +29,8 @@ LENGTH_INSTRUCTION = "Use at most {budget} tokens."
 
 DEFAULT_LAMBDA = 0.999
 DEFAULT_K = 80
+DEFAULT_INDEX: Literal["exact", "ann", "auto"] = "auto"
+"""Neighbour search: exact below ``r2router_core.index.AUTO_ANN_MIN_ROWS`` training rows, faiss IVF-Flat above."""
 
 
 def format_budget(budget: Budget) -> str:
@@ -116,6 +118,9 @@ class RouterConfig:
         interpolated_budgets: Extra candidate budgets between the anchors,
             predicted by piecewise-linear interpolation (the paper's
             continuous extension).
+        index: Neighbour search, ``"exact"``, ``"ann"`` (faiss IVF-Flat) or
+            ``"auto"`` (ann for large training sets); see :mod:`r2router_core.index`.
+        index_params: Parameters of the ann index (``nlist``, ``nprobe``, ``seed``); ``None`` = defaults.
     """
 
     models: tuple[ModelSpec, ...]
@@ -127,6 +132,8 @@ class RouterConfig:
     embedder: str | None = None
     embedding_dim: int | None = None
     interpolated_budgets: tuple[int, ...] = field(default=())
+    index: Literal["exact", "ann", "auto"] = DEFAULT_INDEX
+    index_params: dict[str, int] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -157,6 +164,12 @@ class RouterConfig:
                 raise ConfigError(f"embedding_dim must be a positive int or None, got {self.embedding_dim!r}")
             object.__setattr__(self, "embedding_dim", int(self.embedding_dim))
         object.__setattr__(self, "interpolated_budgets", self._check_interpolated(budgets))
+        from r2router_core.index import INDEX_KINDS, check_index_params
+
+        if self.index not in INDEX_KINDS:
+            raise ConfigError(f"index must be one of {list(INDEX_KINDS)}, got {self.index!r}")
+        params = check_index_params(self.index_params)
+        object.__setattr__(self, "index_params", params or None)
 
     def _check_interpolated(self, budgets: tuple[Budget, ...]) -> tuple[int, ...]:
         if any(b is None for b in self.interpolated_budgets):
@@ -221,6 +234,8 @@ class RouterConfig:
             "embedder": self.embedder,
             "embedding_dim": self.embedding_dim,
             "interpolated_budgets": list(self.interpolated_budgets),
+            "index": self.index,
+            "index_params": self.index_params,
         }
 
     @classmethod
@@ -265,6 +280,8 @@ class RouterConfig:
             "embedder",
             "embedding_dim",
             "interpolated_budgets",
+            "index",
+            "index_params",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -281,6 +298,8 @@ class RouterConfig:
             embedder=data.get("embedder"),
             embedding_dim=data.get("embedding_dim"),
             interpolated_budgets=_json_list(data.get("interpolated_budgets", []), "interpolated_budgets"),
+            index=data.get("index", DEFAULT_INDEX),
+            index_params=data.get("index_params"),
         )
 
     def save(self, path: str | Path) -> None:

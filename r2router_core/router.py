@@ -14,11 +14,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.checkpoint import CONFIG_FILE, TRAINING_DIR, load_checkpoint, resolve_checkpoint, save_checkpoint
+from r2router_core.checkpoint import (
+    CONFIG_FILE,
+    INDEX_DIR,
+    TRAINING_DIR,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from r2router_core.config import RouterConfig, format_budget
 from r2router_core.decision import RoutingDecision, _ArmTable
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
+from r2router_core.index import FaissIVFIndex, fingerprint_file
 from r2router_core.predictor import KNNPredictor
 from r2router_core.scoring import (
     Prediction,
@@ -29,7 +37,7 @@ from r2router_core.scoring import (
     interpolate_budgets,
     utilities,
 )
-from r2router_core.training_data import TrainingData
+from r2router_core.training_data import EMBEDDINGS_FILE, TrainingData
 
 __all__ = ["R2Router"]
 
@@ -47,6 +55,8 @@ class R2Router:
         training_data: Embeddings and labels; its models and budgets must be the config's.
         embedder: Optional embedder for :meth:`route_text`; checked against the
             config's ``embedder``/``embedding_dim``.
+        checkpoint_dir: The checkpoint ``training_data`` was loaded from: its saved
+            ann index is reused if it still matches the embeddings (else rebuilt).
 
     Example:
         >>> router = R2Router.from_training_data("my_router", k=80)   # doctest: +SKIP
@@ -54,7 +64,15 @@ class R2Router:
         200
     """
 
-    def __init__(self, config: RouterConfig, training_data: TrainingData, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        training_data: TrainingData,
+        *,
+        embedder: Embedder | None = None,
+        checkpoint_dir: str | Path | None = None,
+        _predictor: KNNPredictor | None = None,
+    ) -> None:
         if tuple(training_data.models) != config.model_names:
             raise DataError(
                 f"training data models {list(training_data.models)} differ from the config's "
@@ -73,9 +91,7 @@ class R2Router:
             )
         self._config = config
         self._data = training_data
-        n, m, b = training_data.quality.shape
-        labels = np.concatenate([training_data.quality.reshape(n, m * b), training_data.tokens.reshape(n, -1)], axis=1)
-        self._predictor = KNNPredictor(config.k, weights=config.weights).fit(training_data.embeddings, labels)
+        self._predictor = _predictor or self._fit_predictor(config, training_data, checkpoint_dir)
         never_run = np.argwhere(~training_data.observed.any(axis=0))
         if never_run.size:
             logger.info(
@@ -89,6 +105,19 @@ class R2Router:
         self._embedder: Embedder | None = None
         if embedder is not None:
             self.embedder = embedder
+
+    @staticmethod
+    def _fit_predictor(config: RouterConfig, data: TrainingData, checkpoint_dir: str | Path | None) -> KNNPredictor:
+        n, m, b = data.quality.shape
+        labels = np.concatenate([data.quality.reshape(n, m * b), data.tokens.reshape(n, -1)], axis=1)
+        predictor = KNNPredictor(config.k, weights=config.weights, index=config.index, index_params=config.index_params)
+        where = None if checkpoint_dir is None else Path(checkpoint_dir)
+        return predictor.fit(
+            data.embeddings,
+            labels,
+            index_dir=None if where is None else where / INDEX_DIR,
+            embeddings_file=None if where is None else where / TRAINING_DIR / EMBEDDINGS_FILE,
+        )
 
     def _prepare_hot_path(self) -> None:
         """What every routing call needs, computed once: names, prices, default options."""
@@ -142,7 +171,9 @@ class R2Router:
             settings["k"] = k
         if settings:
             config = config.with_options(**settings)
-        return cls(config, TrainingData.load(data_dir), embedder=_build_embedder(embedder, config))
+        checkpoint_dir = path if data_dir != path else None
+        data = TrainingData.load(data_dir)
+        return cls(config, data, embedder=_build_embedder(embedder, config), checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def from_pretrained(
@@ -170,15 +201,31 @@ class R2Router:
         config, data = load_checkpoint(directory, trust_pickles=trust_pickles)
         if settings:
             config = config.with_options(**settings)
-        return cls(config, data, embedder=_build_embedder(embedder, config))
+        return cls(config, data, embedder=_build_embedder(embedder, config), checkpoint_dir=directory)
 
-    def save(self, path: str | Path) -> Path:
-        """Save as ``config.json`` + ``training_data/`` (arrays and JSON, no pickles)."""
-        return save_checkpoint(self._config, self._data, path)
+    def save(self, path: str | Path, *, embedding_dtype: str = "float32") -> Path:
+        """Save as ``config.json`` + ``training_data/`` (arrays and JSON, no pickles), and ``index/`` if ann.
+
+        Args:
+            path: Target directory (created).
+            embedding_dtype: ``"float32"`` or ``"float16"`` (half the disk and memory of the
+                embeddings, rounded to about 3 significant digits).
+        """
+        path = save_checkpoint(self._config, self._data, path, embedding_dtype=embedding_dtype)
+        index = self._predictor.index_
+        if isinstance(index, FaissIVFIndex):
+            index.save(path / INDEX_DIR, fingerprint_file(path / TRAINING_DIR / EMBEDDINGS_FILE))
+        return path
 
     def with_settings(self, **settings: Any) -> R2Router:
-        """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder."""
-        return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder)
+        """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder.
+
+        The neighbour index is shared unless a field of the search (k, weights, index) changes.
+        """
+        config = self._config.with_options(**settings)
+        search = ("k", "weights", "index", "index_params")
+        same = all(getattr(config, f) == getattr(self._config, f) for f in search)
+        return R2Router(config, self._data, embedder=self._embedder, _predictor=self._predictor if same else None)
 
     # -- properties ------------------------------------------------------------------
     @property
