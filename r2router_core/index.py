@@ -224,7 +224,7 @@ class FaissIVFIndex:
         _check_params(self.nlist, nprobe)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        sample = np.random.default_rng(seed).choice(n, size=min(n, self.nlist * 256), replace=False)
+        sample = np.random.default_rng(seed).choice(n, size=min(n, self.nlist * 40), replace=False)
         index.train(unit_rows(X[np.sort(sample)], np.float32))
         self._index = index
         self._path: Path | None = None  # file the inverted lists are memory-mapped from, if any

@@ -20,6 +20,7 @@ __all__ = ["main"]
 # command name -> module that implements it
 COMMANDS: dict[str, str] = {
     "route": "r2router_core.cli.route",
+    "route-batch": "r2router_core.cli.route_batch",
     "train": "r2router_core.cli.train",
     "info": "r2router_core.cli.info",
     "eval": "r2router_core.evaluation.cli_eval",
@@ -30,7 +31,7 @@ COMMANDS: dict[str, str] = {
 
 
 # command name -> the extra that installs what it needs
-EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain"}
+EXTRAS = {"route-batch": "batch", "eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain"}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
