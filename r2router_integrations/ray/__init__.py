@@ -25,7 +25,7 @@ __all__ = ["RouterActor", "route_dataset", "route_file"]
 def _ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise missing_dependency("ray", "ray", "Batch routing on Ray (--engine ray)") from exc
     return ray
@@ -72,13 +72,17 @@ def route_dataset(
         embedder: Embedder spec (``"auto"``: the checkpoint's).
         text_column, id_column: Column names.
         batch_size: Prompts per batch sent to an actor.
-        concurrency: Number of actors; ``None`` = one per CPU of the cluster.
+        concurrency: Largest number of actors (one CPU each); the pool starts with one and
+            grows up to this, leaving CPUs for the read tasks meanwhile. ``None`` = the
+            cluster's CPU count.
         **options: Routing options of :meth:`R2Router.route_batch`.
     """
     ray = _ray()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
     actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # a fixed pool of as many actors as CPUs would hold every CPU and starve the read tasks
+    pool = (1, actors)
 
     def prepare(batch: Any) -> Any:
         return normalise_columns(batch, text_column=text_column, id_column=id_column, where="the dataset")
@@ -88,7 +92,7 @@ def route_dataset(
         fn_constructor_args=(str(router_dir), embedder, text_column, options),
         batch_size=batch_size,
         batch_format="pyarrow",
-        concurrency=actors,
+        concurrency=pool,
         num_cpus=1,
     )
 
