@@ -222,8 +222,12 @@ class RouterConfig:
 
     # -- JSON ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the ``config.json`` of a checkpoint)."""
-        return {
+        """JSON-ready form (the ``config.json`` of a checkpoint).
+
+        ``index`` and ``index_params`` are written only when not the defaults, so
+        readers that predate them still open checkpoints that do not use them.
+        """
+        data = {
             "format_version": CONFIG_FORMAT_VERSION,
             "models": [m.to_dict() for m in self.models],
             "budgets": list(self.budgets),
@@ -234,9 +238,12 @@ class RouterConfig:
             "embedder": self.embedder,
             "embedding_dim": self.embedding_dim,
             "interpolated_budgets": list(self.interpolated_budgets),
-            "index": self.index,
-            "index_params": self.index_params,
         }
+        if self.index != DEFAULT_INDEX:
+            data["index"] = self.index
+        if self.index_params is not None:
+            data["index_params"] = self.index_params
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouterConfig:

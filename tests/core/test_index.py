@@ -161,3 +161,14 @@ def test_exact_search_on_a_large_memory_map_reads_blocks_not_a_copy(tmp_path: Pa
     Q = clustered(40, d=16, seed=2)
     np.testing.assert_allclose(in_place.predict(Q), reference.predict(Q), rtol=1e-4)
     np.testing.assert_allclose(in_place.predict(Q[:1]), reference.predict(Q[:1]), rtol=1e-4)
+
+
+def test_router_config_carries_the_index_settings_through_json() -> None:
+    config, _ = build_data(n=10, d=4, index="ann", index_params={"nprobe": 4})
+    assert type(config).from_dict(config.to_dict()) == config
+    default, _ = build_data(n=10, d=4)
+    assert "index" not in default.to_dict() and default.index == "auto"  # old readers still open it
+    with pytest.raises(ConfigError, match="index must be one of"):
+        default.with_options(index="flat")
+    with pytest.raises(ConfigError, match="nprobe must be an int >= 1"):
+        default.with_options(index_params={"nprobe": 0})
