@@ -3,8 +3,10 @@
 A checkpoint is a directory of arrays and JSON, no pickles::
 
     config.json                  RouterConfig.to_dict()
-    training_data/embeddings.npy (N, D) float32
+    training_data/embeddings.npy (N, D) float32 or float16; memory-mapped on load
     training_data/labels.json    see r2router_core.training_data
+    index/index.faiss, index.json  the ann neighbour index, if the router uses one
+                                 (faiss's format; see r2router_core.index)
 
 The kNN predictor is refitted on load (storing the arrays is all a kNN fit
 does). Checkpoints in the model card's pickled layout
@@ -33,14 +35,20 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 TRAINING_DIR = "training_data"
+INDEX_DIR = "index"
 PICKLE_DIR = "checkpoints"
 
 
-def save_checkpoint(config: RouterConfig, data: TrainingData, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``training_data/`` into ``directory`` (created)."""
+def save_checkpoint(
+    config: RouterConfig, data: TrainingData, directory: str | Path, *, embedding_dtype: str = "float32"
+) -> Path:
+    """Write ``config.json`` and ``training_data/`` into ``directory`` (created).
+
+    ``embedding_dtype="float16"`` stores the embeddings in half the space (see :meth:`TrainingData.save`).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data.save(directory / TRAINING_DIR)
+    data.save(directory / TRAINING_DIR, embedding_dtype=embedding_dtype)
     config.save(directory / CONFIG_FILE)
     return directory
 

@@ -34,6 +34,8 @@ CONFIG_FORMAT_VERSION = 1
 
 DEFAULT_LAMBDA = 0.999
 DEFAULT_K = 80
+DEFAULT_INDEX: Literal["exact", "ann", "auto"] = "auto"
+"""Neighbour search: exact below ``r2router_core.index.AUTO_ANN_MIN_ROWS`` training rows, faiss IVF-Flat above."""
 
 PredictorName = Literal["knn", "ridge", "logistic", "blend", "auto"]
 PREDICTORS: tuple[PredictorName, ...] = ("knn", "ridge", "logistic", "blend", "auto")
@@ -141,6 +143,9 @@ class RouterConfig:
         blend_weight: Weight of the kNN part of ``blend``, in [0, 1].
         selection: How the predictor and lambda were chosen (cross-validated
             scores and the cost/quality curve), recorded by training; informational.
+        index: Neighbour search, ``"exact"``, ``"ann"`` (faiss IVF-Flat) or
+            ``"auto"`` (ann for large training sets); see :mod:`r2router_core.index`.
+        index_params: Parameters of the ann index (``nlist``, ``nprobe``, ``seed``); ``None`` = defaults.
     """
 
     models: tuple[ModelSpec, ...]
@@ -156,6 +161,8 @@ class RouterConfig:
     alpha: float = DEFAULT_ALPHA
     blend_weight: float = DEFAULT_BLEND_WEIGHT
     selection: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    index: Literal["exact", "ann", "auto"] = DEFAULT_INDEX
+    index_params: dict[str, int] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -187,6 +194,7 @@ class RouterConfig:
             object.__setattr__(self, "embedding_dim", int(self.embedding_dim))
         object.__setattr__(self, "interpolated_budgets", self._check_interpolated(budgets))
         self._check_predictor()
+        self._check_index()
 
     def _check_predictor(self) -> None:
         if self.predictor not in PREDICTORS:
@@ -199,6 +207,14 @@ class RouterConfig:
         object.__setattr__(self, "blend_weight", float(self.blend_weight))
         if self.selection is not None and not isinstance(self.selection, Mapping):
             raise ConfigError(f"selection must be a JSON object (mapping) or None, got {self.selection!r}")
+
+    def _check_index(self) -> None:
+        from r2router_core.index import INDEX_KINDS, check_index_params
+
+        if self.index not in INDEX_KINDS:
+            raise ConfigError(f"index must be one of {list(INDEX_KINDS)}, got {self.index!r}")
+        params = check_index_params(self.index_params)
+        object.__setattr__(self, "index_params", params or None)
 
     def _check_interpolated(self, budgets: tuple[Budget, ...]) -> tuple[int, ...]:
         if any(b is None for b in self.interpolated_budgets):
@@ -251,8 +267,12 @@ class RouterConfig:
 
     # -- JSON ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the ``config.json`` of a checkpoint)."""
-        return {
+        """JSON-ready form (the ``config.json`` of a checkpoint).
+
+        ``index`` and ``index_params`` are written only when not the defaults, so
+        readers that predate them still open checkpoints that do not use them.
+        """
+        data = {
             "format_version": CONFIG_FORMAT_VERSION,
             "models": [m.to_dict() for m in self.models],
             "budgets": list(self.budgets),
@@ -268,6 +288,11 @@ class RouterConfig:
             "blend_weight": self.blend_weight,
             "selection": None if self.selection is None else dict(self.selection),
         }
+        if self.index != DEFAULT_INDEX:
+            data["index"] = self.index
+        if self.index_params is not None:
+            data["index_params"] = self.index_params
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouterConfig:
@@ -315,6 +340,8 @@ class RouterConfig:
             "alpha",
             "blend_weight",
             "selection",
+            "index",
+            "index_params",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -335,6 +362,8 @@ class RouterConfig:
             alpha=data.get("alpha", DEFAULT_ALPHA),
             blend_weight=data.get("blend_weight", DEFAULT_BLEND_WEIGHT),
             selection=data.get("selection"),
+            index=data.get("index", DEFAULT_INDEX),
+            index_params=data.get("index_params"),
         )
 
     def save(self, path: str | Path) -> None:

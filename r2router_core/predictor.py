@@ -17,32 +17,39 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from r2router_core.config import DEFAULT_INDEX
 from r2router_core.errors import ConfigError, DataError, EmbeddingError
+from r2router_core.index import (
+    INDEX_KINDS,
+    ExactIndex,
+    FaissIVFIndex,
+    GrowableRows,
+    check_index_params,
+    load_or_build_index,
+    unit_rows,
+)
 
 __all__ = ["KNNPredictor"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _HeadGroup:
     heads: NDArray[np.intp]  # which output columns this group serves
-    rows: NDArray[np.intp] | None  # training rows observed for all of them; None = every row
-    labels: NDArray[np.float64]  # (n_rows, len(heads) + 1): the labels, then a column of ones
+    rows: GrowableRows | None  # training rows observed for all of them (sorted); None = every row
+    labels: GrowableRows  # (n_rows, len(heads) + 1): the labels, then a column of ones
     k: int
 
 
-def _unit_rows(x: NDArray[Any], dtype: type[np.floating[Any]]) -> NDArray[Any]:
-    x = np.asarray(x, dtype=dtype)
-    # the same arithmetic as np.linalg.norm(x, axis=1, keepdims=True), without its overhead
-    norms = np.sqrt(np.add.reduce(x * x, axis=1, keepdims=True))
-    norms[norms == 0] = 1.0  # as scikit-learn's normalize(): a zero vector stays zero
-    return np.ascontiguousarray(x / norms)
+_unit_rows = unit_rows
+_SIM_CELLS = 1 << 25  # largest (queries x rows) similarity block of the exact search: 128 MB in float32
 
 
 class KNNPredictor:
@@ -57,7 +64,13 @@ class KNNPredictor:
         dtype: Floating type of the distance computation; float32 (default) is
             about twice as fast, float64 reproduces scikit-learn bit for bit.
         chunk_size: Queries per block of the (n, N) similarity matrix; bounds the
-            memory of large batches without changing any result.
+            memory of large batches without changing any result (fewer queries
+            per block when N is large, so a block stays under 128 MB).
+        index: Neighbour search: ``"exact"`` (every row), ``"ann"`` (faiss
+            IVF-Flat, needs ``r2router[ann]``) or ``"auto"`` (ann from
+            :data:`~r2router_core.index.AUTO_ANN_MIN_ROWS` rows); see
+            :mod:`r2router_core.index`.
+        index_params: Parameters of the ann index (``nlist``, ``nprobe``, ``seed``).
     """
 
     def __init__(
@@ -68,19 +81,34 @@ class KNNPredictor:
         metric: Literal["cosine"] = "cosine",
         dtype: type[np.floating[Any]] = np.float32,
         chunk_size: int = 1024,
+        index: Literal["exact", "ann", "auto"] = DEFAULT_INDEX,
+        index_params: dict[str, int] | None = None,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.metric = metric
         self.dtype = dtype
         self.chunk_size = chunk_size
+        self.index = index
+        self.index_params = index_params
 
-    def fit(self, X: NDArray[Any], Y: NDArray[Any]) -> KNNPredictor:
-        """Store the training set.
+    def fit(
+        self,
+        X: NDArray[Any],
+        Y: NDArray[Any],
+        *,
+        index_dir: str | Path | None = None,
+        embeddings_file: str | Path | None = None,
+    ) -> KNNPredictor:
+        """Store the training set and build (or open) its neighbour index.
 
         Args:
-            X: Training embeddings, shape (N, D).
+            X: Training embeddings, shape (N, D); a memory map (or float16) is
+                searched in place, never copied whole.
             Y: Labels, shape (N, H); NaN marks a missing label.
+            index_dir: A saved ann index to reuse if it matches ``embeddings_file``
+                (else it is rebuilt); see :func:`r2router_core.index.load_or_build_index`.
+            embeddings_file: The ``.npy`` file ``X`` was read from.
 
         Returns:
             self.
@@ -93,22 +121,36 @@ class KNNPredictor:
             raise ConfigError(f"weights must be 'distance' or 'uniform', got {self.weights!r}")
         if self.metric != "cosine":
             raise ConfigError(f"metric must be 'cosine', got {self.metric!r}")
-        X = np.asarray(X)
+        if self.index not in INDEX_KINDS:
+            raise ConfigError(f"index must be one of {list(INDEX_KINDS)}, got {self.index!r}")
+        params = check_index_params(self.index_params)
+        X = X if isinstance(X, np.ndarray) else np.asarray(X)
         Y = np.asarray(Y, dtype=np.float64)
         if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
             raise DataError(f"X must be (N, D) and Y (N, H) with the same N, got {X.shape} and {Y.shape}")
-        self.X_unit_ = _unit_rows(X, self.dtype)
+        self.index_ = load_or_build_index(
+            self.index,
+            X,
+            self.dtype,
+            params,
+            None if index_dir is None else Path(index_dir),
+            None if embeddings_file is None else Path(embeddings_file),
+        )
         self.n_features_in_ = X.shape[1]
         self.n_samples_fit_ = X.shape[0]
         self.n_outputs_ = Y.shape[1]
-        self.groups_ = self._group_heads(Y)
+        self._Y = GrowableRows(Y)
+        self._set_groups(self._group_heads(Y))
+        return self
+
+    def _set_groups(self, groups: list[_HeadGroup]) -> None:
+        self.groups_ = groups
         served = np.zeros(self.n_outputs_, dtype=bool)
         for g in self.groups_:
             served[g.heads] = True
         self.unserved_heads_ = np.flatnonzero(~served)  # heads with no observed label: always NaN
         # one group serving every head in order, the common case: no scatter needed
-        self._one_group = len(self.groups_) == 1 and np.array_equal(self.groups_[0].heads, np.arange(Y.shape[1]))
-        return self
+        self._one_group = len(self.groups_) == 1 and np.array_equal(self.groups_[0].heads, np.arange(self.n_outputs_))
 
     def _group_heads(self, Y: NDArray[np.float64]) -> list[_HeadGroup]:
         observed = ~np.isnan(Y)
@@ -134,12 +176,64 @@ class KNNPredictor:
             labels = np.ones((rows.size, len(heads) + 1))  # the last column of ones sums the weights
             labels[:, :-1] = Y[rows][:, heads]
             groups.append(
-                _HeadGroup(heads=np.asarray(heads, dtype=np.intp), rows=None if all_rows else rows, labels=labels, k=k)
+                _HeadGroup(
+                    heads=np.asarray(heads, dtype=np.intp),
+                    rows=None if all_rows else GrowableRows(rows),
+                    labels=GrowableRows(labels),
+                    k=k,
+                )
             )
         return groups
 
+    def add(self, X: NDArray[Any], Y: NDArray[Any]) -> KNNPredictor:
+        """Append training rows, in time proportional to the new rows; the same predictions as a refit.
+
+        The neighbour index appends the rows (the ann index puts them in its
+        existing cells, see :meth:`FaissIVFIndex.add`). When a new row's
+        missing labels split a group of heads, the heads are regrouped from all
+        labels (O(N H), still no new search structure).
+
+        Args:
+            X: New embeddings, shape (m, D).
+            Y: Their labels, shape (m, H); NaN marks a missing label.
+
+        Returns:
+            self.
+        """
+        X = self._check_query(X)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.shape != (X.shape[0], self.n_outputs_):
+            raise DataError(f"Y must have shape ({X.shape[0]}, {self.n_outputs_}) for {X.shape[0]} rows, got {Y.shape}")
+        if not np.all(np.isfinite(X)):
+            raise DataError("new embeddings hold NaN or inf values; re-embed the queries")
+        n_old = self.n_samples_fit_
+        self.index_.add(X)
+        self._Y.append(Y)
+        self.n_samples_fit_ = n_old + X.shape[0]
+        observed = ~np.isnan(Y)
+        if observed[:, self.unserved_heads_].any() or not all(
+            (observed[:, g.heads] == observed[:, g.heads[:1]]).all() for g in self.groups_
+        ):
+            logger.debug("new rows split a group of heads; regrouping the heads from all %d rows", self.n_samples_fit_)
+            self._set_groups(self._group_heads(self._Y.array))
+            return self
+        for g in self.groups_:
+            self._append_to_group(g, Y, observed[:, g.heads[0]], n_old)
+        return self
+
+    def _append_to_group(self, g: _HeadGroup, Y: NDArray[np.float64], observed: NDArray[np.bool_], n_old: int) -> None:
+        new = np.flatnonzero(observed)
+        if g.rows is None and new.size < observed.size:  # the group no longer covers every row
+            g.rows = GrowableRows(np.arange(n_old, dtype=np.intp))
+        if g.rows is not None:
+            g.rows.append(new + n_old)
+        labels = np.ones((new.size, len(g.heads) + 1))
+        labels[:, :-1] = Y[new][:, g.heads]
+        g.labels.append(labels)
+        g.k = min(self.n_neighbors, g.labels.array.shape[0])
+
     def _check_query(self, X: NDArray[Any]) -> NDArray[Any]:
-        if not hasattr(self, "X_unit_"):
+        if not hasattr(self, "index_"):
             raise DataError("this KNNPredictor is not fitted yet; call fit(X, Y) first")
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
@@ -147,9 +241,12 @@ class KNNPredictor:
         return X
 
     def similarities(self, X: NDArray[Any]) -> NDArray[Any]:
-        """Cosine similarities from queries to every training row, shape (n, N)."""
+        """Cosine similarities from queries to every training row, shape (n, N) (an exact search)."""
         X = self._check_query(X)
-        return _unit_rows(X, self.dtype) @ self.X_unit_.T
+        index = self.index_ if isinstance(self.index_, ExactIndex) else None
+        if index is None:
+            raise ConfigError("similarities() needs index='exact'; an ann index does not score every row")
+        return index.products(_unit_rows(X, self.dtype))
 
     def distances(self, X: NDArray[Any]) -> NDArray[Any]:
         """Cosine distances from queries to every training row, shape (n, N), in [0, 2]."""
@@ -168,22 +265,35 @@ class KNNPredictor:
             Array of shape (n, H); NaN for heads with no observed label.
         """
         X = self._check_query(X)
-        if X.shape[0] == 1:
+        exact = isinstance(self.index_, ExactIndex)
+        if X.shape[0] == 1 and exact:
             return self._predict_one(np.asarray(X[0], dtype=self.dtype))[None, :]
         out = np.empty((X.shape[0], self.n_outputs_))
-        for start in range(0, X.shape[0], self.chunk_size):
-            self._predict_chunk(X[start : start + self.chunk_size], out[start : start + self.chunk_size])
+        step = max(1, min(self.chunk_size, _SIM_CELLS // max(self.n_samples_fit_, 1))) if exact else self.chunk_size
+        for start in range(0, X.shape[0], step):
+            self._predict_chunk(X[start : start + step], out[start : start + step])
         return out
 
     def _predict_chunk(self, X: NDArray[Any], out: NDArray[np.float64]) -> None:
         """Fill ``out`` (c, H) with the predictions for the queries ``X`` (c, D)."""
-        sim = _unit_rows(X, self.dtype) @ self.X_unit_.T  # (c, N), the one neighbour search
-        for g in self.groups_:
-            s = sim if g.rows is None else sim[:, g.rows]
-            idx, w = self._neighbours(s, g.k)
-            acc = np.einsum("nk,nkh->nh", w, g.labels[idx])  # (c, h + 1): weighted sums, then sum of weights
-            out[:, g.heads] = acc[:, :-1] / acc[:, -1:]
+        Q = _unit_rows(X, self.dtype)
+        index = self.index_
+        if isinstance(index, FaissIVFIndex):
+            for g in self.groups_:
+                sims, idx = index.search(Q, g.k, None if g.rows is None else g.rows.array)
+                self._fill(out, g, idx, self._weights(sims))
+        else:
+            sim = index.products(Q)  # (c, N), the one neighbour search
+            for g in self.groups_:
+                s = sim if g.rows is None else sim[:, g.rows.array]
+                idx, w = self._neighbours(s, g.k)
+                self._fill(out, g, idx, w)
         out[:, self.unserved_heads_] = np.nan
+
+    @staticmethod
+    def _fill(out: NDArray[np.float64], g: _HeadGroup, idx: NDArray[np.intp], w: NDArray[np.float64]) -> None:
+        acc = np.einsum("nk,nkh->nh", w, g.labels.array[idx])  # (c, h + 1): weighted sums, then sum of weights
+        out[:, g.heads] = acc[:, :-1] / acc[:, -1:]
 
     def _neighbours(self, sim: NDArray[Any], k: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Indices (c, k) of the k most similar rows and their weights (c, k)."""
@@ -192,23 +302,28 @@ class KNNPredictor:
             idx = sim.argpartition(n_rows - k, axis=1)[:, n_rows - k :]
         else:
             idx = np.broadcast_to(np.arange(n_rows), sim.shape)
-        nd = 1.0 - np.take_along_axis(sim, idx, axis=1)  # cosine distance, in the computation's dtype
+        return idx, self._weights(np.take_along_axis(sim, idx, axis=1))
+
+    def _weights(self, sim_k: NDArray[Any]) -> NDArray[np.float64]:
+        """Weights (c, k) of neighbours of cosine similarities ``sim_k`` (c, k)."""
+        nd = 1.0 - sim_k  # cosine distance, in the computation's dtype
         np.clip(nd, 0.0, 2.0, out=nd)
         nd = nd.astype(np.float64)
         if self.weights == "uniform":
-            return idx, np.ones_like(nd)
+            return np.ones_like(nd)
         zero = nd == 0.0
         if not zero.any():
-            return idx, 1.0 / nd
+            return 1.0 / nd
         exact = zero.any(axis=1)  # rows with an exact match: those matches share all the weight
         nd[exact] = 1.0
         w = 1.0 / nd
         w[exact] = zero[exact]
-        return idx, w
+        return w
 
     def _predict_one(self, x: NDArray[Any]) -> NDArray[np.float64]:
         """Predictions (H,) for one query ``x`` (D,): the batch path's arithmetic, on vectors."""
-        sim = self.X_unit_ @ x  # (N,) similarities times |x|; normalised below, on the k selected only
+        assert isinstance(self.index_, ExactIndex)  # predict() sends single ann queries through the batch path
+        sim = self.index_.products(x)  # (N,) similarities times |x|; normalised below, on the k selected only
         norm = np.sqrt(np.dot(x, x))
         if norm == 0:
             norm = x.dtype.type(1.0)
@@ -217,7 +332,7 @@ class KNNPredictor:
             return self._one_group_mean(sim, norm, g)
         out = np.empty(self.n_outputs_)
         for g in self.groups_:
-            out[g.heads] = self._one_group_mean(sim if g.rows is None else sim[g.rows], norm, g)
+            out[g.heads] = self._one_group_mean(sim if g.rows is None else sim[g.rows.array], norm, g)
         out[self.unserved_heads_] = np.nan
         return out
 
@@ -234,5 +349,5 @@ class KNNPredictor:
             w = np.divide(1.0, nd, dtype=np.float64)  # == 1.0 / nd.astype(np.float64)
         else:  # distances <= 0 clip to 0: those exact matches share all the weight
             w = (nd <= 0.0).astype(np.float64)
-        acc = w @ g.labels.take(idx, axis=0)  # (h + 1,): weighted sums, then the sum of weights
+        acc = w @ g.labels.array.take(idx, axis=0)  # (h + 1,): weighted sums, then the sum of weights
         return acc[:-1] / acc[-1]

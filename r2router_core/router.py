@@ -14,11 +14,19 @@ from typing import Any, TypedDict, Unpack
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.checkpoint import CONFIG_FILE, TRAINING_DIR, load_checkpoint, resolve_checkpoint, save_checkpoint
+from r2router_core.checkpoint import (
+    CONFIG_FILE,
+    INDEX_DIR,
+    TRAINING_DIR,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from r2router_core.config import RouterConfig, format_budget
 from r2router_core.decision import ArmTable, RoutingDecision
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import CheckpointError, ConfigError, DataError, EmbedderMismatchError, EmbeddingError
+from r2router_core.index import FaissIVFIndex, fingerprint_file
 from r2router_core.options import RoutingOptions
 from r2router_core.predictors import (
     KNNPredictor,
@@ -36,7 +44,7 @@ from r2router_core.scoring import (
     interpolate_budgets,
     utilities,
 )
-from r2router_core.training_data import TrainingData
+from r2router_core.training_data import EMBEDDINGS_FILE, TrainingData
 
 __all__ = ["R2Router"]
 
@@ -71,6 +79,8 @@ class R2Router:
             config's ``embedder``/``embedding_dim``. When the config names no
             embedder, the attached one's id and dim are recorded in it, so
             :meth:`save` writes them and ``embedder="auto"`` reloads it.
+        checkpoint_dir: The checkpoint ``training_data`` was loaded from: its saved
+            ann index is reused if it still matches the embeddings (else rebuilt).
 
     Example:
         >>> router = R2Router.from_training_data("my_router", k=80)   # doctest: +SKIP
@@ -85,6 +95,7 @@ class R2Router:
         *,
         embedder: Embedder | None = None,
         predictor: Predictor | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> None:
         if tuple(training_data.models) != config.model_names:
             raise DataError(
@@ -103,7 +114,8 @@ class R2Router:
                 f"{training_data.dim}-dimensional"
             )
         if predictor is None:
-            config, predictor = fit_predictor(config, training_data)  # resolves predictor="auto" by CV
+            # resolves predictor="auto" by CV; a kNN reuses the checkpoint's saved ann index if it still matches
+            config, predictor = fit_predictor(config, training_data, checkpoint_dir=checkpoint_dir)
         else:
             _check_predictor(predictor, config, training_data)
         self._config = config
@@ -176,7 +188,9 @@ class R2Router:
             settings["k"] = k
         if settings:
             config = config.with_options(**settings)
-        return cls(config, TrainingData.load(data_dir), embedder=_build_embedder(embedder, config))
+        checkpoint_dir = path if data_dir != path else None
+        data = TrainingData.load(data_dir)
+        return cls(config, data, embedder=_build_embedder(embedder, config), checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def from_pretrained(
@@ -207,21 +221,35 @@ class R2Router:
             predictor = load_predictor(directory / PREDICTOR_DIR)  # the saved fit, as trained
         if settings:
             config = config.with_options(**settings)
-        return cls(config, data, embedder=_build_embedder(embedder, config), predictor=predictor)
+        return cls(
+            config, data, embedder=_build_embedder(embedder, config), predictor=predictor, checkpoint_dir=directory
+        )
 
-    def save(self, path: str | Path) -> Path:
-        """Save as ``config.json`` + ``training_data/`` (+ ``predictor/`` for a fitted linear model); no pickles."""
-        out = save_checkpoint(self._config, self._data, path)
+    def save(self, path: str | Path, *, embedding_dtype: str = "float32") -> Path:
+        """Save as ``config.json`` + ``training_data/`` (+ ``predictor/`` for a fitted linear model, ``index/``
+        for an ann search); arrays and JSON, no pickles.
+
+        Args:
+            path: Target directory (created).
+            embedding_dtype: ``"float32"`` or ``"float16"`` (half the disk and memory of the
+                embeddings, rounded to about 3 significant digits).
+        """
+        out = save_checkpoint(self._config, self._data, path, embedding_dtype=embedding_dtype)
         if self._config.predictor != "knn":  # a kNN's fit is its training data, already saved
             save_predictor(self._predictor, out / PREDICTOR_DIR)
+        index = getattr(self._predictor, "index_", None)
+        if isinstance(index, FaissIVFIndex):
+            index.save(out / INDEX_DIR, fingerprint_file(out / TRAINING_DIR / EMBEDDINGS_FILE))
         return out
 
     def with_settings(self, **settings: Any) -> R2Router:
         """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder.
 
-        The fitted predictor is reused unless a predictor field changes.
+        The fitted predictor (and its neighbour index) is reused unless a field of the
+        predictor or of the search changes.
         """
-        predictor = None if set(settings) & _PREDICTOR_FIELDS else self._predictor
+        fields = _PREDICTOR_FIELDS | {"index", "index_params"}
+        predictor = None if set(settings) & fields else self._predictor
         return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder, predictor=predictor)
 
     # -- properties ------------------------------------------------------------------

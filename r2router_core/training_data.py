@@ -3,7 +3,7 @@
 On disk a training set is a directory::
 
     training_data/
-        embeddings.npy   float32, shape (N, D)
+        embeddings.npy   float32 (or float16, see TrainingData.save), shape (N, D)
         labels.json      {"models": [...], "budgets": [100, ..., null],
                           "quality": N x M x B, "tokens": N x M x B or N x M,
                           "mask": N x M x B of 0/1 (optional), "query_ids": [...] (optional)}
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ logger = logging.getLogger(__name__)
 
 EMBEDDINGS_FILE = "embeddings.npy"
 LABELS_FILE = "labels.json"
+EMBEDDING_DTYPES = ("float32", "float16")
+_CHECK_ROWS = 65_536  # rows per block of the finiteness check (no N x D temporary)
+
+
+def _all_finite(emb: NDArray[Any]) -> bool:
+    """True if every value is finite; reads a memory map block by block."""
+    return all(bool(np.isfinite(emb[i : i + _CHECK_ROWS]).all()) for i in range(0, emb.shape[0], _CHECK_ROWS))
 
 
 def _reject_constant(name: str) -> float:
@@ -96,7 +104,8 @@ class TrainingData:
     """Outcomes of M models at B budgets on N training queries.
 
     Attributes:
-        embeddings: float32 array, shape (N, D).
+        embeddings: float32 array, shape (N, D); a float16 or memory-mapped
+            float32/float16 array (as :meth:`load` returns) is kept as is, not copied.
         models: The M model names, in label order.
         budgets: The B budgets (positive ints, ``None`` = uncapped), in label order.
         quality: float array, shape (N, M, B), values in [0, 1]; NaN where missing.
@@ -112,10 +121,10 @@ class TrainingData:
     query_ids: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
-        emb = np.asarray(self.embeddings)
+        emb = self.embeddings if isinstance(self.embeddings, np.ndarray) else np.asarray(self.embeddings)
         if emb.ndim != 2 or emb.shape[0] < 1 or emb.shape[1] < 1:
             raise DataError(f"embeddings must have shape (N, D) with N, D >= 1, got shape {emb.shape}")
-        if not np.issubdtype(emb.dtype, np.number) or not np.all(np.isfinite(emb)):
+        if not np.issubdtype(emb.dtype, np.number) or not _all_finite(emb):
             raise DataError("embeddings hold NaN or inf values (or are not numeric); re-embed the queries")
         n = emb.shape[0]
         models, budgets = _check_names(self.models), _check_budgets(self.budgets)
@@ -138,7 +147,8 @@ class TrainingData:
         _check_token_heads(quality, tokens, models, budgets)
         if self.query_ids is not None and len(self.query_ids) != n:
             raise DataError(f"query_ids has {len(self.query_ids)} entries for {n} embeddings")
-        object.__setattr__(self, "embeddings", np.ascontiguousarray(emb, dtype=np.float32))
+        keep = emb.dtype in (np.float32, np.float16) and emb.flags.c_contiguous  # memory maps stay maps
+        object.__setattr__(self, "embeddings", emb if keep else np.ascontiguousarray(emb, dtype=np.float32))
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "budgets", budgets)
         object.__setattr__(self, "quality", quality)
@@ -222,11 +232,25 @@ class TrainingData:
         )
 
     # -- disk ----------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write ``embeddings.npy`` and ``labels.json`` (with a ``mask`` of observed cells) into ``directory``."""
+    def save(self, directory: str | Path, *, embedding_dtype: str = "float32") -> Path:
+        """Write ``embeddings.npy`` and ``labels.json`` (with a ``mask`` of observed cells) into ``directory``.
+
+        Args:
+            directory: Target directory.
+            embedding_dtype: ``"float32"`` or ``"float16"``: half the disk and
+                memory, embeddings rounded to about 3 significant digits.
+
+        The embeddings are written to a temporary file and renamed, so saving over
+        the checkpoint a memory map was opened from leaves that map intact.
+        """
+        if embedding_dtype not in EMBEDDING_DTYPES:
+            raise ConfigError(f"embedding_dtype must be one of {list(EMBEDDING_DTYPES)}, got {embedding_dtype!r}")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.save(directory / EMBEDDINGS_FILE, self.embeddings, allow_pickle=False)
+        tmp = directory / f".{EMBEDDINGS_FILE}.tmp"
+        with tmp.open("wb") as f:
+            np.save(f, np.asarray(self.embeddings, dtype=embedding_dtype), allow_pickle=False)
+        os.replace(tmp, directory / EMBEDDINGS_FILE)
         labels: dict[str, Any] = {
             "models": list(self.models),
             "budgets": list(self.budgets),
@@ -243,6 +267,9 @@ class TrainingData:
     def load(cls, directory: str | Path) -> TrainingData:
         """Read a training-data directory; shapes, NaNs and ranges are checked.
 
+        The embeddings are memory-mapped read-only (``np.load(mmap_mode="r")``):
+        pages are read from disk when a search touches them, never copied whole.
+
         Raises:
             CheckpointError: A file is missing or unreadable.
             DataError: The content is inconsistent.
@@ -255,7 +282,7 @@ class TrainingData:
                     f"missing {p}; a training-data directory holds {EMBEDDINGS_FILE} (N x D) and {LABELS_FILE}"
                 )
         try:
-            embeddings = np.load(emb_path, allow_pickle=False)
+            embeddings = np.load(emb_path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise CheckpointError(f"{emb_path} is not a readable .npy array ({exc})") from exc
         try:
@@ -287,7 +314,7 @@ class TrainingData:
             if tokens.ndim == 3:
                 tokens = np.where(mask, tokens, np.nan)
         return cls(
-            embeddings=np.asarray(embeddings),
+            embeddings=embeddings if isinstance(embeddings, np.ndarray) else np.asarray(embeddings),
             models=labels["models"],
             budgets=labels["budgets"],
             quality=quality,

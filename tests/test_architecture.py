@@ -19,6 +19,7 @@ INTEGRATIONS = sorted((ROOT / "r2router_integrations").rglob("*.py"))
 
 PUBLIC_CORE_MODULES = (
     "r2router_core",
+    "r2router_core.batch",
     "r2router_core.embedders",
     "r2router_core.evaluation",
     "r2router_core.evaluation.datasets",

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from r2router_core.checkpoint import INDEX_DIR, TRAINING_DIR
 from r2router_core.config import RouterConfig
 from r2router_core.errors import CheckpointError, ConfigError
 from r2router_core.predictors.blend import BlendPredictor
 from r2router_core.predictors.knn import KNNPredictor, knn_from_arrays, knn_to_arrays
 from r2router_core.predictors.linear import LinearHeads, RidgePredictor
 from r2router_core.predictors.logistic import LogisticPredictor
-from r2router_core.training_data import TrainingData
+from r2router_core.training_data import EMBEDDINGS_FILE, TrainingData
 
 __all__ = [
     "BlendPredictor",
@@ -60,7 +61,7 @@ def make_predictor(config: RouterConfig) -> Predictor:
     """The unfitted predictor a config names (``auto`` must be resolved first: :func:`fit_predictor`)."""
     name = config.predictor
     if name == "knn":
-        return KNNPredictor(config.k, weights=config.weights)
+        return KNNPredictor(config.k, weights=config.weights, index=config.index, index_params=config.index_params)
     if name == "ridge":
         return RidgePredictor(config.alpha)
     if name == "logistic":
@@ -76,12 +77,20 @@ def head_labels(data: TrainingData) -> NDArray[np.float64]:
     return np.concatenate([data.quality.reshape(n, m * b), data.tokens.reshape(n, -1)], axis=1)
 
 
-def fit_predictor(config: RouterConfig, data: TrainingData) -> tuple[RouterConfig, Predictor]:
+def fit_predictor(
+    config: RouterConfig, data: TrainingData, *, checkpoint_dir: str | Path | None = None
+) -> tuple[RouterConfig, Predictor]:
     """The router's one factory: fit the predictor ``config.predictor`` names on ``data``.
 
     ``"auto"`` first picks the predictor and its main knob by cross-validation on
     ``data`` (:func:`r2router_core.evaluation.selection.select_predictor`); the
     returned config then names the choice and records the scores in ``selection``.
+
+    Args:
+        config: The router's config.
+        data: The training set.
+        checkpoint_dir: The checkpoint ``data`` was loaded from: a kNN reuses its saved
+            ann index if it still matches the embeddings (else rebuilds it).
 
     Returns:
         (the config, resolved; the fitted predictor).
@@ -90,7 +99,16 @@ def fit_predictor(config: RouterConfig, data: TrainingData) -> tuple[RouterConfi
         from r2router_core.evaluation.selection import select_predictor  # the evaluation imports the router
 
         config = select_predictor(config, data).config
-    return config, make_predictor(config).fit(data.embeddings, head_labels(data))
+    predictor = make_predictor(config)
+    if isinstance(predictor, KNNPredictor) and checkpoint_dir is not None:  # reuse a saved ann index if it matches
+        where = Path(checkpoint_dir)
+        return config, predictor.fit(
+            data.embeddings,
+            head_labels(data),
+            index_dir=where / INDEX_DIR,
+            embeddings_file=where / TRAINING_DIR / EMBEDDINGS_FILE,
+        )
+    return config, predictor.fit(data.embeddings, head_labels(data))
 
 
 def predictor_to_arrays(predictor: Predictor) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:

@@ -22,6 +22,7 @@ __all__ = ["main"]
 # command name -> module that implements it
 COMMANDS: dict[str, str] = {
     "route": "r2router_integrations.cli.route",
+    "route-batch": "r2router_integrations.cli.route_batch",
     "train": "r2router_integrations.cli.train",
     "info": "r2router_integrations.cli.info",
     "eval": "r2router_integrations.cli.eval",
@@ -33,7 +34,14 @@ COMMANDS: dict[str, str] = {
 
 
 # command name -> the extra that installs what it needs
-EXTRAS = {"eval": "eval", "calibrate": "eval", "serve": "server", "demo": "langchain", "collect": "collect"}
+EXTRAS = {
+    "route-batch": "batch",
+    "eval": "eval",
+    "calibrate": "eval",
+    "serve": "server",
+    "demo": "langchain",
+    "collect": "collect",
+}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -41,12 +41,13 @@ def test_a_checkpoint_from_another_embedder_names_the_one_it_needs(text_router: 
     assert "embedder='auto'" in str(info.value)
 
 
-def test_a_pool_model_missing_from_the_mapping_is_named() -> None:
+def test_a_chat_model_for_a_name_outside_the_pool_is_named() -> None:
+    """Part of the pool is fine (routing chooses among the models given); a name the router lacks is not."""
     from r2router_integrations.langchain import R2RouterChatModel
     from r2router_integrations.langchain.testing import FakePoolChatModel, demo_router
 
-    with pytest.raises(ConfigError, match="large"):
-        R2RouterChatModel(router=demo_router(), models={"small": FakePoolChatModel()})
+    with pytest.raises(ConfigError, match=r"\['gpt-4o'\] are not in the pool \['small', 'large'\]"):
+        R2RouterChatModel(router=demo_router(), models={"small": FakePoolChatModel(), "gpt-4o": FakePoolChatModel()})
 
 
 def test_routing_text_without_an_embedder_says_how_to_attach_one(text_router: R2Router) -> None:

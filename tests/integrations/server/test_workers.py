@@ -32,7 +32,16 @@ def test_two_workers_serve_count_together_and_drain(tmp_path: Path, upstreams_fi
     port = _free_port()
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    args = [sys.executable, "-m", "r2router_integrations", "serve", "--router", str(saved), "--upstreams", str(upstreams_file)]
+    args = [
+        sys.executable,
+        "-m",
+        "r2router_integrations",
+        "serve",
+        "--router",
+        str(saved),
+        "--upstreams",
+        str(upstreams_file),
+    ]
     args += ["--port", str(port), "--workers", "2", "--drain-seconds", "20"]
     env = {**os.environ, **ENV, "TMPDIR": str(scratch)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
