@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -184,6 +185,27 @@ class RoutingDecision:
                 plan.append(candidate)
                 seen.add(candidate.model)
         return tuple(plan)
+
+    def answered_by(self, used: Candidate | None = None, failures: Sequence[Any] = ()) -> dict[str, Any]:
+        """JSON-ready record of this decision as answered by ``used`` (default: the chosen arm).
+
+        What every integration attaches to an answer: the arm that answered (after a
+        fallback, not the chosen one), its predictions, the cap sent for it, lambda, and
+        ``fallbacks``, the failed attempts before it (the core's ``FailedAttempt`` dicts).
+        """
+        arm = self.chosen if used is None else used
+        return {
+            "model": arm.model,
+            "model_full_name": arm.model_full_name,
+            "token_limit": arm.token_limit,
+            "max_tokens": self.max_tokens_for(arm.token_limit),
+            "predicted_quality": arm.predicted_quality,
+            "predicted_tokens": arm.predicted_tokens,
+            "predicted_cost": arm.predicted_cost,
+            "utility": arm.utility,
+            "lambda": self.lambda_,
+            "fallbacks": [f.to_dict() for f in failures],
+        }
 
     def alternatives(self, n: int = 3) -> tuple[Candidate, ...]:
         """The ``n`` best eligible candidates after the chosen one."""

@@ -51,19 +51,7 @@ def _arm(candidate: Candidate) -> dict[str, Any]:
 def decision_metadata(decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> dict[str, Any]:
     """The ``"r2router"`` dict for an answer given by ``used`` (without ``budget_exhausted``)."""
     alternatives = [c for c in decision.candidates if c.eligible and c != used][:N_ALTERNATIVES]
-    return {
-        "model": used.model,
-        "model_full_name": used.model_full_name,
-        "token_limit": used.token_limit,
-        "max_tokens": decision.max_tokens_for(used.token_limit),
-        "predicted_quality": used.predicted_quality,
-        "predicted_tokens": used.predicted_tokens,
-        "predicted_cost": used.predicted_cost,
-        "utility": used.utility,
-        "lambda": decision.lambda_,
-        "alternatives": [_arm(c) for c in alternatives],
-        "fallbacks": [f.to_dict() for f in failures],
-    }
+    return {**decision.answered_by(used, failures), "alternatives": [_arm(c) for c in alternatives]}
 
 
 def finish_reason(metadata: Mapping[str, Any]) -> str | None:

@@ -54,7 +54,6 @@ from r2router_core import (
     Candidate,
     ConfigError,
     EmptyPromptError,
-    FailedAttempt,
     FallbackPolicy,
     MessageStyle,
     R2Router,
@@ -291,7 +290,7 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, _info(decision, candidate, log.failures))
+            return _tag(response, decision.answered_by(candidate, log.failures))
         raise log.error()
 
     async def _acall(self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[_R]]) -> _R:
@@ -303,7 +302,7 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, _info(decision, candidate, log.failures))
+            return _tag(response, decision.answered_by(candidate, log.failures))
         raise log.error()
 
     def _stream(
@@ -321,7 +320,7 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            info = _info(decision, candidate, log.failures)
+            info = decision.answered_by(candidate, log.failures)
             return _tag_stream(first, stream, info)
         raise log.error()
 
@@ -339,7 +338,7 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag_astream(first, stream, _info(decision, candidate, log.failures))
+            return _tag_astream(first, stream, decision.answered_by(candidate, log.failures))
         else:
             raise log.error()
         return _empty()
@@ -395,13 +394,13 @@ class R2RouterLLM(FunctionCallingLLM):
     ) -> ChatResponse:
         """Route (with the structured-output budget floor), then the chosen pool LLM's ``chat_with_tools``."""
         d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
-        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
-        if tool_required:
-            options["tool_required"] = True
         return self._call(
             d,
-            lambda llm, cap: _function_llm(llm).chat_with_tools(
-                tools, chat_history=list(self._messages(messages, cap)), **options
+            self._with_tools(
+                "chat_with_tools",
+                tools,
+                messages,
+                _tool_options(verbose, allow_parallel_tool_calls, tool_required, kwargs),
             ),
         )
 
@@ -417,13 +416,13 @@ class R2RouterLLM(FunctionCallingLLM):
     ) -> ChatResponse:
         """Async :meth:`chat_with_tools`."""
         d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
-        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
-        if tool_required:
-            options["tool_required"] = True
         return await self._acall(
             d,
-            lambda llm, cap: _function_llm(llm).achat_with_tools(
-                tools, chat_history=list(self._messages(messages, cap)), **options
+            self._with_tools(
+                "achat_with_tools",
+                tools,
+                messages,
+                _tool_options(verbose, allow_parallel_tool_calls, tool_required, kwargs),
             ),
         )
 
@@ -439,13 +438,13 @@ class R2RouterLLM(FunctionCallingLLM):
     ) -> ChatResponseGen:
         """Streaming :meth:`chat_with_tools` (fallback only before the first chunk)."""
         d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
-        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
-        if tool_required:
-            options["tool_required"] = True
         return self._stream(
             d,
-            lambda llm, cap: _function_llm(llm).stream_chat_with_tools(
-                tools, chat_history=list(self._messages(messages, cap)), **options
+            self._with_tools(
+                "stream_chat_with_tools",
+                tools,
+                messages,
+                _tool_options(verbose, allow_parallel_tool_calls, tool_required, kwargs),
             ),
         )
 
@@ -461,14 +460,22 @@ class R2RouterLLM(FunctionCallingLLM):
     ) -> ChatResponseAsyncGen:
         """Async streaming :meth:`chat_with_tools`."""
         d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
-        options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
-        if tool_required:
-            options["tool_required"] = True
         return await self._astream(
             d,
-            lambda llm, cap: _function_llm(llm).astream_chat_with_tools(
-                tools, chat_history=list(self._messages(messages, cap)), **options
+            self._with_tools(
+                "astream_chat_with_tools",
+                tools,
+                messages,
+                _tool_options(verbose, allow_parallel_tool_calls, tool_required, kwargs),
             ),
+        )
+
+    def _with_tools(
+        self, method: str, tools: Sequence[Any], messages: Sequence[ChatMessage], options: dict[str, Any]
+    ) -> Callable[[LLM, int | None], Any]:
+        """Call ``method`` (``chat_with_tools`` or a twin) of a pool LLM with the instruction for its cap."""
+        return lambda llm, cap: getattr(_function_llm(llm), method)(
+            tools, chat_history=list(self._messages(messages, cap)), **options
         )
 
     def _prepare_chat_with_tools(
@@ -538,6 +545,13 @@ def _chat_text(messages: Sequence[ChatMessage]) -> str:
     return text
 
 
+def _tool_options(verbose: bool, parallel: bool, required: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    options = {"verbose": verbose, "allow_parallel_tool_calls": parallel, **kwargs}
+    if required:  # passed only when asked: older pool LLMs do not take tool_required
+        options["tool_required"] = True
+    return options
+
+
 def _function_llm(llm: LLM) -> FunctionCallingLLM:
     if not isinstance(llm, FunctionCallingLLM):
         raise ConfigError(
@@ -557,22 +571,6 @@ LLAMAINDEX_MESSAGES: MessageStyle[ChatMessage] = MessageStyle(
     system=lambda text: ChatMessage(role=MessageRole.SYSTEM, content=text),
 )
 """LlamaIndex chat messages for the core's :func:`~r2router_core.add_length_instruction`."""
-
-
-def _info(decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> dict[str, Any]:
-    """The ``additional_kwargs["r2router"]`` dict: the decision, as answered by ``used``."""
-    return {
-        **decision.to_dict(),
-        "model": used.model,
-        "model_full_name": used.model_full_name,
-        "token_limit": used.token_limit,
-        "max_tokens": decision.max_tokens_for(used.token_limit),
-        "predicted_quality": used.predicted_quality,
-        "predicted_tokens": used.predicted_tokens,
-        "predicted_cost": used.predicted_cost,
-        "utility": used.utility,
-        "fallbacks": [f.to_dict() for f in failures],
-    }
 
 
 def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackManager:
