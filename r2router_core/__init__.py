@@ -32,6 +32,7 @@ from r2router_core.errors import (
     NoCandidateError,
     R2RouterError,
     ResourceUnavailableError,
+    UnknownDecisionError,
     UnknownModelError,
     missing_dependency,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "RoutingDecision",
     "RoutingOptions",
     "TrainingData",
+    "UnknownDecisionError",
     "UnknownModelError",
     "__version__",
     "add_length_instruction",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,36 @@ def text_router() -> R2Router:
     )
     data = TrainingData(embedder.embed(prompts), ("small", "big"), (100, 400), quality, np.full((n, 2), 300.0))
     return R2Router(config, data, embedder=embedder)
+
+
+POSTGRES_ENV = "R2ROUTER_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty outcome-store URL on each backend: a SQLite file, or a new PostgreSQL database.
+
+    The PostgreSQL run needs a server: ``eval "$(tests/postgres.sh start)"`` (CI's ``.ci/run`` does it).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set: the store tests also run on PostgreSQL. Start a throwaway server with "
+            '`eval "$(tests/postgres.sh start)"` (stop it with `tests/postgres.sh stop`); .ci/run does this'
+        )
+    import sqlalchemy
+
+    name = f"r2t_{uuid.uuid4().hex[:16]}"
+    engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = engine.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()

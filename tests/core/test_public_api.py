@@ -44,6 +44,7 @@ EXPECTED_ALL = [
     "RoutingDecision",
     "RoutingOptions",
     "TrainingData",
+    "UnknownDecisionError",
     "UnknownModelError",
     "__version__",
     "add_length_instruction",
