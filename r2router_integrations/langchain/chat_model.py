@@ -41,6 +41,7 @@ from r2router_core import (
     Candidate,
     ConfigError,
     ConstraintError,
+    FailedAttempt,
     FallbackPolicy,
     R2Router,
     RoutingDecision,
@@ -48,6 +49,8 @@ from r2router_core import (
     add_length_instruction,
     check_instruction_template,
 )
+from r2router_core.decision_log import DecisionLog
+from r2router_core.embedders.base import check_texts
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,
@@ -55,6 +58,14 @@ from r2router_integrations.langchain.delegate import (
     generate_child,
     prepare_child,
     stream_child,
+)
+from r2router_integrations.langchain.learning import (
+    CALL_KEY,
+    CallContext,
+    log_answer,
+    log_failure,
+    log_result,
+    open_log,
 )
 from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text
 from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result
@@ -162,8 +173,16 @@ class R2RouterChatModel(BaseChatModel):
     stop: list[str] | None = None
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
 
+    store: Any = None
+    """Log every routed call to this outcome store: a SQLAlchemy URL, a SQLite path, an
+    ``OutcomeStore`` or a ``DecisionLog``; ``None`` (the default) = no log."""
+
+    keep_text: bool = False
+    """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
+
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
+    _log: DecisionLog | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
@@ -194,6 +213,25 @@ class R2RouterChatModel(BaseChatModel):
         fields = {key: getattr(self, key) for key in OPTION_FIELDS}
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
+        self._log = open_log(self.store, self.keep_text)
+
+    # -- learning from traffic -----------------------------------------------------------
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log of ``store=`` (``None`` without a store)."""
+        return self._log
+
+    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
+        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from the metadata).
+
+        Raises:
+            ConfigError: The model has no ``store``.
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No logged call has this id.
+        """
+        if self._log is None:
+            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
+        self._log.feedback(decision_id, quality, source=source)
 
     # -- identity --------------------------------------------------------------------
     @property
@@ -242,6 +280,7 @@ class R2RouterChatModel(BaseChatModel):
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         decision = kwargs.pop(DECISION_KEY, None)
         tools = kwargs.pop(TOOLS_KEY, None)
+        kwargs.pop(CALL_KEY, None)
         params = super()._get_invocation_params(stop=stop, **kwargs)
         if isinstance(decision, RoutingDecision):
             params[METADATA_KEY] = {
@@ -292,10 +331,16 @@ class R2RouterChatModel(BaseChatModel):
         if rest.get("response_format") is not None:
             options = _native_json_models(options, self.models)
         texts = [routing_text(messages, self.route_on) for messages in message_lists]
-        decisions = self.router.route_texts(texts, options)
+        if self._log is None:
+            decisions = self.router.route_texts(texts, options)
+            contexts = [CallContext() for _ in texts]
+        else:  # the log keeps the embedding: embed once, route on it
+            embeddings = self.router.embed(check_texts(texts))
+            decisions = self.router.route_batch(embeddings, options)
+            contexts = [CallContext(embedding=e, prompt=t) for e, t in zip(embeddings, texts, strict=True)]
         for decision in decisions:
             logger.debug("routed to %s", decision)
-        return [{**rest, DECISION_KEY: decision} for decision in decisions]
+        return [{**rest, DECISION_KEY: d, CALL_KEY: c} for d, c in zip(decisions, contexts, strict=True)]
 
     async def _aroute(
         self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]
@@ -437,7 +482,7 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         (routed,) = self._route([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
+        decision, ctx, tools, rest = _unpack(routed)
         log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
@@ -446,7 +491,9 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return annotate_result(result, decision, candidate, log.failures)
+            log_result(self._log, ctx, decision, candidate, log.failures, result)
+            return annotate_result(result, decision, candidate, log.failures, ctx.decision_id)
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     async def _agenerate(
@@ -457,7 +504,7 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         (routed,) = await self._aroute([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
+        decision, ctx, tools, rest = _unpack(routed)
         log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
@@ -466,7 +513,9 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return annotate_result(result, decision, candidate, log.failures)
+            log_result(self._log, ctx, decision, candidate, log.failures, result)
+            return annotate_result(result, decision, candidate, log.failures, ctx.decision_id)
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     def _stream(
@@ -477,11 +526,11 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         (routed,) = self._route([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
+        decision, ctx, tools, rest = _unpack(routed)
         log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures)
+            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
             try:
                 for chunk in stream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
                     yield annotator.annotate(chunk)
@@ -493,7 +542,9 @@ class R2RouterChatModel(BaseChatModel):
             closing = annotator.closing_chunk()
             if closing is not None:
                 yield closing
+            self._log_stream(ctx, decision, candidate, log.failures, annotator)
             return
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     async def _astream(
@@ -504,11 +555,11 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         (routed,) = await self._aroute([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
+        decision, ctx, tools, rest = _unpack(routed)
         log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures)
+            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
             try:
                 async for chunk in astream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
                     yield annotator.annotate(chunk)
@@ -520,8 +571,27 @@ class R2RouterChatModel(BaseChatModel):
             closing = annotator.closing_chunk()
             if closing is not None:
                 yield closing
+            self._log_stream(ctx, decision, candidate, log.failures, annotator)
             return
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
+
+    def _log_stream(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        used: Candidate,
+        failures: Sequence[FailedAttempt],
+        annotator: StreamAnnotator,
+    ) -> None:
+        if self._log is None:
+            return
+        message = AIMessage(
+            content=annotator.text,
+            usage_metadata=annotator.usage,
+            response_metadata={"finish_reason": annotator.reason} if annotator.reason else {},
+        )
+        log_answer(self._log, ctx, decision, used, failures, message)
 
     # -- structured output -----------------------------------------------------------
     def with_structured_output(
@@ -589,11 +659,12 @@ class R2RouterChatModel(BaseChatModel):
         return self.bind(**bind_kwargs)
 
 
-def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, BoundTools | None, dict[str, Any]]:
+def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, CallContext, BoundTools | None, dict[str, Any]]:
     rest = dict(kwargs)
     decision = rest.pop(DECISION_KEY)
+    ctx = rest.pop(CALL_KEY, None) or CallContext()
     tools = rest.pop(TOOLS_KEY, None)
-    return decision, tools, rest
+    return decision, ctx, tools, rest
 
 
 def _merge_results(results: Sequence[LLMResult]) -> LLMResult:

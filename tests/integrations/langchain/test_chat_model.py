@@ -350,7 +350,10 @@ def test_stream_puts_the_decision_on_the_first_chunk_only(llm: R2RouterChatModel
         full = full + chunk
     invoked = llm.invoke(MATH)
     assert full.text == invoked.text
-    assert r2(full) == r2(invoked)  # the aggregated stream carries the whole decision
+    # the aggregated stream carries the whole decision; each call has its own id
+    assert {**r2(full), "decision_id": None} == {**r2(invoked), "decision_id": None}
+    assert r2(full)["decision_id"] != r2(invoked)["decision_id"]
+    assert all(len(r2(m)["decision_id"]) == 32 for m in (full, invoked))
     assert full.usage_metadata == invoked.usage_metadata
 
 

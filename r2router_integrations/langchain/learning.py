@@ -1,0 +1,124 @@
+"""Decision ids and the decision log for the LangChain chat model.
+
+Each routed call carries a :class:`CallContext` in its kwargs (under
+:data:`CALL_KEY`, beside the decision): its id, the prompt's embedding (only
+when a log is open) and its start time. The id goes to
+``response_metadata["r2router"]["decision_id"]``; the log row is written by the
+core's :class:`~r2router_core.decision_log.DecisionLog` off the caller's path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+
+from r2router_core import Candidate, ConfigError, FailedAttempt, RoutingDecision
+from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+from r2router_integrations.langchain.metadata import finish_reason
+
+__all__ = ["CALL_KEY", "SOURCE", "CallContext", "log_answer", "log_failure", "open_log"]
+
+CALL_KEY = "r2router_call"
+"""The call kwarg that carries the :class:`CallContext` from routing to the answer."""
+
+SOURCE = "langchain"
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the log needs of one routed call besides its decision."""
+
+    decision_id: str = field(default_factory=new_decision_id)
+    embedding: Any = None
+    prompt: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+def open_log(store: Any, keep_text: bool) -> DecisionLog | None:
+    """The decision log of a ``store=`` setting: a URL, a path, an ``OutcomeStore`` or a ``DecisionLog``."""
+    if store is None:
+        return None
+    if isinstance(store, DecisionLog):
+        return store
+    if not isinstance(store, str | Path) and type(store).__name__ != "OutcomeStore":
+        raise ConfigError(f"store must be a SQLAlchemy URL, a path, an OutcomeStore or a DecisionLog, got {store!r}")
+    return DecisionLog(store, keep_text=keep_text)
+
+
+def _text(message: BaseMessage) -> str:
+    content = message.content
+    return content if isinstance(content, str) else str(content)
+
+
+def log_answer(
+    log: DecisionLog,
+    ctx: CallContext,
+    decision: RoutingDecision,
+    used: Candidate,
+    failures: Sequence[FailedAttempt],
+    message: BaseMessage,
+    info: dict[str, Any] | None = None,
+) -> None:
+    """Queue the log row of an answered call (tokens from ``usage_metadata``, when reported)."""
+    usage = getattr(message, "usage_metadata", None) or {}
+    log.record(
+        decision_record(
+            decision,
+            used,
+            decision_id=ctx.decision_id,
+            source=SOURCE,
+            failures=failures,
+            embedding=ctx.embedding,
+            prompt=ctx.prompt,
+            answer=_text(message),
+            finish_reason=finish_reason({**(info or {}), **message.response_metadata}),
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+            latency_s=time.perf_counter() - ctx.started,
+        )
+    )
+
+
+def log_result(
+    log: DecisionLog | None,
+    ctx: CallContext,
+    decision: RoutingDecision,
+    used: Candidate,
+    failures: Sequence[FailedAttempt],
+    result: ChatResult,
+) -> None:
+    """:func:`log_answer` for the (single) generation of a non-streamed result."""
+    if log is None or not result.generations:
+        return
+    generation = result.generations[0]
+    log_answer(log, ctx, decision, used, failures, generation.message, generation.generation_info)
+
+
+def log_failure(
+    log: DecisionLog | None, ctx: CallContext, decision: RoutingDecision, failures: Sequence[FailedAttempt]
+) -> None:
+    """Queue the log row of a call whose every attempt failed (the last arm tried, no cost)."""
+    if log is None or not failures:
+        return
+    last = failures[-1]
+    used = next(c for c in decision.candidates if (c.model, c.token_limit) == (last.model, last.token_limit))
+    log.record(
+        decision_record(
+            decision,
+            used,
+            decision_id=ctx.decision_id,
+            source=SOURCE,
+            failures=failures,
+            embedding=ctx.embedding,
+            prompt=ctx.prompt,
+            status="error",
+            cost_usd=0.0,
+            latency_s=time.perf_counter() - ctx.started,
+        )
+    )
