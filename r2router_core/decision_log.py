@@ -32,7 +32,7 @@ from r2router_core.fallback import FailedAttempt
 if TYPE_CHECKING:
     from r2router_core.store import DecisionRecord, FeedbackRecord, OutcomeStore
 
-__all__ = ["DecisionLog", "LogStats", "call_cost", "decision_record", "new_decision_id"]
+__all__ = ["DecisionLog", "LogStats", "call_cost", "decision_record", "new_decision_id", "open_log"]
 
 logger = logging.getLogger(__name__)
 
@@ -245,3 +245,18 @@ class DecisionLog:
                     self._queue.task_done()
             if any(r is None for r in batch):
                 return
+
+
+def open_log(store: Any, keep_text: bool = False) -> DecisionLog | None:
+    """The decision log of a ``store=`` setting: a URL, a path, an ``OutcomeStore``, a ``DecisionLog`` or ``None``.
+
+    Raises:
+        ConfigError: Any other value.
+    """
+    from r2router_core.store import OutcomeStore
+
+    if store is None or isinstance(store, DecisionLog):
+        return store
+    if not isinstance(store, str | Path | OutcomeStore):
+        raise ConfigError(f"store must be a SQLAlchemy URL, a path, an OutcomeStore or a DecisionLog, got {store!r}")
+    return DecisionLog(store, keep_text=keep_text)

@@ -49,6 +49,17 @@ def add_parser(sub: Any) -> None:
         action="store_false",
         help="send only the token cap, without the 'Use at most N tokens.' instruction",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="log every routed call to this outcome store (SQLAlchemy URL or SQLite path) and accept "
+        "POST /v1/feedback (default: no log)",
+    )
+    p.add_argument(
+        "--keep-text",
+        action="store_true",
+        help="keep prompt and answer text in the log (default: only embeddings and numbers)",
+    )
     p.set_defaults(run=run)
 
 
@@ -71,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_fallbacks=args.fallbacks,
         length_instruction=args.length_instruction,
+        store=args.store,
+        keep_text=args.keep_text,
     )
     if api_key is None and not _is_loopback(args.host):
         logger.warning("serving on %s without an API key: anyone who can reach it spends your upstream keys", args.host)

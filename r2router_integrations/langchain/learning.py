@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from r2router_core import Candidate, ConfigError, FailedAttempt, RoutingDecision
-from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+from r2router_core import Candidate, FailedAttempt, RoutingDecision
+from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id, open_log
 from r2router_integrations.langchain.metadata import finish_reason
 
 __all__ = ["CALL_KEY", "SOURCE", "CallContext", "log_answer", "log_failure", "open_log"]
@@ -38,17 +37,6 @@ class CallContext:
     embedding: Any = None
     prompt: str | None = None
     started: float = field(default_factory=time.perf_counter)
-
-
-def open_log(store: Any, keep_text: bool) -> DecisionLog | None:
-    """The decision log of a ``store=`` setting: a URL, a path, an ``OutcomeStore`` or a ``DecisionLog``."""
-    if store is None:
-        return None
-    if isinstance(store, DecisionLog):
-        return store
-    if not isinstance(store, str | Path) and type(store).__name__ != "OutcomeStore":
-        raise ConfigError(f"store must be a SQLAlchemy URL, a path, an OutcomeStore or a DecisionLog, got {store!r}")
-    return DecisionLog(store, keep_text=keep_text)
 
 
 def _text(message: BaseMessage) -> str:

@@ -7,6 +7,7 @@ Routes::
     GET  /v1/models             "r2router" and every pool model
     GET  /health                liveness, never behind the API key
     GET  /metrics               Prometheus text format
+    POST /v1/feedback           a quality score for a logged decision (server/learning.py)
 
 Every error is JSON in OpenAI's shape; an unexpected exception is a 500 and the
 server keeps serving.
@@ -42,7 +43,9 @@ from r2router_core import (
     RoutingDecision,
     RoutingOptions,
 )
+from r2router_core.decision_log import open_log
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
+from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
 from r2router_integrations.server.protocol import (
     ROUTER_MODEL,
@@ -67,7 +70,7 @@ DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 OPEN_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
 
-_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics")
+_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics", "/v1/feedback")
 _CLIENT_GONE = 499  # nginx's "client closed request", recorded in metrics only
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -83,6 +86,8 @@ def create_app(
     fallback_policy: FallbackPolicy | None = None,
     length_instruction: bool = True,
     http_client: httpx.AsyncClient | None = None,
+    store: Any = None,
+    keep_text: bool = False,
 ) -> Starlette:
     """Build the gateway.
 
@@ -97,6 +102,9 @@ def create_app(
         length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
         http_client: The client used for upstream calls; by default the app creates
             :data:`CLIENT_SHARDS` clients, used in turn, and closes them with the app.
+        store: Log every routed call to this outcome store (SQLAlchemy URL, path,
+            ``OutcomeStore`` or ``DecisionLog``) and accept ``POST /v1/feedback``; ``None`` = no log.
+        keep_text: Keep prompt and answer text in the log (off: privacy by default).
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -111,12 +119,15 @@ def create_app(
     if api_key is not None and not api_key:
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
     gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
+    gateway.learning = Learning(router, open_log(store, keep_text))  # learning from traffic: server/learning.py
+    gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
         Route("/health", gateway.health, methods=["GET"]),
         Route("/metrics", gateway.metrics_text, methods=["GET"]),
+        Route("/v1/feedback", gateway.feedback, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -182,6 +193,7 @@ class _Gateway:
         self._clients: list[httpx.AsyncClient] = [] if http_client is None else [http_client]
         self._owns_clients = http_client is None
         self._proxy: Proxy | None = None
+        self.learning = Learning(router, None)
 
     # -- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
@@ -196,6 +208,7 @@ class _Gateway:
                     await client.aclose()
                 self._clients = []
                 self._proxy = None
+            self.learning.close()
 
     def proxy(self) -> Proxy:
         """The forwarder and its HTTP clients, created at startup (or on first use without a lifespan)."""
@@ -219,14 +232,17 @@ class _Gateway:
     @_json_errors
     async def chat(self, request: Request) -> Response:
         chat = parse_chat_request(await self._read_json(request), self.router.config)
+        ctx: CallContext | None = None
         if chat.target is None:
             decision = await self._decide(last_user_text(chat.messages), chat.options)
             attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
+            ctx = CallContext(decision, last_user_text(chat.messages))
         else:
             attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
             logger.debug("routing bypassed: the client named %s", chat.target)
         try:
-            return await _until_disconnect(request, self.proxy().forward(chat, attempts))
+            response = await _until_disconnect(request, self.proxy().forward(chat, attempts))
+            return response if ctx is None else self.learning.finish(response, ctx)
         except _ClientGone:
             logger.debug("client disconnected; upstream call cancelled")
             return Response(status_code=_CLIENT_GONE)
@@ -242,6 +258,10 @@ class _Gateway:
         ids = [ROUTER_MODEL, *self.router.config.model_names]
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "r2router"} for i in ids]
         return JSONResponse({"object": "list", "data": data})
+
+    @_json_errors
+    async def feedback(self, request: Request) -> Response:
+        return await self.learning.feedback(request, await self._read_json(request))
 
     @_json_errors
     async def health(self, request: Request) -> Response:

@@ -1,0 +1,227 @@
+"""The gateway's side of learning from traffic: decision ids, the decision log, feedback.
+
+Hooks in the app (kept apart from the forwarding code)::
+
+    chat()        after routing, ``Learning.finish(response, ...)`` stamps the decision id on the
+                  answer (completion ``id`` and ``x-r2router-decision-id``, in every stream chunk
+                  too) and, with a store, queues the log row once the answer is out
+    /v1/feedback  ``{"id": ..., "quality": 0.0-1.0}``: 204; unknown id 404; bad score 400
+    /metrics      ``r2router_decision_log_total{outcome}``: queued, written, dropped, failed
+
+The log row is built after the last byte went to the client (a Starlette
+background task, or the end of the stream) and written by the core's
+:class:`~r2router_core.decision_log.DecisionLog` thread: logging never delays or
+fails an answer. The prompt's embedding is computed there, off the answer's path
+(the routing step does not hand it out); text is kept only with ``keep_text``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio.to_thread
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError
+from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+from r2router_integrations.server.errors import GatewayError
+
+__all__ = ["DECISION_HEADER", "CallContext", "Learning"]
+
+logger = logging.getLogger(__name__)
+
+DECISION_HEADER = "x-r2router-decision-id"
+SOURCE = "gateway"
+
+
+@dataclass
+class CallContext:
+    """One routed chat request on its way to the log."""
+
+    decision: RoutingDecision
+    text: str
+    decision_id: str = field(default_factory=new_decision_id)
+    started: float = field(default_factory=time.perf_counter)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    answer: list[str] = field(default_factory=list)
+
+
+class Learning:
+    """Decision ids always; the decision log and feedback when the gateway has a store.
+
+    Args:
+        router: The gateway's router (its embedder embeds logged prompts).
+        log: The decision log, or ``None`` (ids only; feedback answers 404).
+    """
+
+    def __init__(self, router: R2Router, log: DecisionLog | None) -> None:
+        self.router = router
+        self.log = log
+
+    def register_metrics(self, registry: Any) -> None:
+        """Expose the log's counters on the gateway's Prometheus registry."""
+        if self.log is not None:
+            registry.register(_LogCollector(self.log))
+
+    def close(self) -> None:
+        """Write what is queued and close the store."""
+        if self.log is not None:
+            self.log.close()
+
+    # -- chat ------------------------------------------------------------------------
+    def finish(self, response: Response, ctx: CallContext) -> Response:
+        """Stamp the decision id on a routed answer and log it once it is out."""
+        response.headers[DECISION_HEADER] = ctx.decision_id
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._stream(response.body_iterator, response, ctx)
+            return response
+        if response.status_code == 200 and response.body:
+            body = _stamp(bytes(response.body), ctx)
+            response.body = body
+            response.headers["content-length"] = str(len(body))
+        if self.log is not None:
+            response.background = BackgroundTask(self._record, ctx, dict(response.headers), response.status_code)
+        return response
+
+    async def _stream(self, chunks: AsyncIterable[Any], response: Response, ctx: CallContext) -> AsyncIterator[bytes]:
+        buffer = b""
+        async for chunk in chunks:
+            buffer += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+            cut = buffer.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            done, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+            yield _stamp_events(done, ctx)
+        if buffer:
+            yield _stamp_events(buffer, ctx)
+        if self.log is not None:
+            await self._record(ctx, dict(response.headers), response.status_code)
+
+    async def _record(self, ctx: CallContext, headers: dict[str, str], status: int) -> None:
+        """Build the log row (embedding in a worker thread) and queue it; never raises."""
+        log = self.log
+        if log is None:
+            return
+        try:
+            embedding = await anyio.to_thread.run_sync(self.router.embed, [ctx.text])
+            used = _used_arm(ctx.decision, headers)
+            failed = json.loads(headers.get("x-r2router-failed-attempts", "[]"))
+            record = decision_record(
+                ctx.decision,
+                used,
+                decision_id=ctx.decision_id,
+                source=SOURCE,
+                embedding=embedding[0],
+                prompt=ctx.text,
+                answer="".join(ctx.answer) or None,
+                finish_reason=ctx.finish_reason,
+                input_tokens=_int(ctx.usage.get("prompt_tokens")),
+                output_tokens=_int(ctx.usage.get("completion_tokens")),
+                latency_s=time.perf_counter() - ctx.started,
+                status="ok" if status < 400 else "error",
+            )
+            log.record(replace(record, failed_attempts=tuple(failed)))
+        except Exception:  # the answer is out; a log row is not worth an error
+            logger.exception("decision log: could not build the row of decision %s", ctx.decision_id)
+
+    # -- feedback --------------------------------------------------------------------
+    async def feedback(self, request: Request, body: dict[str, Any]) -> Response:
+        """``POST /v1/feedback``: record a quality score for a logged decision."""
+        if self.log is None:
+            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
+        decision_id, quality = body.get("id"), body.get("quality", "missing")
+        if not isinstance(decision_id, str) or not decision_id:
+            raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
+        source = body.get("source", "api")
+        log = self.log
+        try:
+            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
+        except UnknownDecisionError as exc:
+            raise GatewayError(404, str(exc), param="id", code="decision_not_found") from None
+        except DataError as exc:
+            raise GatewayError(400, str(exc), param="quality") from None
+        return Response(status_code=204)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _used_arm(decision: RoutingDecision, headers: dict[str, str]) -> Candidate:
+    """The candidate that answered: the model in ``x-r2router-model`` (a plan holds each model once)."""
+    model = headers.get("x-r2router-model", decision.model)
+    if model == decision.model:
+        return decision.chosen
+    return next(c for c in decision.candidates if c.model == model and c.eligible)
+
+
+def _observe(data: dict[str, Any], ctx: CallContext) -> None:
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            ctx.finish_reason = reason
+        for key in ("message", "delta"):
+            part = choice.get(key)
+            if isinstance(part, dict) and isinstance(part.get("content"), str):
+                ctx.answer.append(part["content"])
+    if isinstance(data.get("usage"), dict):
+        ctx.usage = data["usage"]
+
+
+def _stamp(content: bytes, ctx: CallContext) -> bytes:
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return content
+    if not isinstance(data, dict):
+        return content
+    data["id"] = ctx.decision_id
+    _observe(data, ctx)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+def _stamp_events(events: bytes, ctx: CallContext) -> bytes:
+    return b"\n".join(_stamp_line(line, ctx) for line in events.split(b"\n"))
+
+
+def _stamp_line(line: bytes, ctx: CallContext) -> bytes:
+    if not line.startswith(b"data:") or not line[5:].strip().startswith(b"{"):
+        return line
+    stamped = _stamp(line[5:].strip(), ctx)
+    return b"data: " + stamped
+
+
+class _LogCollector:
+    """Prometheus collector of a :class:`DecisionLog`'s counters."""
+
+    def __init__(self, log: DecisionLog) -> None:
+        self._log = log
+
+    def describe(self) -> Sequence[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self._log.stats
+        family = CounterMetricFamily(
+            "r2router_decision_log",
+            "Decision log rows by outcome (dropped/failed: lost, the answer still went out)",
+            labels=["outcome"],
+        )
+        for outcome in ("queued", "written", "dropped", "failed"):
+            family.add_metric([outcome], getattr(stats, outcome))
+        yield family
+        yield GaugeMetricFamily(
+            "r2router_decision_log_pending", "Decision log rows waiting for the writer", stats.pending
+        )

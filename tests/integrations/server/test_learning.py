@@ -1,0 +1,82 @@
+"""The gateway's decision ids, decision log (--store) and POST /v1/feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from r2router_core import R2Router
+from r2router_core.decision_log import DecisionLog
+
+from .support import ServerThread, Stub, start_gateway
+
+MATH = "math question number 3"
+KEY = "sk-gateway-test"
+
+
+@pytest.fixture
+def logged(router: R2Router, upstreams_file: Path, tmp_path: Path) -> Iterator[tuple[ServerThread, DecisionLog]]:
+    log = DecisionLog(tmp_path / "log.db")
+    server = start_gateway(router, upstreams_file, store=log, api_key=KEY)
+    yield server, log
+    server.__exit__()
+
+
+def _post(server: ServerThread, path: str, body: dict, key: str | None = KEY) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{server.url}{path}", json=body, headers=headers, timeout=10)
+
+
+def _chat(server: ServerThread, stream: bool = False) -> httpx.Response:
+    body = {"model": "r2router", "messages": [{"role": "user", "content": MATH}], "stream": stream}
+    return _post(server, "/v1/chat/completions", body)
+
+
+def test_the_answer_carries_its_decision_id_in_body_header_and_stream(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub
+) -> None:
+    server, log = logged
+    answer = _chat(server)
+    assert answer.status_code == 200
+    decision_id = answer.headers["x-r2router-decision-id"]
+    assert answer.json()["id"] == decision_id and len(decision_id) == 32
+    streamed = _chat(server, stream=True)
+    stream_id = streamed.headers["x-r2router-decision-id"]
+    ids = {json.loads(line[6:])["id"] for line in streamed.text.splitlines() if line.startswith("data: {")}
+    assert ids == {stream_id} and stream_id != decision_id
+    assert log.flush(timeout=30)
+    row = log.store.decision(decision_id)
+    assert row is not None and row.source == "gateway"
+    assert (row.model, row.budget) == (answer.headers["x-r2router-model"], 400)
+    assert (row.input_tokens, row.output_tokens, row.finish_reason) == (5, 3, "stop")
+    assert row.prompt is None and row.answer is None and row.embedding is not None
+    stream_row = log.store.decision(stream_id)
+    assert stream_row is not None and stream_row.finish_reason == "stop"
+
+
+def test_feedback_is_stored_and_validated_behind_the_key(logged: tuple[ServerThread, DecisionLog], stub: Stub) -> None:
+    server, log = logged
+    decision_id = _chat(server).headers["x-r2router-decision-id"]
+    assert _post(server, "/v1/feedback", {"id": decision_id, "quality": 0.8}).status_code == 204
+    assert [f.quality for f in log.store.feedback(decision_id)] == [0.8]
+    unknown = _post(server, "/v1/feedback", {"id": "0" * 32, "quality": 0.8})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "decision_not_found"
+    for bad in (1.5, -1, "high", None):
+        response = _post(server, "/v1/feedback", {"id": decision_id, "quality": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["param"] == "quality"
+    assert _post(server, "/v1/feedback", {"id": decision_id, "quality": 0.1}, key=None).status_code == 401
+    assert len(log.store.feedback(decision_id)) == 1
+    metrics = httpx.get(f"{server.url}/metrics", headers={"authorization": f"Bearer {KEY}"}).text
+    assert 'r2router_decision_log_total{outcome="written"}' in metrics
+
+
+def test_a_gateway_without_a_store_still_gives_ids_and_refuses_feedback(gateway: ServerThread, stub: Stub) -> None:
+    answer = _chat(gateway)
+    assert answer.json()["id"] == answer.headers["x-r2router-decision-id"]
+    refused = _post(gateway, "/v1/feedback", {"id": answer.json()["id"], "quality": 1.0}, key=None)
+    assert refused.status_code == 404 and "--store" in refused.json()["error"]["message"]
