@@ -22,8 +22,10 @@ Two LlamaIndex details shape this class:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -66,8 +68,10 @@ from r2router_core import (
     join_instruction,
     length_instruction,
 )
+from r2router_core.decision_log import DecisionLog, open_log
 from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
+from r2router_integrations.llamaindex.learning import CallContext, log_call
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -144,6 +148,10 @@ class R2RouterLLM(FunctionCallingLLM):
     fallbacks: int = Field(default=2, description="Other pool models tried on provider failures.")
     """Other pool models tried, in utility order, on provider failures; 0 = off."""
     fallback_policy: FallbackPolicy | None = Field(default=None, exclude=True)
+
+    store: Any = Field(default=None, exclude=True, description="Decision log store (URL, path); None = no log.")
+
+    keep_text: bool = Field(default=False, description="Keep prompt and answer text in the decision log.")
     """The whole fallback policy; overrides ``fallbacks``."""
 
     _router: R2Router = PrivateAttr()
@@ -154,6 +162,10 @@ class R2RouterLLM(FunctionCallingLLM):
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _log: DecisionLog | None = PrivateAttr(default=None)
+    _calls: weakref.WeakKeyDictionary[RoutingDecision, CallContext] = PrivateAttr(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def __init__(
         self,
@@ -189,6 +201,24 @@ class R2RouterLLM(FunctionCallingLLM):
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
+        self._log = open_log(self.store, self.keep_text)
+
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log of ``store=`` (``None`` without a store)."""
+        return self._log
+
+    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
+        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from ``additional_kwargs``).
+
+        Raises:
+            ConfigError: No ``store``.
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No logged call has this id.
+        """
+        if self._log is None:
+            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
+        self._log.feedback(decision_id, quality, source=source)
 
     @classmethod
     def class_name(cls) -> str:
@@ -247,7 +277,18 @@ class R2RouterLLM(FunctionCallingLLM):
         return self._defaults.merged(call)
 
     def _route(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
-        return route(self._router, self._routing_text(text), self._options(kwargs))
+        routed = self._routing_text(text)
+        if self._log is None:
+            decision = route(self._router, routed, self._options(kwargs))
+            self._calls[decision] = CallContext(routed)
+            return decision
+        embedding = self._router.embed([routed])[0]  # the log keeps it: embed once, route on it
+        decision = self._router.route(embedding, self._options(kwargs))
+        self._calls[decision] = CallContext(routed, embedding)
+        return decision
+
+    def _context(self, decision: RoutingDecision) -> CallContext:
+        return self._calls.get(decision) or CallContext("")
 
     async def _aroute(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
         return await asyncio.to_thread(self._route, text, kwargs)
@@ -284,6 +325,7 @@ class R2RouterLLM(FunctionCallingLLM):
     # -- one call with fallback, sync and async ----------------------------------------
     def _call(self, decision: RoutingDecision, run: Callable[[LLM, int | None], _R]) -> _R:
         log = self._plan(decision)
+        ctx = self._context(decision)
         for candidate in log:
             llm, cap = self._arm(decision, candidate)
             try:
@@ -291,11 +333,14 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, _info(decision, candidate, log.failures))
+            log_call(self._log, ctx, decision, candidate, log.failures, response)
+            return _tag(response, _info(decision, candidate, log.failures, ctx.decision_id))
+        self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
     async def _acall(self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[_R]]) -> _R:
         log = self._plan(decision)
+        ctx = self._context(decision)
         async for candidate in log:
             llm, cap = self._arm(decision, candidate)
             try:
@@ -303,7 +348,9 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, _info(decision, candidate, log.failures))
+            log_call(self._log, ctx, decision, candidate, log.failures, response)
+            return _tag(response, _info(decision, candidate, log.failures, ctx.decision_id))
+        self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
     def _stream(
@@ -321,8 +368,10 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            info = _info(decision, candidate, log.failures)
-            return _tag_stream(first, stream, info)
+            ctx = self._context(decision)
+            info = _info(decision, candidate, log.failures, ctx.decision_id)
+            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
+            return _tag_stream(first, stream, info, done)
         raise log.error()
 
     async def _astream(
@@ -339,10 +388,19 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag_astream(first, stream, _info(decision, candidate, log.failures))
+            ctx = self._context(decision)
+            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
+            return _tag_astream(first, stream, _info(decision, candidate, log.failures, ctx.decision_id), done)
         else:
             raise log.error()
         return _empty()
+
+    def _log_failure(self, ctx: CallContext, decision: RoutingDecision, failures: Sequence[FailedAttempt]) -> None:
+        if self._log is None or not failures:
+            return
+        last = failures[-1]
+        used = next(c for c in decision.candidates if (c.model, c.token_limit) == (last.model, last.token_limit))
+        log_call(self._log, ctx, decision, used, failures)
 
     # -- completion ------------------------------------------------------------------
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -559,9 +617,12 @@ LLAMAINDEX_MESSAGES: MessageStyle[ChatMessage] = MessageStyle(
 """LlamaIndex chat messages for the core's :func:`~r2router_core.add_length_instruction`."""
 
 
-def _info(decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt]) -> dict[str, Any]:
+def _info(
+    decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt], decision_id: str | None = None
+) -> dict[str, Any]:
     """The ``additional_kwargs["r2router"]`` dict: the decision, as answered by ``used``."""
     return {
+        "decision_id": decision_id,
         **decision.to_dict(),
         "model": used.model,
         "model_full_name": used.model_full_name,
@@ -590,16 +651,26 @@ def _tag(response: _R, info: dict[str, Any]) -> _R:
     return response
 
 
-def _tag_stream(first: _R, stream: Generator[_R, None, None], info: dict[str, Any]) -> Generator[_R, None, None]:
-    yield _tag(first, info)
+def _tag_stream(
+    first: _R, stream: Generator[_R, None, None], info: dict[str, Any], done: Callable[[Any], None]
+) -> Generator[_R, None, None]:
+    last = _tag(first, info)
+    yield last
     for chunk in stream:
-        yield _tag(chunk, info)
+        last = _tag(chunk, info)
+        yield last
+    done(last)  # LlamaIndex chunks carry the text so far: the last one holds the answer
 
 
-async def _tag_astream(first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any]) -> AsyncGenerator[_R, None]:
-    yield _tag(first, info)
+async def _tag_astream(
+    first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any], done: Callable[[Any], None]
+) -> AsyncGenerator[_R, None]:
+    last = _tag(first, info)
+    yield last
     async for chunk in stream:
-        yield _tag(chunk, info)
+        last = _tag(chunk, info)
+        yield last
+    done(last)
 
 
 def _nothing() -> Generator[Any, None, None]:

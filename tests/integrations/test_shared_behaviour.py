@@ -38,6 +38,7 @@ class Sent:
     cap: int | None
     system: str | None
     failed: list[dict[str, Any]]
+    decision_id: str | None = None
 
 
 class Integration(Protocol):
@@ -59,7 +60,7 @@ class LangChain:
         info = message.response_metadata["r2router"]
         call = self.pool[info["model"]].calls[-1]
         system = call.messages[0].text if call.messages[0].type == "system" else None
-        return Sent(info["model"], call.max_tokens, system, info["fallbacks"])
+        return Sent(info["model"], call.max_tokens, system, info["fallbacks"], info["decision_id"])
 
     def fail(self, model: str) -> None:
         self.pool[model].fail_with = ConnectionError(f"{model} is down")
@@ -102,6 +103,7 @@ class LlamaIndex:
             last.max_tokens,
             first_line if first_line.startswith("Use at most") else None,
             info["fallbacks"],
+            info["decision_id"],
         )
 
     def fail(self, model: str) -> None:
@@ -136,7 +138,9 @@ class Gateway:
         first = request["messages"][0]
         system = first["content"] if first["role"] == "system" else None
         failed = json.loads(raw.headers.get("x-r2router-failed-attempts", "[]"))
-        return Sent(model, sent_cap, system, failed)
+        decision_id = raw.headers["x-r2router-decision-id"]
+        assert raw.parse().id == decision_id  # the completion id is the decision id
+        return Sent(model, sent_cap, system, failed, decision_id)
 
     def fail(self, model: str) -> None:
         self.stub.behaviour[model].status = 503
@@ -229,3 +233,9 @@ def test_fallback_order_and_failed_attempts_are_the_same_everywhere(integration:
     assert (failed["model"], failed["token_limit"]) == (plan[0].model, plan[0].token_limit)
     assert failed["kind"] in ("connection", "http_5xx")
     assert set(failed) == {"model", "token_limit", "kind", "error", "status"}
+
+
+def test_every_routed_call_gets_its_own_decision_id(integration: Integration) -> None:
+    ids = [integration.call(MATH_PROMPT).decision_id for _ in range(3)]
+    assert len(set(ids)) == 3
+    assert all(isinstance(i, str) and len(i) == 32 and int(i, 16) >= 0 for i in ids)

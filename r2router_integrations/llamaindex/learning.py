@@ -1,0 +1,95 @@
+"""Decision ids and the decision log for :class:`~r2router_integrations.llamaindex.R2RouterLLM`.
+
+The id goes to ``additional_kwargs["r2router"]["decision_id"]``; with ``store=``
+each call's row is queued on the core's
+:class:`~r2router_core.decision_log.DecisionLog` (written off the caller's path).
+Tokens and the finish reason are read from the pool LLM's ``raw`` answer
+(OpenAI's shape) or its ``additional_kwargs`` (``prompt_tokens``,
+``completion_tokens``), when it reports them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from r2router_core import Candidate, FailedAttempt, RoutingDecision
+from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+
+__all__ = ["SOURCE", "CallContext", "answer_facts", "log_call"]
+
+SOURCE = "llamaindex"
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """One routed call: its id, routed text, embedding (when logged) and start time."""
+
+    text: str
+    embedding: Any = None
+    decision_id: str = field(default_factory=new_decision_id)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def answer_facts(response: Any) -> tuple[str | None, int | None, int | None]:
+    """``(finish_reason, input_tokens, output_tokens)`` of a LlamaIndex response, where reported."""
+    raw = getattr(response, "raw", None)
+    extra = getattr(response, "additional_kwargs", None) or {}
+    choices = _get(raw, "choices") if raw is not None else None
+    reason = _get(choices[0], "finish_reason") if isinstance(choices, Sequence) and choices else None
+    usage = _get(raw, "usage") if raw is not None else None
+    input_tokens = _int(_get(usage, "prompt_tokens")) if usage is not None else None
+    output_tokens = _int(_get(usage, "completion_tokens")) if usage is not None else None
+    input_tokens = input_tokens if input_tokens is not None else _int(extra.get("prompt_tokens"))
+    output_tokens = output_tokens if output_tokens is not None else _int(extra.get("completion_tokens"))
+    return (reason if isinstance(reason, str) else None), input_tokens, output_tokens
+
+
+def _answer_text(response: Any) -> str | None:
+    message = getattr(response, "message", None)
+    if message is not None:
+        return getattr(message, "content", None)
+    text = getattr(response, "text", None)
+    return text if isinstance(text, str) else None
+
+
+def log_call(
+    log: DecisionLog | None,
+    ctx: CallContext,
+    decision: RoutingDecision,
+    used: Candidate,
+    failures: Sequence[FailedAttempt],
+    response: Any = None,
+) -> None:
+    """Queue the row of a call answered by ``used`` (``response`` ``None``: every attempt failed)."""
+    if log is None:
+        return
+    reason, input_tokens, output_tokens = answer_facts(response) if response is not None else (None, None, None)
+    log.record(
+        decision_record(
+            decision,
+            used,
+            decision_id=ctx.decision_id,
+            source=SOURCE,
+            failures=failures,
+            embedding=ctx.embedding,
+            prompt=ctx.text,
+            answer=_answer_text(response) if response is not None else None,
+            finish_reason=reason,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=time.perf_counter() - ctx.started,
+            status="ok" if response is not None else "error",
+            cost_usd=None if response is not None else 0.0,
+        )
+    )
