@@ -49,8 +49,9 @@ from r2router_core import (
     add_length_instruction,
     check_instruction_template,
 )
-from r2router_core.decision_log import DecisionLog
+from r2router_core.decision_log import DecisionLog, open_log
 from r2router_core.embedders.base import check_texts
+from r2router_core.escalation import Escalation, EscalationPolicy
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,
@@ -62,10 +63,11 @@ from r2router_integrations.langchain.delegate import (
 from r2router_integrations.langchain.learning import (
     CALL_KEY,
     CallContext,
+    answer_cost,
     log_answer,
     log_failure,
     log_result,
-    open_log,
+    result_facts,
 )
 from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text
 from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result
@@ -180,9 +182,16 @@ class R2RouterChatModel(BaseChatModel):
     keep_text: bool = False
     """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
 
+    escalation: EscalationPolicy | bool | int | None = None
+    """When the budget cut the answer (finish reason ``length``), ask again at the next larger
+    budget of the same model, else the next candidate: ``None``/``True`` = the core's default
+    (once), ``False``/``0`` = off, an int = that many times, or an ``EscalationPolicy``.
+    Non-streamed calls only: a stream's cut is known after its bytes are out."""
+
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _log: DecisionLog | None = PrivateAttr(default=None)
+    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
 
     def __init__(self, **data: Any) -> None:
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
@@ -214,6 +223,7 @@ class R2RouterChatModel(BaseChatModel):
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
         self._log = open_log(self.store, self.keep_text)
+        self._escalation = EscalationPolicy.coerce(self.escalation)
 
     # -- learning from traffic -----------------------------------------------------------
     @property
@@ -491,8 +501,19 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            log_result(self._log, ctx, decision, candidate, log.failures, result)
-            return annotate_result(result, decision, candidate, log.failures, ctx.decision_id)
+            escalation = Escalation(decision, self._escalation, candidate)
+            truncated: list[tuple[Candidate, ChatResult]] = []
+            while (arm := self._next_arm(escalation, decision, result)) is not None:
+                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
+                try:
+                    again = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                truncated.append((escalation.tried[-2], result))
+                result = again
+            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
         log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
@@ -513,8 +534,19 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            log_result(self._log, ctx, decision, candidate, log.failures, result)
-            return annotate_result(result, decision, candidate, log.failures, ctx.decision_id)
+            escalation = Escalation(decision, self._escalation, candidate)
+            truncated: list[tuple[Candidate, ChatResult]] = []
+            while (arm := self._next_arm(escalation, decision, result)) is not None:
+                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
+                try:
+                    again = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                truncated.append((escalation.tried[-2], result))
+                result = again
+            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
         log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
@@ -575,6 +607,26 @@ class R2RouterChatModel(BaseChatModel):
             return
         log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
+
+    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, result: ChatResult) -> Candidate | None:
+        reason, _, output_tokens = result_facts(result)
+        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, result))
+
+    def _finish(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        escalation: Escalation,
+        failures: Sequence[FailedAttempt],
+        result: ChatResult,
+        truncated: list[tuple[Candidate, ChatResult]],
+    ) -> ChatResult:
+        used = escalation.current
+        log_result(self._log, ctx, decision, used, failures, result, escalation, truncated)
+        total = escalation.cost_usd + answer_cost(decision, used, result)
+        return annotate_result(
+            result, decision, used, failures, ctx.decision_id, escalation.truncated, cost_usd=total
+        )
 
     def _log_stream(
         self,

@@ -8,13 +8,18 @@ The value is a JSON-ready dict::
      "alternatives": [{"model": ..., "token_limit": ..., ...}, ...],   # the next 3 arms
      "fallbacks": [{"model": "large", "token_limit": 256, "kind": "http_5xx",
                     "error": "InternalServerError: ...", "status": 500}],   # the core's FailedAttempt
+     "escalations": [{"model": "small", "token_limit": 32, "finish_reason": "length",
+                      "output_tokens": 32, "cost_usd": 1.9e-05}],   # the core's TruncatedAttempt
+     "cost_usd": 4.2e-05,   # every attempt of the call, at the pool's prices
      "budget_exhausted": False}
 
 ``decision_id`` names the call in the decision log (``store=``) and in feedback.
 ``max_tokens`` is the cap sent (the budget, bounded by the caller's ``max_tokens``).
 ``model``/``token_limit`` and the predictions are those of the arm that answered
 (after a fallback, the next-best one); ``fallbacks`` lists the arms that failed
-first. ``budget_exhausted`` is true when the answer stopped at its output cap
+first; ``escalations`` the answers the cap cut, asked again with more room
+(non-streamed calls only), and ``cost_usd`` sums every answer's cost (non-streamed only).
+``budget_exhausted`` is true when the answer stopped at its output cap
 (finish reason ``length``/``max_tokens``). When streaming, everything but
 ``budget_exhausted`` rides on the first chunk and ``budget_exhausted`` on the
 last, so the aggregated message holds the whole dict.
@@ -67,6 +72,7 @@ def decision_metadata(
         "lambda": decision.lambda_,
         "alternatives": [_arm(c) for c in alternatives],
         "fallbacks": [f.to_dict() for f in failures],
+        "escalations": [],
     }
 
 
@@ -82,12 +88,17 @@ def annotate_result(
     used: Candidate,
     failures: Sequence[FailedAttempt],
     decision_id: str | None = None,
+    escalations: Sequence[Any] = (),
+    cost_usd: float | None = None,
 ) -> ChatResult:
     """Add the ``"r2router"`` key to every generation of a child's result, in place."""
     for generation in result.generations:
         message = generation.message
         reason = finish_reason({**(generation.generation_info or {}), **message.response_metadata})
         info = decision_metadata(decision, used, failures, decision_id)
+        info["escalations"] = [e.to_dict() for e in escalations]
+        if cost_usd is not None:
+            info["cost_usd"] = cost_usd
         info["budget_exhausted"] = reason in _EXHAUSTED
         message.response_metadata = {**message.response_metadata, METADATA_KEY: info}
     return result

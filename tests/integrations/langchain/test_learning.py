@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from r2router_core import ConfigError, R2Router, UnknownDecisionError
+from r2router_core.decision_log import call_cost
 from r2router_integrations.langchain import R2RouterChatModel
-from tests.integrations.langchain.conftest import CHAT, MATH
+from tests.integrations.langchain.conftest import CHAT, LONG_ANSWER, MATH, fake_pool
 
 
 def _id(message: object) -> str:
@@ -59,3 +60,39 @@ def test_text_is_kept_only_when_opted_in(make_llm: Callable[..., R2RouterChatMod
     row = log.store.decision(_id(answer))
     assert row is not None and (row.prompt, row.answer) == (MATH, answer.text)
     log.close()
+
+
+def test_a_cut_answer_is_asked_again_at_the_next_budget_and_both_are_logged(
+    router: R2Router, tmp_path: Path
+) -> None:
+    pool = fake_pool(router, response=LONG_ANSWER)  # 100 words: cut at 32, whole at 256
+    llm = R2RouterChatModel(router=router, models=pool, store=tmp_path / "log.db")
+    answer = llm.invoke(CHAT)  # small @ 32
+    assert answer.text == LONG_ANSWER
+    info = answer.response_metadata["r2router"]
+    assert (info["model"], info["token_limit"], info["budget_exhausted"]) == ("small", 256, False)
+    (cut,) = info["escalations"]
+    assert (cut["model"], cut["token_limit"], cut["finish_reason"], cut["output_tokens"]) == ("small", 32, "length", 32)
+    assert [c.max_tokens for c in pool["small"].calls] == [32, 256]
+    n_in = pool["small"].calls[0].messages
+    spec = router.config.models[router.config.model_names.index("small")]
+    tokens_in = sum(len(m.text.split()) for m in n_in)
+    want = call_cost(spec, tokens_in, 32) + call_cost(spec, tokens_in, 100)
+    assert info["cost_usd"] == pytest.approx(want) and cut["cost_usd"] == pytest.approx(call_cost(spec, tokens_in, 32))
+    log = llm.decision_log
+    assert log is not None and log.flush(timeout=30)
+    final = log.store.decision(info["decision_id"])
+    assert final is not None and final.escalated_from is not None
+    first = log.store.decision(final.escalated_from)
+    assert first is not None and (first.budget, first.finish_reason) == (32, "length")  # a signal for that arm
+    assert final.cost_usd == pytest.approx(want)
+    log.close()
+
+
+def test_escalation_can_be_switched_off_and_stops_after_one(router: R2Router) -> None:
+    pool = fake_pool(router, response=" ".join(["w"] * 300))  # cut at 32 and at 256
+    off = R2RouterChatModel(router=router, models=pool, escalation=False).invoke(CHAT)
+    assert off.response_metadata["r2router"]["escalations"] == [] and len(off.text.split()) == 32
+    once = R2RouterChatModel(router=router, models=pool).invoke(CHAT)
+    info = once.response_metadata["r2router"]
+    assert len(info["escalations"]) == 1 and info["token_limit"] == 256 and info["budget_exhausted"] is True
