@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r2router_core import Candidate, FailedAttempt, RoutingDecision
-from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
+from r2router_core.escalation import Escalation
 
-__all__ = ["SOURCE", "CallContext", "answer_facts", "log_call"]
+__all__ = ["SOURCE", "CallContext", "answer_cost", "answer_facts", "log_call", "log_escalated"]
 
 SOURCE = "llamaindex"
 
@@ -70,16 +71,25 @@ def log_call(
     used: Candidate,
     failures: Sequence[FailedAttempt],
     response: Any = None,
+    *,
+    decision_id: str | None = None,
+    escalated_from: str | None = None,
+    extra_cost: float = 0.0,
 ) -> None:
-    """Queue the row of a call answered by ``used`` (``response`` ``None``: every attempt failed)."""
+    """Queue the row of a call answered by ``used`` (``response`` ``None``: every attempt failed).
+
+    ``extra_cost`` adds what earlier (truncated) attempts of the call cost.
+    """
     if log is None:
         return
     reason, input_tokens, output_tokens = answer_facts(response) if response is not None else (None, None, None)
+    own = answer_cost(decision, used, response) if response is not None else 0.0
     log.record(
         decision_record(
             decision,
             used,
-            decision_id=ctx.decision_id,
+            decision_id=decision_id or ctx.decision_id,
+            escalated_from=escalated_from,
             source=SOURCE,
             failures=failures,
             embedding=ctx.embedding,
@@ -90,6 +100,36 @@ def log_call(
             output_tokens=output_tokens,
             latency_s=time.perf_counter() - ctx.started,
             status="ok" if response is not None else "error",
-            cost_usd=None if response is not None else 0.0,
+            cost_usd=own + extra_cost,
         )
     )
+
+
+def answer_cost(decision: RoutingDecision, used: Candidate, response: Any) -> float:
+    """USD of one answer at the pool's prices (0 where tokens are not reported)."""
+    _, input_tokens, output_tokens = answer_facts(response)
+    spec = next(m for m in decision._table.config.models if m.name == used.model)
+    return call_cost(spec, input_tokens, output_tokens)
+
+
+def log_escalated(
+    log: DecisionLog | None,
+    ctx: CallContext,
+    decision: RoutingDecision,
+    escalation: Escalation,
+    failures: Sequence[FailedAttempt],
+    cut: Sequence[tuple[Candidate, Any]],
+    response: Any,
+) -> None:
+    """Queue one row per cut answer (a signal for its arm), then the final one pointing at the last cut."""
+    if log is None:
+        return
+    previous: str | None = None
+    for arm, answer in cut:
+        row_id = new_decision_id()
+        log_call(log, ctx, decision, arm, failures, answer, decision_id=row_id, escalated_from=previous)
+        previous = row_id
+    log_call(
+        log, ctx, decision, escalation.current, failures, response,
+        escalated_from=previous, extra_cost=escalation.cost_usd,
+    )  # fmt: skip

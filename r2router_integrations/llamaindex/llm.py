@@ -69,9 +69,10 @@ from r2router_core import (
     length_instruction,
 )
 from r2router_core.decision_log import DecisionLog, open_log
+from r2router_core.escalation import Escalation, EscalationPolicy
 from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
-from r2router_integrations.llamaindex.learning import CallContext, log_call
+from r2router_integrations.llamaindex.learning import CallContext, answer_cost, answer_facts, log_call, log_escalated
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -152,6 +153,13 @@ class R2RouterLLM(FunctionCallingLLM):
     store: Any = Field(default=None, exclude=True, description="Decision log store (URL, path); None = no log.")
 
     keep_text: bool = Field(default=False, description="Keep prompt and answer text in the decision log.")
+
+    escalation: EscalationPolicy | bool | int | None = Field(
+        default=None, exclude=True, description="Ask a cut answer again with more room (None: once)."
+    )
+    """When the budget cut the answer (finish reason ``length``), ask again at the next larger budget of
+    the same model, else the next candidate: ``None``/``True`` = once, ``False``/``0`` = off, an int or a
+    policy. Non-streamed calls only."""
     """The whole fallback policy; overrides ``fallbacks``."""
 
     _router: R2Router = PrivateAttr()
@@ -163,6 +171,7 @@ class R2RouterLLM(FunctionCallingLLM):
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _log: DecisionLog | None = PrivateAttr(default=None)
+    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
     _calls: weakref.WeakKeyDictionary[RoutingDecision, CallContext] = PrivateAttr(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -202,6 +211,7 @@ class R2RouterLLM(FunctionCallingLLM):
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
         self._log = open_log(self.store, self.keep_text)
+        self._escalation = EscalationPolicy.coerce(self.escalation)
 
     @property
     def decision_log(self) -> DecisionLog | None:
@@ -333,8 +343,17 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            log_call(self._log, ctx, decision, candidate, log.failures, response)
-            return _tag(response, _info(decision, candidate, log.failures, ctx.decision_id))
+            escalation, cut = Escalation(decision, self._escalation, candidate), []
+            while (arm := self._next_arm(escalation, decision, response)) is not None:
+                try:
+                    again = run(*self._arm(decision, arm))
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                cut.append((escalation.tried[-2], response))
+                response = again
+            return self._finish(ctx, decision, escalation, log.failures, cut, response)
         self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
@@ -348,8 +367,17 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            log_call(self._log, ctx, decision, candidate, log.failures, response)
-            return _tag(response, _info(decision, candidate, log.failures, ctx.decision_id))
+            escalation, cut = Escalation(decision, self._escalation, candidate), []
+            while (arm := self._next_arm(escalation, decision, response)) is not None:
+                try:
+                    again = await run(*self._arm(decision, arm))
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                cut.append((escalation.tried[-2], response))
+                response = again
+            return self._finish(ctx, decision, escalation, log.failures, cut, response)
         self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
@@ -394,6 +422,26 @@ class R2RouterLLM(FunctionCallingLLM):
         else:
             raise log.error()
         return _empty()
+
+    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, response: Any) -> Candidate | None:
+        reason, _, output_tokens = answer_facts(response)
+        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, response))
+
+    def _finish(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        escalation: Escalation,
+        failures: Sequence[FailedAttempt],
+        cut: Sequence[tuple[Candidate, Any]],
+        response: _R,
+    ) -> _R:
+        used = escalation.current
+        log_escalated(self._log, ctx, decision, escalation, failures, cut, response)
+        info = _info(decision, used, failures, ctx.decision_id)
+        info["escalations"] = [t.to_dict() for t in escalation.truncated]
+        info["cost_usd"] = escalation.cost_usd + answer_cost(decision, used, response)
+        return _tag(response, info)
 
     def _log_failure(self, ctx: CallContext, decision: RoutingDecision, failures: Sequence[FailedAttempt]) -> None:
         if self._log is None or not failures:
@@ -633,6 +681,7 @@ def _info(
         "predicted_cost": used.predicted_cost,
         "utility": used.utility,
         "fallbacks": [f.to_dict() for f in failures],
+        "escalations": [],
     }
 
 

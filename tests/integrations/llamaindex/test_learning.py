@@ -9,6 +9,7 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from r2router_core import ConfigError, UnknownDecisionError
+from r2router_core.decision_log import call_cost
 from r2router_integrations.llamaindex import R2RouterLLM
 from r2router_integrations.llamaindex.testing import RecordingLLM
 from tests.integrations.server.support import MATH_PROMPT, build_router
@@ -56,4 +57,28 @@ def test_text_only_with_keep_text_and_feedback_needs_a_store(tmp_path: Path) -> 
     assert log is not None and log.flush(timeout=30)
     row = log.store.decision(decision_id)
     assert row is not None and row.prompt == MATH_PROMPT and row.answer
+    log.close()
+
+
+def test_a_cut_answer_is_asked_again_with_more_room(tmp_path: Path) -> None:
+    # the stub answers 300 words and says "length" when its cap cut them: cut at 100, whole at 400
+    names = ROUTER.config.model_names
+    pool = {n: RecordingLLM(name=n, is_chat=True, answer_words=300, finish_reasons=True) for n in names}
+    llm = R2RouterLLM(ROUTER, pool, lambda_=1.0, store=tmp_path / "log.db")  # the cheapest arm: small @ 100
+    response = llm.chat([ChatMessage(role=MessageRole.USER, content=MATH_PROMPT)])
+    info = response.additional_kwargs["r2router"]
+    assert (info["model"], info["token_limit"]) == ("small", 400)
+    assert len((response.message.content or "").split()) == 300
+    (cut,) = info["escalations"]
+    assert (cut["model"], cut["token_limit"], cut["finish_reason"]) == ("small", 100, "length")
+    assert cut["output_tokens"] == 100
+    assert [c.max_tokens for c in pool["small"].calls] == [100, 400]
+    spec = ROUTER.config.models[0]
+    tokens_in = len(pool["small"].calls[0].prompt.split())
+    want = call_cost(spec, tokens_in, 100) + call_cost(spec, len(pool["small"].calls[1].prompt.split()), 300)
+    assert info["cost_usd"] == pytest.approx(want)
+    log = llm.decision_log
+    assert log is not None and log.flush(timeout=30)
+    final = log.store.decision(info["decision_id"])
+    assert final is not None and final.escalated_from is not None and final.cost_usd == pytest.approx(want)
     log.close()
