@@ -44,6 +44,7 @@ from r2router_core import (
     RoutingOptions,
 )
 from r2router_core.decision_log import open_log
+from r2router_core.escalation import EscalationPolicy
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
@@ -88,6 +89,7 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
     store: Any = None,
     keep_text: bool = False,
+    escalation: EscalationPolicy | bool | int | None = None,
 ) -> Starlette:
     """Build the gateway.
 
@@ -105,6 +107,8 @@ def create_app(
         store: Log every routed call to this outcome store (SQLAlchemy URL, path,
             ``OutcomeStore`` or ``DecisionLog``) and accept ``POST /v1/feedback``; ``None`` = no log.
         keep_text: Keep prompt and answer text in the log (off: privacy by default).
+        escalation: Ask a non-streamed answer the cap cut again with more room (the core's
+            ``EscalationPolicy``; ``None``/``True`` = once, ``False``/``0`` = off).
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -119,7 +123,8 @@ def create_app(
     if api_key is not None and not api_key:
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
     gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
-    gateway.learning = Learning(router, open_log(store, keep_text))  # learning from traffic: server/learning.py
+    # learning from traffic (decision ids, log, feedback, escalation): server/learning.py
+    gateway.learning = Learning(router, open_log(store, keep_text), EscalationPolicy.coerce(escalation))
     gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
@@ -241,7 +246,10 @@ class _Gateway:
             attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
             logger.debug("routing bypassed: the client named %s", chat.target)
         try:
-            response = await _until_disconnect(request, self.proxy().forward(chat, attempts))
+            work = self.proxy().forward(chat, attempts)
+            if ctx is not None:  # escalation on a cut answer: server/learning.py
+                work = self.learning.escalate(work, ctx, functools.partial(self.proxy().forward, chat))
+            response = await _until_disconnect(request, work)
             return response if ctx is None else self.learning.finish(response, ctx)
         except _ClientGone:
             logger.debug("client disconnected; upstream call cancelled")

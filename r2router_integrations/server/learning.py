@@ -7,6 +7,10 @@ Hooks in the app (kept apart from the forwarding code)::
                   too) and, with a store, queues the log row once the answer is out
     /v1/feedback  ``{"id": ..., "quality": 0.0-1.0}``: 204; unknown id 404; bad score 400
     /metrics      ``r2router_decision_log_total{outcome}``: queued, written, dropped, failed
+    escalate()    a non-streamed answer the cap cut (finish reason ``length``) is asked again under
+                  the core's EscalationPolicy; ``x-r2router-escalations`` lists the cut attempts and
+                  ``x-r2router-cost-usd`` sums every attempt. Streams are not escalated: the cut
+                  shows at their end, after the bytes went out.
 
 The log row is built after the last byte went to the client (a Starlette
 background task, or the end of the stream) and written by the core's
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,9 +33,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError
-from r2router_core.decision_log import DecisionLog, decision_record, new_decision_id
+from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError, format_budget
+from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
+from r2router_core.escalation import Escalation, EscalationPolicy
 from r2router_integrations.server.errors import GatewayError
+from r2router_integrations.server.proxy import Attempt
 
 __all__ = ["DECISION_HEADER", "CallContext", "Learning"]
 
@@ -52,6 +58,8 @@ class CallContext:
     finish_reason: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     answer: list[str] = field(default_factory=list)
+    escalation: Escalation | None = None
+    cut: list[tuple[Candidate, dict[str, Any], str | None]] = field(default_factory=list)
 
 
 class Learning:
@@ -62,9 +70,52 @@ class Learning:
         log: The decision log, or ``None`` (ids only; feedback answers 404).
     """
 
-    def __init__(self, router: R2Router, log: DecisionLog | None) -> None:
+    def __init__(self, router: R2Router, log: DecisionLog | None, escalation: EscalationPolicy | None = None) -> None:
         self.router = router
         self.log = log
+        self.escalation = escalation or EscalationPolicy()
+
+    async def escalate(
+        self, first: Awaitable[Response], ctx: CallContext, again: Callable[[list[Attempt]], Awaitable[Response]]
+    ) -> Response:
+        """The answer, asked again with more room while the cap cut it (non-streamed answers only)."""
+        response = await first
+        if (
+            isinstance(response, StreamingResponse)
+            or response.status_code != 200
+            or self.escalation.max_escalations == 0
+        ):
+            return response
+        escalation = ctx.escalation = Escalation(
+            ctx.decision, self.escalation, _used_arm(ctx.decision, response.headers)
+        )
+        while True:
+            reason, usage = _facts(bytes(response.body))
+            arm = escalation.after(
+                reason, _int(usage.get("completion_tokens")), _cost(ctx.decision, escalation.current, usage)
+            )
+            if arm is None:
+                break
+            cap = ctx.decision.max_tokens_for(arm.token_limit)
+            try:
+                retry = await again([Attempt(arm.model, arm.token_limit, cap, arm)])
+            except Exception:
+                logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                escalation.give_up()
+                break
+            if retry.status_code != 200:
+                escalation.give_up()
+                break
+            ctx.cut.append((escalation.tried[-2], usage, reason))
+            response = retry
+        if escalation.truncated:
+            _, usage = _facts(bytes(response.body))
+            total = escalation.cost_usd + _cost(ctx.decision, escalation.current, usage)
+            response.headers["x-r2router-escalations"] = json.dumps(
+                [t.to_dict() for t in escalation.truncated], separators=(",", ":")
+            )
+            response.headers["x-r2router-cost-usd"] = f"{total:.6g}"
+        return response
 
     def register_metrics(self, registry: Any) -> None:
         """Expose the log's counters on the gateway's Prometheus registry."""
@@ -114,6 +165,25 @@ class Learning:
             embedding = await anyio.to_thread.run_sync(self.router.embed, [ctx.text])
             used = _used_arm(ctx.decision, headers)
             failed = json.loads(headers.get("x-r2router-failed-attempts", "[]"))
+            previous: str | None = None
+            for arm, usage, reason in ctx.cut:  # each cut answer: a quality signal for its arm
+                row_id = new_decision_id()
+                cut = decision_record(
+                    ctx.decision,
+                    arm,
+                    decision_id=row_id,
+                    source=SOURCE,
+                    embedding=embedding[0],
+                    prompt=ctx.text,
+                    finish_reason=reason,
+                    input_tokens=_int(usage.get("prompt_tokens")),
+                    output_tokens=_int(usage.get("completion_tokens")),
+                    escalated_from=previous,
+                )
+                log.record(replace(cut, failed_attempts=tuple(failed)))
+                previous = row_id
+            extra = ctx.escalation.cost_usd if ctx.escalation is not None else 0.0
+            own = _cost(ctx.decision, used, ctx.usage)
             record = decision_record(
                 ctx.decision,
                 used,
@@ -127,6 +197,8 @@ class Learning:
                 output_tokens=_int(ctx.usage.get("completion_tokens")),
                 latency_s=time.perf_counter() - ctx.started,
                 status="ok" if status < 400 else "error",
+                escalated_from=previous,
+                cost_usd=own + extra,
             )
             log.record(replace(record, failed_attempts=tuple(failed)))
         except Exception:  # the answer is out; a log row is not worth an error
@@ -151,16 +223,37 @@ class Learning:
         return Response(status_code=204)
 
 
+def _facts(content: bytes) -> tuple[str | None, dict[str, Any]]:
+    """``(finish_reason, usage)`` of a chat completion body."""
+    ctx = CallContext.__new__(CallContext)
+    ctx.finish_reason, ctx.usage, ctx.answer = None, {}, []
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, {}
+    if isinstance(data, dict):
+        _observe(data, ctx)
+    return ctx.finish_reason, ctx.usage
+
+
+def _cost(decision: RoutingDecision, used: Candidate, usage: dict[str, Any]) -> float:
+    spec = next(m for m in decision._table.config.models if m.name == used.model)
+    return call_cost(spec, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _used_arm(decision: RoutingDecision, headers: dict[str, str]) -> Candidate:
-    """The candidate that answered: the model in ``x-r2router-model`` (a plan holds each model once)."""
+def _used_arm(decision: RoutingDecision, headers: Mapping[str, str]) -> Candidate:
+    """The candidate that answered: ``x-r2router-model`` at the budget ``x-r2router-budget`` names."""
     model = headers.get("x-r2router-model", decision.model)
-    if model == decision.model:
-        return decision.chosen
-    return next(c for c in decision.candidates if c.model == model and c.eligible)
+    cap = headers.get("x-r2router-budget")
+    arms = [c for c in decision.candidates if c.model == model and c.eligible]
+    for arm in arms:
+        if format_budget(decision.max_tokens_for(arm.token_limit)) == cap:
+            return arm
+    return decision.chosen if model == decision.model else arms[0]
 
 
 def _observe(data: dict[str, Any], ctx: CallContext) -> None:

@@ -83,6 +83,8 @@ class Behaviour:
         garbage: Answer 200 with a body that is not JSON.
         headers: Extra response headers of a failing answer (``Retry-After``, ``x-ratelimit-*``...).
         fail_times: Fail with ``status`` only this many times, then answer normally (``None``: always).
+        cut_below: Answer with finish reason ``length`` (and as many completion tokens as the cap)
+            when the request's output cap is below this (``None``: never cut).
     """
 
     status: int = 200
@@ -94,6 +96,7 @@ class Behaviour:
     garbage: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     fail_times: int | None = None
+    cut_below: int | None = None
 
 
 @dataclass
@@ -175,7 +178,13 @@ def stub_app(stub: Stub) -> Starlette:
             return Response(b"<html>upstream proxy page</html>", media_type="text/html")
         if body.get("stream"):
             return StreamingResponse(_events(stub, name, body["model"], how), media_type="text/event-stream")
-        return JSONResponse(completion(body["model"], f"answer from {name}"))
+        answer = completion(body["model"], f"answer from {name}")
+        cap = next((body[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if k in body), None)
+        if how.cut_below is not None and cap is not None and cap < how.cut_below:
+            answer["choices"][0]["finish_reason"] = "length"
+            answer["choices"][0]["message"]["content"] = f"cut answer from {name}"
+            answer["usage"] = {"prompt_tokens": 5, "completion_tokens": cap, "total_tokens": 5 + cap}
+        return JSONResponse(answer)
 
     return Starlette(routes=[Route("/{model}/v1/chat/completions", chat, methods=["POST"])])
 

@@ -80,3 +80,37 @@ def test_a_gateway_without_a_store_still_gives_ids_and_refuses_feedback(gateway:
     assert answer.json()["id"] == answer.headers["x-r2router-decision-id"]
     refused = _post(gateway, "/v1/feedback", {"id": answer.json()["id"], "quality": 1.0}, key=None)
     assert refused.status_code == 404 and "--store" in refused.json()["error"]["message"]
+
+
+def test_a_cut_answer_is_asked_again_with_more_room(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub, router: R2Router
+) -> None:
+    server, log = logged
+    for how in stub.behaviour.values():
+        how.cut_below = 256  # the stub cuts maths answers below 256 tokens
+    body = {"model": "r2router", "messages": [{"role": "user", "content": MATH}], "r2router": {"lambda": 1.0}}
+    answer = _post(server, "/v1/chat/completions", body)  # lambda 1: the cheapest arm, small @ 100
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["finish_reason"] == "stop"
+    assert answer.json()["choices"][0]["message"]["content"] == "answer from small"
+    (cut,) = json.loads(answer.headers["x-r2router-escalations"])
+    assert (cut["model"], cut["token_limit"], cut["finish_reason"]) == ("small", 100, "length")
+    assert (answer.headers["x-r2router-model"], answer.headers["x-r2router-budget"]) == ("small", "400")
+    assert [c.body["max_tokens"] for c in stub.calls("small")] == [100, 400]
+    small = router.config.models[0]
+    want = (5 * small.input_price + 100 * small.output_price + 5 * small.input_price + 3 * small.output_price) / 1e6
+    assert float(answer.headers["x-r2router-cost-usd"]) == pytest.approx(want, rel=1e-5)
+    assert log.flush(timeout=30)
+    final = log.store.decision(answer.headers["x-r2router-decision-id"])
+    assert final is not None and final.budget == 400 and final.cost_usd == pytest.approx(want)
+    first = log.store.decision(final.escalated_from or "")
+    assert first is not None and (first.budget, first.finish_reason, first.output_tokens) == (100, "length", 100)
+
+
+def test_streams_are_not_escalated(logged: tuple[ServerThread, DecisionLog], stub: Stub) -> None:
+    server, _ = logged
+    for how in stub.behaviour.values():
+        how.cut_below = 10_000
+    streamed = _chat(server, stream=True)
+    assert streamed.status_code == 200 and "x-r2router-escalations" not in streamed.headers
+    assert sum(len(stub.calls(m)) for m in ("small", "medium", "large")) == 1
