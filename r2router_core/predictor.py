@@ -101,14 +101,44 @@ class KNNPredictor:
         self.n_features_in_ = X.shape[1]
         self.n_samples_fit_ = X.shape[0]
         self.n_outputs_ = Y.shape[1]
-        self.groups_ = self._group_heads(Y)
+        self._Y = Y
+        self._set_groups(self._group_heads(Y))
+        return self
+
+    def add(self, X: NDArray[Any], Y: NDArray[Any]) -> KNNPredictor:
+        """Append training rows; the same predictions as a refit on all rows.
+
+        The old rows are not normalised again; the head groups are rebuilt from all
+        labels. (Branch ``scale`` has the version in time proportional to the new rows,
+        with the same name and signature: keep that one when merging.)
+
+        Args:
+            X: New embeddings, shape (m, D).
+            Y: Their labels, shape (m, H); NaN marks a missing label.
+
+        Returns:
+            self.
+        """
+        X = self._check_query(X)
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.shape != (X.shape[0], self.n_outputs_):
+            raise DataError(f"Y must have shape ({X.shape[0]}, {self.n_outputs_}) for {X.shape[0]} rows, got {Y.shape}")
+        if not np.all(np.isfinite(X)):
+            raise DataError("new embeddings hold NaN or inf values; re-embed the queries")
+        self.X_unit_ = np.concatenate([self.X_unit_, _unit_rows(X, self.dtype)])
+        self._Y = np.concatenate([self._Y, Y])
+        self.n_samples_fit_ = self.X_unit_.shape[0]
+        self._set_groups(self._group_heads(self._Y))
+        return self
+
+    def _set_groups(self, groups: list[_HeadGroup]) -> None:
+        self.groups_ = groups
         served = np.zeros(self.n_outputs_, dtype=bool)
         for g in self.groups_:
             served[g.heads] = True
         self.unserved_heads_ = np.flatnonzero(~served)  # heads with no observed label: always NaN
         # one group serving every head in order, the common case: no scatter needed
-        self._one_group = len(self.groups_) == 1 and np.array_equal(self.groups_[0].heads, np.arange(Y.shape[1]))
-        return self
+        self._one_group = len(self.groups_) == 1 and np.array_equal(self.groups_[0].heads, np.arange(self.n_outputs_))
 
     def _group_heads(self, Y: NDArray[np.float64]) -> list[_HeadGroup]:
         observed = ~np.isnan(Y)
