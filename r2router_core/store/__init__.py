@@ -30,14 +30,15 @@ open), in the same database so that collected and live outcomes form one data se
                failed_attempts (JSON), escalated_from (a decision id)
     feedback   id PK, decision_id -> decisions.id, quality in [0, 1], source, created_at
 
-Still planned: ``grades`` gains a nullable ``decision_id`` (collect's graders on
-logged answers kept with their text), and the export reads ``decisions`` +
-``feedback`` into the same (N, M, B) label arrays as ``calls`` + ``grades``.
+``training_data_from_decisions`` reads ``decisions`` + ``feedback`` into the same
+label arrays as ``calls`` + ``grades`` (feedback's mean; a cut answer without
+feedback is quality 0 for its arm). Still planned: ``grades`` gains a nullable
+``decision_id`` (collect's graders on logged answers kept with their text).
 """
 
 from __future__ import annotations
 
-from r2router_core.store.export import config_from_store, training_data_from_store
+from r2router_core.store.export import config_from_store, training_data_from_decisions, training_data_from_store
 from r2router_core.store.records import (
     ArmSummary,
     CallRecord,
@@ -61,5 +62,6 @@ __all__ = [
     "StoredCall",
     "config_from_store",
     "store_url",
+    "training_data_from_decisions",
     "training_data_from_store",
 ]

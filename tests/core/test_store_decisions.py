@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from r2router_core.errors import DataError, UnknownDecisionError
-from r2router_core.store import DecisionRecord, OutcomeStore
+from r2router_core.store import DecisionRecord, OutcomeStore, training_data_from_decisions
 
 
 def _record(i: int, **extra: object) -> DecisionRecord:
@@ -97,3 +97,22 @@ def test_a_decision_record_refuses_bad_values() -> None:
         _record(1, propensity=0.0)
     with pytest.raises(DataError, match="status"):
         _record(1, status="maybe")
+
+
+def test_logged_answers_with_feedback_become_training_rows(store_url: str) -> None:
+    store = OutcomeStore(store_url)
+    assert training_data_from_decisions(store, ["small", "big"], [64, None]) is None
+    store.record_decisions([_record(1), _record(2), _record(3, finish_reason="length"), _record(4, model="gone")])
+    store.record_feedback("d0001", 1.0)
+    store.record_feedback("d0001", 0.5)
+    data = training_data_from_decisions(store, ["small", "big"], [64, None])
+    assert data is not None
+    # d0001: feedback (mean 0.75); d0002: no signal, left out; d0003: cut, quality 0; d0004: not in the pool
+    assert data.query_ids == ("d0001", "d0003")
+    assert data.quality[0, 0, 0] == 0.75 and data.quality[1, 0, 0] == 0.0  # odd ids: small @ 64
+    assert np.isnan(data.quality[:, 1]).all() and np.isnan(data.quality[:, 0, 1]).all()
+    assert data.tokens[0, 0, 0] == 30
+    np.testing.assert_array_equal(data.embeddings[0], _record(1).embedding)
+    flat = training_data_from_decisions(store, ["small", "big"], [64, None], token_axes=2)
+    assert flat is not None and flat.tokens.shape == (2, 2)
+    store.close()
