@@ -60,6 +60,19 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="keep prompt and answer text in the log (default: only embeddings and numbers)",
     )
+    p.add_argument(
+        "--reload-every",
+        type=float,
+        metavar="SECONDS",
+        help="with --store: rebuild the router with the logged outcomes this often (POST /admin/reload "
+        "does it on demand; default: on demand only)",
+    )
+    p.add_argument(
+        "--no-escalation",
+        dest="escalation",
+        action="store_false",
+        help="return answers the budget cut as they are (default: ask once more with the next larger budget)",
+    )
     p.set_defaults(run=run)
 
 
@@ -84,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         length_instruction=args.length_instruction,
         store=args.store,
         keep_text=args.keep_text,
+        escalation=args.escalation,
+        reload_every=args.reload_every,
     )
     if api_key is None and not _is_loopback(args.host):
         logger.warning("serving on %s without an API key: anyone who can reach it spends your upstream keys", args.host)

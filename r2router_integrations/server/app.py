@@ -8,6 +8,7 @@ Routes::
     GET  /health                liveness, never behind the API key
     GET  /metrics               Prometheus text format
     POST /v1/feedback           a quality score for a logged decision (server/learning.py)
+    POST /admin/reload          rebuild the router with the logged outcomes, swap it in (server/learning.py)
 
 Every error is JSON in OpenAI's shape; an unexpected exception is a 500 and the
 server keeps serving.
@@ -71,7 +72,7 @@ DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 OPEN_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
 
-_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics", "/v1/feedback")
+_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics", "/v1/feedback", "/admin/reload")
 _CLIENT_GONE = 499  # nginx's "client closed request", recorded in metrics only
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -90,6 +91,7 @@ def create_app(
     store: Any = None,
     keep_text: bool = False,
     escalation: EscalationPolicy | bool | int | None = None,
+    reload_every: float | None = None,
 ) -> Starlette:
     """Build the gateway.
 
@@ -109,6 +111,8 @@ def create_app(
         keep_text: Keep prompt and answer text in the log (off: privacy by default).
         escalation: Ask a non-streamed answer the cap cut again with more room (the core's
             ``EscalationPolicy``; ``None``/``True`` = once, ``False``/``0`` = off).
+        reload_every: With a store, rebuild the router with the logged outcomes every this many
+            seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -124,7 +128,13 @@ def create_app(
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
     gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
     # learning from traffic (decision ids, log, feedback, escalation): server/learning.py
-    gateway.learning = Learning(router, open_log(store, keep_text), EscalationPolicy.coerce(escalation))
+    gateway.learning = Learning(
+        router,
+        open_log(store, keep_text),
+        EscalationPolicy.coerce(escalation),
+        swap=functools.partial(setattr, gateway, "router"),
+        reload_every=reload_every,
+    )
     gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
@@ -133,6 +143,7 @@ def create_app(
         Route("/health", gateway.health, methods=["GET"]),
         Route("/metrics", gateway.metrics_text, methods=["GET"]),
         Route("/v1/feedback", gateway.feedback, methods=["POST"]),
+        Route("/admin/reload", gateway.reload, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -205,6 +216,7 @@ class _Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
         self.proxy()  # create the HTTP clients now, not on the first request
+        self.learning.start()
         try:
             yield
         finally:
@@ -270,6 +282,10 @@ class _Gateway:
     @_json_errors
     async def feedback(self, request: Request) -> Response:
         return await self.learning.feedback(request, await self._read_json(request))
+
+    @_json_errors
+    async def reload(self, request: Request) -> Response:
+        return JSONResponse(await self.learning.reload())
 
     @_json_errors
     async def health(self, request: Request) -> Response:

@@ -7,6 +7,10 @@ Hooks in the app (kept apart from the forwarding code)::
                   too) and, with a store, queues the log row once the answer is out
     /v1/feedback  ``{"id": ..., "quality": 0.0-1.0}``: 204; unknown id 404; bad score 400
     /metrics      ``r2router_decision_log_total{outcome}``: queued, written, dropped, failed
+    /admin/reload the router as loaded plus every logged answer with a quality signal
+                  (``training_data_from_decisions``), built in a worker thread and swapped in with
+                  one assignment: requests keep routing on the old router meanwhile, none waits or
+                  fails; also every ``reload_every`` seconds
     escalate()    a non-streamed answer the cap cut (finish reason ``length``) is asked again under
                   the core's EscalationPolicy; ``x-r2router-escalations`` lists the cut attempts and
                   ``x-r2router-cost-usd`` sums every attempt. Streams are not escalated: the cut
@@ -21,6 +25,7 @@ fails an answer. The prompt's embedding is computed there, off the answer's path
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,6 +41,7 @@ from starlette.responses import Response, StreamingResponse
 from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError, format_budget
 from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
 from r2router_core.escalation import Escalation, EscalationPolicy
+from r2router_core.store import training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.proxy import Attempt
 
@@ -70,10 +76,75 @@ class Learning:
         log: The decision log, or ``None`` (ids only; feedback answers 404).
     """
 
-    def __init__(self, router: R2Router, log: DecisionLog | None, escalation: EscalationPolicy | None = None) -> None:
+    def __init__(
+        self,
+        router: R2Router,
+        log: DecisionLog | None,
+        escalation: EscalationPolicy | None = None,
+        *,
+        swap: Callable[[R2Router], None] | None = None,
+        reload_every: float | None = None,
+    ) -> None:
         self.router = router
+        self.base = router
         self.log = log
         self.escalation = escalation or EscalationPolicy()
+        self._swap = swap
+        self.reload_every = reload_every
+        self._reload_lock: asyncio.Lock | None = None
+        self._schedule: asyncio.Task[None] | None = None
+        self.reloads = 0
+        self._unqueued: set[str] = set()  # answered, row not yet queued (feedback for them waits)
+
+    # -- reload ----------------------------------------------------------------------
+    async def reload(self) -> dict[str, int]:
+        """Rebuild the router from the loaded one plus the logged outcomes, then swap it in.
+
+        Returns:
+            ``{"logged_rows": ..., "training_rows": ...}`` of the new router.
+        """
+        log = self.log
+        if log is None:
+            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:  # one rebuild at a time; requests never take this lock
+            router = await anyio.to_thread.run_sync(self._rebuilt, log)
+            if router is not self.router:
+                self.router = router
+                if self._swap is not None:
+                    self._swap(router)
+            self.reloads += 1
+        n_base = self.base.training_data.n_queries
+        return {"logged_rows": router.training_data.n_queries - n_base, "training_rows": router.training_data.n_queries}
+
+    def _rebuilt(self, log: DecisionLog) -> R2Router:
+        base = self.base
+        data = training_data_from_decisions(
+            log.store,
+            base.config.model_names,
+            base.config.budgets,
+            token_axes=base.training_data.tokens.ndim,
+            embedder_id=base.config.embedder,
+        )
+        if data is None:
+            return self.router
+        fresh = R2Router(base.config, base.training_data, embedder=base.embedder)
+        logger.info("reload: %d logged rows added to %d", data.n_queries, base.training_data.n_queries)
+        return fresh.add_outcomes(data)
+
+    def start(self) -> None:
+        """Start the reload schedule (inside the app's event loop)."""
+        if self.log is not None and self.reload_every and self._schedule is None:
+            self._schedule = asyncio.get_running_loop().create_task(self._every(self.reload_every))
+
+    async def _every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reload()
+            except Exception:
+                logger.exception("scheduled reload failed; the router in use is kept")
 
     async def escalate(
         self, first: Awaitable[Response], ctx: CallContext, again: Callable[[list[Attempt]], Awaitable[Response]]
@@ -123,7 +194,10 @@ class Learning:
             registry.register(_LogCollector(self.log))
 
     def close(self) -> None:
-        """Write what is queued and close the store."""
+        """Stop the schedule, write what is queued and close the store."""
+        if self._schedule is not None:
+            self._schedule.cancel()
+            self._schedule = None
         if self.log is not None:
             self.log.close()
 
@@ -131,6 +205,8 @@ class Learning:
     def finish(self, response: Response, ctx: CallContext) -> Response:
         """Stamp the decision id on a routed answer and log it once it is out."""
         response.headers[DECISION_HEADER] = ctx.decision_id
+        if self.log is not None:
+            self._unqueued.add(ctx.decision_id)
         if isinstance(response, StreamingResponse):
             response.body_iterator = self._stream(response.body_iterator, response, ctx)
             return response
@@ -161,6 +237,12 @@ class Learning:
         log = self.log
         if log is None:
             return
+        try:
+            await self._queue_row(log, ctx, headers, status)
+        finally:
+            self._unqueued.discard(ctx.decision_id)
+
+    async def _queue_row(self, log: DecisionLog, ctx: CallContext, headers: dict[str, str], status: int) -> None:
         try:
             embedding = await anyio.to_thread.run_sync(self.router.embed, [ctx.text])
             used = _used_arm(ctx.decision, headers)
@@ -214,6 +296,10 @@ class Learning:
             raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
         source = body.get("source", "api")
         log = self.log
+        for _ in range(500):  # an answer just sent: its row is queued within moments
+            if decision_id not in self._unqueued:
+                break
+            await asyncio.sleep(0.01)
         try:
             await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
         except UnknownDecisionError as exc:

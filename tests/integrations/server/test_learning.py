@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from r2router_core import R2Router
 from r2router_core.decision_log import DecisionLog
+from r2router_core.store import DecisionRecord
 
 from .support import ServerThread, Stub, start_gateway
 
@@ -24,6 +26,18 @@ def logged(router: R2Router, upstreams_file: Path, tmp_path: Path) -> Iterator[t
     server = start_gateway(router, upstreams_file, store=log, api_key=KEY)
     yield server, log
     server.__exit__()
+
+
+def _row(log: DecisionLog, decision_id: str, timeout: float = 10.0) -> DecisionRecord | None:
+    """The logged row, once the gateway queued it (after the answer went out) and the writer wrote it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.flush(timeout=timeout)
+        row = log.store.decision(decision_id)
+        if row is not None:
+            return row
+        time.sleep(0.02)
+    return None
 
 
 def _post(server: ServerThread, path: str, body: dict, key: str | None = KEY) -> httpx.Response:
@@ -48,13 +62,12 @@ def test_the_answer_carries_its_decision_id_in_body_header_and_stream(
     stream_id = streamed.headers["x-r2router-decision-id"]
     ids = {json.loads(line[6:])["id"] for line in streamed.text.splitlines() if line.startswith("data: {")}
     assert ids == {stream_id} and stream_id != decision_id
-    assert log.flush(timeout=30)
-    row = log.store.decision(decision_id)
+    row = _row(log, decision_id)
     assert row is not None and row.source == "gateway"
     assert (row.model, row.budget) == (answer.headers["x-r2router-model"], 400)
     assert (row.input_tokens, row.output_tokens, row.finish_reason) == (5, 3, "stop")
     assert row.prompt is None and row.answer is None and row.embedding is not None
-    stream_row = log.store.decision(stream_id)
+    stream_row = _row(log, stream_id)
     assert stream_row is not None and stream_row.finish_reason == "stop"
 
 
@@ -100,8 +113,7 @@ def test_a_cut_answer_is_asked_again_with_more_room(
     small = router.config.models[0]
     want = (5 * small.input_price + 100 * small.output_price + 5 * small.input_price + 3 * small.output_price) / 1e6
     assert float(answer.headers["x-r2router-cost-usd"]) == pytest.approx(want, rel=1e-5)
-    assert log.flush(timeout=30)
-    final = log.store.decision(answer.headers["x-r2router-decision-id"])
+    final = _row(log, answer.headers["x-r2router-decision-id"])
     assert final is not None and final.budget == 400 and final.cost_usd == pytest.approx(want)
     first = log.store.decision(final.escalated_from or "")
     assert first is not None and (first.budget, first.finish_reason, first.output_tokens) == (100, "length", 100)
@@ -114,3 +126,38 @@ def test_streams_are_not_escalated(logged: tuple[ServerThread, DecisionLog], stu
     streamed = _chat(server, stream=True)
     assert streamed.status_code == 200 and "x-r2router-escalations" not in streamed.headers
     assert sum(len(stub.calls(m)) for m in ("small", "medium", "large")) == 1
+
+
+def test_reload_swaps_in_a_router_that_learned_from_feedback(
+    router: R2Router, upstreams_file: Path, stub: Stub, tmp_path: Path
+) -> None:
+    """Adaptation: the large model turns bad on maths, the medium one good; feedback and reloads move the traffic."""
+    server = start_gateway(router, upstreams_file, store=tmp_path / "log.db", api_key=KEY)
+    try:
+        shares = []
+        for round_ in range(8):
+            models = []
+            for i in range(10):
+                prompt = f"math question number {100 + 10 * round_ + i}"
+                body = {"model": "r2router", "messages": [{"role": "user", "content": prompt}]}
+                answer = _post(server, "/v1/chat/completions", body)
+                model = answer.headers["x-r2router-model"]
+                models.append(model)
+                quality = {"large": 0.0, "medium": 1.0}.get(model, 0.2)  # the users' verdict, after the change
+                feedback = {"id": answer.headers["x-r2router-decision-id"], "quality": quality}
+                assert _post(server, "/v1/feedback", feedback).status_code == 204
+            shares.append(models.count("medium") / len(models))
+            reloaded = _post(server, "/admin/reload", {})
+            assert reloaded.status_code == 200 and reloaded.json()["logged_rows"] == 10 * (round_ + 1)
+        assert shares[0] == 0.0  # before any feedback: the large model, as trained
+        # after 50 feedback events (5 reloads) most maths goes to medium, and stays there
+        assert all(share >= 0.6 for share in shares[5:]), shares
+    finally:
+        server.__exit__()
+
+
+def test_reload_needs_a_store_and_the_key(gateway: ServerThread, logged: tuple[ServerThread, DecisionLog]) -> None:
+    assert _post(gateway, "/admin/reload", {}, key=None).status_code == 404
+    server, _ = logged
+    assert _post(server, "/admin/reload", {}, key=None).status_code == 401
+    assert _post(server, "/admin/reload", {}).json() == {"logged_rows": 0, "training_rows": 40}
