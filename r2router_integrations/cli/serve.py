@@ -73,6 +73,13 @@ def add_parser(sub: Any) -> None:
         action="store_false",
         help="return answers the budget cut as they are (default: ask once more with the next larger budget)",
     )
+    p.add_argument(
+        "--explore",
+        type=float,
+        metavar="RATE",
+        help="share of routed requests sent to a non-best arm among the top candidates, its propensity "
+        "logged (e.g. 0.05; default: off)",
+    )
     p.set_defaults(run=run)
 
 
@@ -99,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         keep_text=args.keep_text,
         escalation=args.escalation,
         reload_every=args.reload_every,
+        explore=args.explore,
     )
     if api_key is None and not _is_loopback(args.host):
         logger.warning("serving on %s without an API key: anyone who can reach it spends your upstream keys", args.host)

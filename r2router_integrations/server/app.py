@@ -46,6 +46,7 @@ from r2router_core import (
 )
 from r2router_core.decision_log import open_log
 from r2router_core.escalation import EscalationPolicy
+from r2router_core.exploration import ExplorationPolicy
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
@@ -56,7 +57,7 @@ from r2router_integrations.server.protocol import (
     parse_json_body,
     parse_route_request,
 )
-from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts, plan_attempts
+from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
@@ -92,6 +93,7 @@ def create_app(
     keep_text: bool = False,
     escalation: EscalationPolicy | bool | int | None = None,
     reload_every: float | None = None,
+    explore: float | None = None,
 ) -> Starlette:
     """Build the gateway.
 
@@ -113,6 +115,8 @@ def create_app(
             ``EscalationPolicy``; ``None``/``True`` = once, ``False``/``0`` = off).
         reload_every: With a store, rebuild the router with the logged outcomes every this many
             seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
+        explore: Share of routed requests sent to a non-best arm among the top candidates
+            (the core's ``ExplorationPolicy``; ``None`` = off), its propensity logged.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -134,6 +138,7 @@ def create_app(
         EscalationPolicy.coerce(escalation),
         swap=functools.partial(setattr, gateway, "router"),
         reload_every=reload_every,
+        explore=ExplorationPolicy.coerce(explore),
     )
     gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
@@ -252,8 +257,8 @@ class _Gateway:
         ctx: CallContext | None = None
         if chat.target is None:
             decision = await self._decide(last_user_text(chat.messages), chat.options)
-            attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
-            ctx = CallContext(decision, last_user_text(chat.messages))
+            attempts, propensity = self.learning.plan(decision, self.policy.max_fallbacks)
+            ctx = CallContext(decision, last_user_text(chat.messages), propensity=propensity)
         else:
             attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
             logger.debug("routing bypassed: the client named %s", chat.target)

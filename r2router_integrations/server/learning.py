@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -41,9 +42,10 @@ from starlette.responses import Response, StreamingResponse
 from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError, format_budget
 from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
 from r2router_core.escalation import Escalation, EscalationPolicy
+from r2router_core.exploration import ExplorationPolicy
 from r2router_core.store import training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
-from r2router_integrations.server.proxy import Attempt
+from r2router_integrations.server.proxy import Attempt, plan_attempts
 
 __all__ = ["DECISION_HEADER", "CallContext", "Learning"]
 
@@ -64,6 +66,7 @@ class CallContext:
     finish_reason: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     answer: list[str] = field(default_factory=list)
+    propensity: float = 1.0
     escalation: Escalation | None = None
     cut: list[tuple[Candidate, dict[str, Any], str | None]] = field(default_factory=list)
 
@@ -84,6 +87,8 @@ class Learning:
         *,
         swap: Callable[[R2Router], None] | None = None,
         reload_every: float | None = None,
+        explore: ExplorationPolicy | None = None,
+        seed: int | None = None,
     ) -> None:
         self.router = router
         self.base = router
@@ -94,7 +99,19 @@ class Learning:
         self._reload_lock: asyncio.Lock | None = None
         self._schedule: asyncio.Task[None] | None = None
         self.reloads = 0
+        self.exploration = explore or ExplorationPolicy()
+        self._rng = np.random.default_rng(seed)
         self._unqueued: set[str] = set()  # answered, row not yet queued (feedback for them waits)
+
+    # -- exploration -------------------------------------------------------------------
+    def plan(self, decision: RoutingDecision, max_fallbacks: int) -> tuple[list[Attempt], float]:
+        """The attempts of a routed request and the propensity of its first arm (exploration aside: 1.0)."""
+        attempts = plan_attempts(decision, max_fallbacks=max_fallbacks)
+        arm, propensity = self.exploration.choose(decision, self._rng)
+        if arm is decision.chosen or arm == decision.chosen:
+            return attempts, propensity
+        first = Attempt(arm.model, arm.token_limit, decision.max_tokens_for(arm.token_limit), arm)
+        return [first, *(a for a in attempts if a.model != arm.model)][: max_fallbacks + 1], propensity
 
     # -- reload ----------------------------------------------------------------------
     async def reload(self) -> dict[str, int]:
@@ -279,6 +296,7 @@ class Learning:
                 output_tokens=_int(ctx.usage.get("completion_tokens")),
                 latency_s=time.perf_counter() - ctx.started,
                 status="ok" if status < 400 else "error",
+                propensity=ctx.propensity,
                 escalated_from=previous,
                 cost_usd=own + extra,
             )

@@ -107,6 +107,6 @@ def test_serve_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> Non
         main(["serve", "--help"])
     out = capsys.readouterr().out
     options = ("--router", "--upstreams", "--host", "--port", "--api-key-env", "--max-body-bytes", "--fallbacks")
-    for option in (*options, "--store", "--keep-text", "--reload-every", "--no-escalation"):
+    for option in (*options, "--store", "--keep-text", "--reload-every", "--no-escalation", "--explore"):
         assert option in out
     assert "--no-length-instruction" in out

@@ -161,3 +161,26 @@ def test_reload_needs_a_store_and_the_key(gateway: ServerThread, logged: tuple[S
     server, _ = logged
     assert _post(server, "/admin/reload", {}, key=None).status_code == 401
     assert _post(server, "/admin/reload", {}).json() == {"logged_rows": 0, "training_rows": 40}
+
+
+def test_exploration_sends_a_share_elsewhere_and_logs_its_propensity(
+    router: R2Router, upstreams_file: Path, stub: Stub, tmp_path: Path
+) -> None:
+    log = DecisionLog(tmp_path / "log.db")
+    server = start_gateway(router, upstreams_file, store=log, explore=0.5)
+    try:
+        ids, models = [], []
+        for i in range(40):
+            body = {"model": "r2router", "messages": [{"role": "user", "content": f"math question number {i}"}]}
+            answer = _post(server, "/v1/chat/completions", body, key=None)
+            ids.append(answer.headers["x-r2router-decision-id"])
+            models.append(answer.headers["x-r2router-model"])
+        rows = [_row(log, i) for i in ids]
+    finally:
+        server.__exit__()
+    assert all(r is not None for r in rows)
+    best = router.route_text("math question number 0").model
+    explored = [r for r in rows if r is not None and r.propensity < 0.5]
+    assert 5 <= len(explored) <= 35 and all(r.model != best or r.budget != 400 for r in explored)
+    assert {r.propensity for r in rows if r is not None and r not in explored} == {0.5}
+    assert len(set(models)) > 1
