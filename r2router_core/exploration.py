@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +27,11 @@ from r2router_core.config import Budget
 from r2router_core.decision import Candidate, RoutingDecision
 from r2router_core.errors import ConfigError
 
-__all__ = ["ExplorationPolicy", "IPSEstimate", "ips_estimate"]
+if TYPE_CHECKING:
+    from r2router_core.router import R2Router
+    from r2router_core.store import OutcomeStore
+
+__all__ = ["ExplorationPolicy", "IPSEstimate", "ips_estimate", "ips_from_store"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +130,25 @@ def ips_estimate(
     terms = np.where(match, np.asarray(qualities, dtype=np.float64) / p, 0.0)
     stderr = float(terms.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     return IPSEstimate(float(terms.mean()), stderr, n, int(match.sum()))
+
+
+def ips_from_store(store: OutcomeStore, router: R2Router, lambda_: float | None = None) -> IPSEstimate:
+    """:func:`ips_estimate` of ``router`` at ``lambda_`` (default: its own) from a store's decision log.
+
+    Uses every logged answer with an embedding of the router's embedder and a quality
+    signal (feedback, or a cut answer = 0); the target routes each logged embedding
+    with its default options at ``lambda_``.
+
+    Raises:
+        ConfigError: The log holds no such answer.
+    """
+    from r2router_core.store import logged_outcomes
+
+    rows = logged_outcomes(store, router.config.embedder)
+    if not rows:
+        raise ConfigError(f"the decision log of {store!r} holds no answer with an embedding and feedback yet")
+    embeddings = np.stack([np.asarray(d.embedding, dtype=np.float32) for d, _ in rows])
+    target = [(t.model, t.token_limit) for t in router.route_batch(embeddings, lambda_=lambda_)]
+    return ips_estimate(
+        [(d.model, d.budget) for d, _ in rows], [q for _, q in rows], [d.propensity for d, _ in rows], target
+    )

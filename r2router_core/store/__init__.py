@@ -38,7 +38,12 @@ feedback is quality 0 for its arm). Still planned: ``grades`` gains a nullable
 
 from __future__ import annotations
 
-from r2router_core.store.export import config_from_store, training_data_from_decisions, training_data_from_store
+from r2router_core.store.export import (
+    config_from_store,
+    logged_outcomes,
+    training_data_from_decisions,
+    training_data_from_store,
+)
 from r2router_core.store.records import (
     ArmSummary,
     CallRecord,
@@ -61,6 +66,7 @@ __all__ = [
     "PromptRecord",
     "StoredCall",
     "config_from_store",
+    "logged_outcomes",
     "store_url",
     "training_data_from_decisions",
     "training_data_from_store",

@@ -14,10 +14,16 @@ from r2router_core.training_data import TrainingData
 
 if TYPE_CHECKING:
     from r2router_core.embedders.base import Embedder
-    from r2router_core.store.records import StoredCall
+    from r2router_core.store.records import DecisionRecord, StoredCall
     from r2router_core.store.store import OutcomeStore
 
-__all__ = ["config_from_store", "resolve_grader", "training_data_from_decisions", "training_data_from_store"]
+__all__ = [
+    "config_from_store",
+    "logged_outcomes",
+    "resolve_grader",
+    "training_data_from_decisions",
+    "training_data_from_store",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +140,28 @@ def _budget_order(calls: Sequence[StoredCall]) -> list[Budget]:
     return sorted(budgets, key=lambda b: (b is None, b or 0))
 
 
+def logged_outcomes(store: OutcomeStore, embedder_id: str | None = None) -> list[tuple[DecisionRecord, float]]:
+    """Logged answers with an embedding and a quality signal, in time order, with that quality.
+
+    The quality is the mean of the decision's feedback; an answer the cap cut
+    (finish reason ``length``) without feedback counts as 0.
+    """
+    scores: dict[str, list[float]] = {}
+    for f in store.feedback():
+        scores.setdefault(f.decision_id, []).append(f.quality)
+    rows = []
+    for d in store.decisions():
+        if d.status != "ok" or d.embedding is None:
+            continue
+        if embedder_id is not None and d.embedder not in (None, embedder_id):
+            continue
+        given = scores.get(d.id)
+        quality = float(np.mean(given)) if given else (0.0 if d.finish_reason in ("length", "max_tokens") else None)
+        if quality is not None:
+            rows.append((d, quality))
+    return rows
+
+
 def training_data_from_decisions(
     store: OutcomeStore,
     models: Sequence[str],
@@ -159,21 +187,9 @@ def training_data_from_decisions(
     Returns:
         The rows, or ``None`` when the log holds none yet.
     """
-    scores: dict[str, list[float]] = {}
-    for f in store.feedback():
-        scores.setdefault(f.decision_id, []).append(f.quality)
     mi = {m: i for i, m in enumerate(models)}
     bi = {b: i for i, b in enumerate(budgets)}
-    rows = []
-    for d in store.decisions():
-        if d.status != "ok" or d.embedding is None or d.model not in mi or d.budget not in bi:
-            continue
-        if embedder_id is not None and d.embedder not in (None, embedder_id):
-            continue
-        given = scores.get(d.id)
-        quality = float(np.mean(given)) if given else (0.0 if d.finish_reason in ("length", "max_tokens") else None)
-        if quality is not None:
-            rows.append((d, quality))
+    rows = [(d, q) for d, q in logged_outcomes(store, embedder_id) if d.model in mi and d.budget in bi]
     if not rows:
         return None
     shape = (len(rows), len(models), len(budgets))
