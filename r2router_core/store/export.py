@@ -174,8 +174,8 @@ def training_data_from_decisions(
 
     The quality of a row's arm is the mean of its feedback; an answer the cap cut
     (finish reason ``length``) without feedback counts as quality 0 for its arm. Every
-    other arm of the row is NaN (not measured). Rows without an embedding, of another
-    embedder, or of an arm outside ``models`` x ``budgets`` are left out.
+    other arm of the row is NaN (not measured). Rows without an embedding or output
+    tokens, of another embedder, or of an arm outside ``models`` x ``budgets`` are left out.
 
     Args:
         store: The outcome store.
@@ -189,7 +189,11 @@ def training_data_from_decisions(
     """
     mi = {m: i for i, m in enumerate(models)}
     bi = {b: i for i, b in enumerate(budgets)}
-    rows = [(d, q) for d, q in logged_outcomes(store, embedder_id) if d.model in mi and d.budget in bi]
+    rows = [
+        (d, q)
+        for d, q in logged_outcomes(store, embedder_id)
+        if d.model in mi and d.budget in bi and d.output_tokens is not None  # no tokens: no cost label
+    ]
     if not rows:
         return None
     shape = (len(rows), len(models), len(budgets))
@@ -198,8 +202,7 @@ def training_data_from_decisions(
     for i, (d, q) in enumerate(rows):
         cell = (i, mi[d.model], bi[d.budget])
         quality_arr[cell] = q
-        if d.output_tokens is not None:
-            tokens[cell if token_axes == 3 else cell[:2]] = d.output_tokens
+        tokens[cell if token_axes == 3 else cell[:2]] = d.output_tokens
     return TrainingData(
         embeddings=np.stack([np.asarray(d.embedding, dtype=np.float32) for d, _ in rows]),
         models=tuple(models),
