@@ -19,6 +19,7 @@ import logging
 
 from r2router_core.config import Budget, ModelSpec, RouterConfig, check_price, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
+from r2router_core.decision_log import DecisionLog, LogStats, call_cost, decision_record, new_decision_id, open_log
 from r2router_core.errors import (
     CheckpointError,
     ConfigError,
@@ -36,6 +37,8 @@ from r2router_core.errors import (
     UnknownModelError,
     missing_dependency,
 )
+from r2router_core.escalation import Escalation, EscalationPolicy, TruncatedAttempt
+from r2router_core.exploration import ExplorationPolicy, IPSEstimate, ips_estimate, ips_from_store
 from r2router_core.fallback import (
     DEFAULT_FALLBACKS,
     AttemptLog,
@@ -76,15 +79,21 @@ __all__ = [
     "ConfigError",
     "ConstraintError",
     "DataError",
+    "DecisionLog",
     "EmbedderMismatchError",
     "EmbeddingError",
     "EmptyPromptError",
+    "Escalation",
+    "EscalationPolicy",
+    "ExplorationPolicy",
     "FailedAttempt",
     "Failure",
     "FailureKind",
     "FallbackPolicy",
+    "IPSEstimate",
     "InputError",
     "KNNPredictor",
+    "LogStats",
     "MessageStyle",
     "MissingDependencyError",
     "ModelSpec",
@@ -97,17 +106,24 @@ __all__ = [
     "RoutingDecision",
     "RoutingOptions",
     "TrainingData",
+    "TruncatedAttempt",
     "UnknownDecisionError",
     "UnknownModelError",
     "__version__",
     "add_length_instruction",
+    "call_cost",
     "check_instruction_template",
     "check_price",
     "classify",
+    "decision_record",
     "format_budget",
+    "ips_estimate",
+    "ips_from_store",
     "join_instruction",
     "length_instruction",
     "missing_dependency",
+    "new_decision_id",
+    "open_log",
     "parse_retry_after",
 ]
 

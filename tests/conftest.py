@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +91,9 @@ def text_router() -> R2Router:
 POSTGRES_ENV = "R2ROUTER_TEST_POSTGRES_URL"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty outcome-store URL on each backend: a SQLite file, or a new PostgreSQL database.
-
-    The PostgreSQL run needs a server: ``eval "$(tests/postgres.sh start)"`` (CI's ``.ci/run`` does it).
-    """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the test server; dropped afterwards."""
     admin = os.environ.get(POSTGRES_ENV)
     if not admin:
         pytest.fail(
@@ -111,10 +106,29 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = engine.url.set(database=name).render_as_string(hide_password=False)
     try:
-        yield url
+        yield engine.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL store URL (needs ``tests/postgres.sh start``, as ``.ci/run`` does)."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty outcome-store URL on each backend: a SQLite file, or a new PostgreSQL database.
+
+    The PostgreSQL run needs a server: ``eval "$(tests/postgres.sh start)"`` (CI's ``.ci/run`` does it).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with postgres_database() as url:
+        yield url

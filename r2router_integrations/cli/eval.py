@@ -119,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _off_policy(args: argparse.Namespace) -> int:
     """Print the IPS estimate of ``--router`` at each ``--lambda`` from the store's decision log."""
-    from r2router_core import R2Router
-    from r2router_core.exploration import ips_from_store
+    from r2router_core import R2Router, ips_from_store
     from r2router_core.store import OutcomeStore
 
     if not args.router:

@@ -41,6 +41,9 @@ from r2router_core import (
     Candidate,
     ConfigError,
     ConstraintError,
+    DecisionLog,
+    Escalation,
+    EscalationPolicy,
     FailedAttempt,
     FallbackPolicy,
     R2Router,
@@ -48,10 +51,9 @@ from r2router_core import (
     RoutingOptions,
     add_length_instruction,
     check_instruction_template,
+    open_log,
 )
-from r2router_core.decision_log import DecisionLog, open_log
-from r2router_core.embedders.base import check_texts
-from r2router_core.escalation import Escalation, EscalationPolicy
+from r2router_core.embedders import check_texts
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,

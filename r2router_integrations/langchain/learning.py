@@ -17,9 +17,16 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from r2router_core import Candidate, FailedAttempt, RoutingDecision
-from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
-from r2router_core.escalation import Escalation
+from r2router_core import (
+    Candidate,
+    DecisionLog,
+    Escalation,
+    FailedAttempt,
+    RoutingDecision,
+    call_cost,
+    decision_record,
+    new_decision_id,
+)
 from r2router_integrations.langchain.metadata import finish_reason
 
 __all__ = ["CALL_KEY", "SOURCE", "CallContext", "answer_cost", "log_answer", "log_failure", "result_facts"]

@@ -15,9 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from r2router_core import Candidate, FailedAttempt, RoutingDecision
-from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
-from r2router_core.escalation import Escalation
+from r2router_core import (
+    Candidate,
+    DecisionLog,
+    Escalation,
+    FailedAttempt,
+    RoutingDecision,
+    call_cost,
+    decision_record,
+    new_decision_id,
+)
 
 __all__ = ["SOURCE", "CallContext", "answer_cost", "answer_facts", "log_call", "log_escalated"]
 

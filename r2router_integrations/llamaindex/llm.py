@@ -55,7 +55,10 @@ from r2router_core import (
     Budget,
     Candidate,
     ConfigError,
+    DecisionLog,
     EmptyPromptError,
+    Escalation,
+    EscalationPolicy,
     FailedAttempt,
     FallbackPolicy,
     MessageStyle,
@@ -67,9 +70,8 @@ from r2router_core import (
     check_instruction_template,
     join_instruction,
     length_instruction,
+    open_log,
 )
-from r2router_core.decision_log import DecisionLog, open_log
-from r2router_core.escalation import Escalation, EscalationPolicy
 from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
 from r2router_integrations.llamaindex.learning import CallContext, answer_cost, answer_facts, log_call, log_escalated

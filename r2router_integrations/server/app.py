@@ -38,15 +38,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from r2router_core import (
     DEFAULT_FALLBACKS,
     ConfigError,
+    EscalationPolicy,
+    ExplorationPolicy,
     FallbackPolicy,
     R2Router,
     R2RouterError,
     RoutingDecision,
     RoutingOptions,
+    open_log,
 )
-from r2router_core.decision_log import open_log
-from r2router_core.escalation import EscalationPolicy
-from r2router_core.exploration import ExplorationPolicy
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics

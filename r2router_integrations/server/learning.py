@@ -39,10 +39,21 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from r2router_core import Candidate, DataError, R2Router, RoutingDecision, UnknownDecisionError, format_budget
-from r2router_core.decision_log import DecisionLog, call_cost, decision_record, new_decision_id
-from r2router_core.escalation import Escalation, EscalationPolicy
-from r2router_core.exploration import ExplorationPolicy
+from r2router_core import (
+    Candidate,
+    DataError,
+    DecisionLog,
+    Escalation,
+    EscalationPolicy,
+    ExplorationPolicy,
+    R2Router,
+    RoutingDecision,
+    UnknownDecisionError,
+    call_cost,
+    decision_record,
+    format_budget,
+    new_decision_id,
+)
 from r2router_core.store import training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.proxy import Attempt, plan_attempts
