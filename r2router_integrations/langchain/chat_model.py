@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -44,6 +45,7 @@ from r2router_core import (
     DecisionLog,
     Escalation,
     EscalationPolicy,
+    ExplorationPolicy,
     FailedAttempt,
     FallbackPolicy,
     R2Router,
@@ -184,6 +186,10 @@ class R2RouterChatModel(BaseChatModel):
     keep_text: bool = False
     """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
 
+    explore: float | None = None
+    """Share of calls sent to a non-best arm among the top candidates (the core's
+    ``ExplorationPolicy``), its propensity logged; ``None`` (the default) = off."""
+
     escalation: EscalationPolicy | bool | int | None = None
     """When the budget cut the answer (finish reason ``length``), ask again at the next larger
     budget of the same model, else the next candidate: ``None``/``True`` = the core's default
@@ -194,6 +200,8 @@ class R2RouterChatModel(BaseChatModel):
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _log: DecisionLog | None = PrivateAttr(default=None)
     _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
+    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
+    _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
 
     def __init__(self, **data: Any) -> None:
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
@@ -226,6 +234,7 @@ class R2RouterChatModel(BaseChatModel):
         self._call_options({}, tools=False)
         self._log = open_log(self.store, self.keep_text)
         self._escalation = EscalationPolicy.coerce(self.escalation)
+        self._exploration = ExplorationPolicy.coerce(self.explore)
 
     # -- learning from traffic -----------------------------------------------------------
     @property
@@ -352,7 +361,21 @@ class R2RouterChatModel(BaseChatModel):
             contexts = [CallContext(embedding=e, prompt=t) for e, t in zip(embeddings, texts, strict=True)]
         for decision in decisions:
             logger.debug("routed to %s", decision)
+        if self._exploration.rate > 0:
+            contexts = [self._explored(d, c) for d, c in zip(decisions, contexts, strict=True)]
         return [{**rest, DECISION_KEY: d, CALL_KEY: c} for d, c in zip(decisions, contexts, strict=True)]
+
+    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
+        arm, propensity = self._exploration.choose(decision, self._rng)
+        return replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
+
+    def _plan(self, decision: RoutingDecision, ctx: CallContext) -> tuple[Candidate, ...]:
+        """The fallback plan, led by the explored arm when exploration picked one."""
+        plan = decision.fallback_plan(self._policy.max_fallbacks)
+        if ctx.first is None:
+            return plan
+        rest = [c for c in plan if c.model != ctx.first.model]
+        return (ctx.first, *rest)[: self._policy.max_fallbacks + 1]
 
     async def _aroute(
         self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]
@@ -495,7 +518,7 @@ class R2RouterChatModel(BaseChatModel):
     ) -> ChatResult:
         (routed,) = self._route([messages], kwargs)
         decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
@@ -528,7 +551,7 @@ class R2RouterChatModel(BaseChatModel):
     ) -> ChatResult:
         (routed,) = await self._aroute([messages], kwargs)
         decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
@@ -561,7 +584,7 @@ class R2RouterChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         (routed,) = self._route([messages], kwargs)
         decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
@@ -590,7 +613,7 @@ class R2RouterChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         (routed,) = await self._aroute([messages], kwargs)
         decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)

@@ -45,6 +45,8 @@ class CallContext:
     embedding: Any = None
     prompt: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    first: Candidate | None = None  # the arm exploration picked instead of the chosen one
+    propensity: float = 1.0
 
 
 def result_facts(result: ChatResult) -> tuple[str | None, int | None, int | None]:
@@ -100,6 +102,7 @@ def log_answer(
             source=SOURCE,
             failures=failures,
             embedding=ctx.embedding,
+            propensity=ctx.propensity,
             prompt=ctx.prompt,
             answer=_text(message),
             finish_reason=finish_reason({**(info or {}), **message.response_metadata}),
@@ -160,6 +163,7 @@ def log_failure(
             source=SOURCE,
             failures=failures,
             embedding=ctx.embedding,
+            propensity=ctx.propensity,
             prompt=ctx.prompt,
             status="error",
             cost_usd=0.0,

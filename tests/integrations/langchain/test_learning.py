@@ -96,3 +96,18 @@ def test_escalation_can_be_switched_off_and_stops_after_one(router: R2Router) ->
     once = R2RouterChatModel(router=router, models=pool).invoke(CHAT)
     info = once.response_metadata["r2router"]
     assert len(info["escalations"]) == 1 and info["token_limit"] == 256 and info["budget_exhausted"] is True
+
+
+def test_exploration_sends_a_share_elsewhere_and_logs_its_propensity(router: R2Router, tmp_path: Path) -> None:
+    pool = fake_pool(router)
+    llm = R2RouterChatModel(router=router, models=pool, explore=0.5, store=tmp_path / "log.db")
+    answers = [llm.invoke(MATH) for _ in range(40)]
+    log = llm.decision_log
+    assert log is not None and log.flush(timeout=30)
+    rows = [log.store.decision(_id(a)) for a in answers]
+    chosen = router.route_text(MATH).chosen
+    explored = [r for r in rows if r is not None and (r.model, r.budget) != (chosen.model, chosen.token_limit)]
+    assert 5 <= len(explored) <= 35
+    assert all(r.propensity < 0.5 for r in explored)
+    assert {r.propensity for r in rows if r is not None and r not in explored} == {0.5}
+    log.close()
