@@ -39,6 +39,8 @@ class CallContext:
     embedding: Any = None
     decision_id: str = field(default_factory=new_decision_id)
     started: float = field(default_factory=time.perf_counter)
+    first: Candidate | None = None  # the arm exploration picked instead of the chosen one
+    propensity: float = 1.0
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -100,6 +102,7 @@ def log_call(
             source=SOURCE,
             failures=failures,
             embedding=ctx.embedding,
+            propensity=ctx.propensity,
             prompt=ctx.text,
             answer=_answer_text(response) if response is not None else None,
             finish_reason=reason,

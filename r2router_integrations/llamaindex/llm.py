@@ -22,6 +22,7 @@ Two LlamaIndex details shape this class:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import threading
@@ -31,6 +32,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -59,6 +61,7 @@ from r2router_core import (
     EmptyPromptError,
     Escalation,
     EscalationPolicy,
+    ExplorationPolicy,
     FailedAttempt,
     FallbackPolicy,
     MessageStyle,
@@ -156,6 +159,10 @@ class R2RouterLLM(FunctionCallingLLM):
 
     keep_text: bool = Field(default=False, description="Keep prompt and answer text in the decision log.")
 
+    explore: float | None = Field(default=None, description="Share of calls sent to a non-best arm (None: off).")
+    """Share of calls sent to a non-best arm among the top candidates (the core's ``ExplorationPolicy``),
+    its propensity logged; ``None`` (the default) = off."""
+
     escalation: EscalationPolicy | bool | int | None = Field(
         default=None, exclude=True, description="Ask a cut answer again with more room (None: once)."
     )
@@ -174,6 +181,8 @@ class R2RouterLLM(FunctionCallingLLM):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _log: DecisionLog | None = PrivateAttr(default=None)
     _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
+    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
+    _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
     _calls: weakref.WeakKeyDictionary[RoutingDecision, CallContext] = PrivateAttr(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -214,6 +223,7 @@ class R2RouterLLM(FunctionCallingLLM):
         self._apply_budget = apply_budget
         self._log = open_log(self.store, self.keep_text)
         self._escalation = EscalationPolicy.coerce(self.escalation)
+        self._exploration = ExplorationPolicy.coerce(self.explore)
 
     @property
     def decision_log(self) -> DecisionLog | None:
@@ -292,11 +302,11 @@ class R2RouterLLM(FunctionCallingLLM):
         routed = self._routing_text(text)
         if self._log is None:
             decision = route(self._router, routed, self._options(kwargs))
-            self._calls[decision] = CallContext(routed)
+            self._calls[decision] = self._explored(decision, CallContext(routed))
             return decision
         embedding = self._router.embed([routed])[0]  # the log keeps it: embed once, route on it
         decision = self._router.route(embedding, self._options(kwargs))
-        self._calls[decision] = CallContext(routed, embedding)
+        self._calls[decision] = self._explored(decision, CallContext(routed, embedding))
         return decision
 
     def _context(self, decision: RoutingDecision) -> CallContext:
@@ -317,8 +327,19 @@ class R2RouterLLM(FunctionCallingLLM):
                 child.callback_manager = manager
         return child
 
+    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
+        if self._exploration.rate == 0:
+            return ctx
+        arm, propensity = self._exploration.choose(decision, self._rng)
+        return dataclasses.replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
+
     def _plan(self, decision: RoutingDecision) -> AttemptLog[Candidate]:
-        return AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        """The fallback plan, led by the explored arm when exploration picked one."""
+        plan = decision.fallback_plan(self._policy.max_fallbacks)
+        first = self._context(decision).first
+        if first is not None:
+            plan = (first, *(c for c in plan if c.model != first.model))[: self._policy.max_fallbacks + 1]
+        return AttemptLog(plan, self._policy)
 
     def _arm(self, decision: RoutingDecision, candidate: Candidate) -> tuple[LLM, int | None]:
         cap = decision.max_tokens_for(candidate.token_limit)

@@ -82,3 +82,16 @@ def test_a_cut_answer_is_asked_again_with_more_room(tmp_path: Path) -> None:
     final = log.store.decision(info["decision_id"])
     assert final is not None and final.escalated_from is not None and final.cost_usd == pytest.approx(want)
     log.close()
+
+
+def test_exploration_sends_a_share_elsewhere_and_logs_its_propensity(tmp_path: Path) -> None:
+    llm = _llm(explore=0.5, store=tmp_path / "log.db")
+    ids = [_chat(llm) for _ in range(40)]
+    log = llm.decision_log
+    assert log is not None and log.flush(timeout=30)
+    rows = [log.store.decision(i) for i in ids]
+    chosen = ROUTER.route_text(MATH_PROMPT).chosen
+    explored = [r for r in rows if r is not None and (r.model, r.budget) != (chosen.model, chosen.token_limit)]
+    assert 5 <= len(explored) <= 35 and all(r.propensity < 0.5 for r in explored)
+    assert {r.propensity for r in rows if r is not None and r not in explored} == {0.5}
+    log.close()
