@@ -19,6 +19,7 @@ import logging
 
 from r2router_core.config import DEFAULT_TARGET, PREDICTORS, Budget, ModelSpec, RouterConfig, check_price, format_budget
 from r2router_core.decision import Candidate, RoutingDecision
+from r2router_core.decision_log import DecisionLog, LogStats, call_cost, decision_record, new_decision_id, open_log
 from r2router_core.errors import (
     CheckpointError,
     ConfigError,
@@ -32,9 +33,12 @@ from r2router_core.errors import (
     NoCandidateError,
     R2RouterError,
     ResourceUnavailableError,
+    UnknownDecisionError,
     UnknownModelError,
     missing_dependency,
 )
+from r2router_core.escalation import Escalation, EscalationPolicy, TruncatedAttempt
+from r2router_core.exploration import ExplorationPolicy, IPSEstimate, ips_estimate, ips_from_store
 from r2router_core.fallback import (
     DEFAULT_FALLBACKS,
     AttemptLog,
@@ -77,15 +81,21 @@ __all__ = [
     "ConfigError",
     "ConstraintError",
     "DataError",
+    "DecisionLog",
     "EmbedderMismatchError",
     "EmbeddingError",
     "EmptyPromptError",
+    "Escalation",
+    "EscalationPolicy",
+    "ExplorationPolicy",
     "FailedAttempt",
     "Failure",
     "FailureKind",
     "FallbackPolicy",
+    "IPSEstimate",
     "InputError",
     "KNNPredictor",
+    "LogStats",
     "MessageStyle",
     "MissingDependencyError",
     "ModelSpec",
@@ -98,16 +108,24 @@ __all__ = [
     "RoutingDecision",
     "RoutingOptions",
     "TrainingData",
+    "TruncatedAttempt",
+    "UnknownDecisionError",
     "UnknownModelError",
     "__version__",
     "add_length_instruction",
+    "call_cost",
     "check_instruction_template",
     "check_price",
     "classify",
+    "decision_record",
     "format_budget",
+    "ips_estimate",
+    "ips_from_store",
     "join_instruction",
     "length_instruction",
     "missing_dependency",
+    "new_decision_id",
+    "open_log",
     "parse_retry_after",
 ]
 

@@ -14,6 +14,7 @@ that is not there, a network that is not reachable) are not::
     │   ├── UnknownModelError               a model name not in the pool
     │   └── NoCandidateError                constraints removed every (model, budget)
     ├── DataError (ValueError)              training data or a dataset is malformed
+    │   └── UnknownDecisionError (KeyError)  feedback for a decision id the log does not hold
     ├── CheckpointError                     a checkpoint is missing, corrupt or unsafe
     │   └── EmbedderMismatchError           the checkpoint needs another embedder
     ├── MissingDependencyError (ImportError) an optional extra is not installed
@@ -35,6 +36,7 @@ __all__ = [
     "NoCandidateError",
     "R2RouterError",
     "ResourceUnavailableError",
+    "UnknownDecisionError",
     "UnknownModelError",
 ]
 
@@ -85,6 +87,13 @@ class NoCandidateError(ConstraintError):
 
 class DataError(R2RouterError, ValueError):
     """Training data or a dataset file is malformed or inconsistent."""
+
+
+class UnknownDecisionError(DataError, KeyError):
+    """A decision id the decision log does not hold (feedback for it is refused)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class CheckpointError(R2RouterError):

@@ -135,6 +135,46 @@ class R2Router:
         if embedder is not None:
             self.embedder = embedder
 
+    def add_outcomes(self, outcomes: TrainingData) -> R2Router:
+        """Append labelled rows (e.g. logged decisions with feedback) to this fitted router, without a refit.
+
+        Args:
+            outcomes: Rows with the router's models, budgets, embedding dimension and token layout
+                (NaN where an arm was not measured: one logged call labels one arm).
+
+        Returns:
+            self, routing with the new rows as neighbours.
+
+        A kNN (the default predictor) takes the rows in time proportional to their
+        number; a ridge, logistic or blend predictor is refit on all rows.
+
+        Raises:
+            DataError: Other models, budgets, dimension or token layout.
+        """
+        old = self._data
+        if (outcomes.models, outcomes.budgets, outcomes.dim) != (old.models, old.budgets, old.dim):
+            raise DataError(
+                f"outcomes must have the router's models {list(old.models)}, budgets {list(old.budgets)} and "
+                f"dimension {old.dim}; got {list(outcomes.models)}, {list(outcomes.budgets)}, {outcomes.dim}"
+            )
+        if outcomes.tokens.ndim != old.tokens.ndim:
+            raise DataError(
+                f"outcomes' tokens must have {old.tokens.ndim} axes, as the router's, got {outcomes.tokens.ndim}"
+            )
+        self._data = TrainingData(
+            np.concatenate([old.embeddings, outcomes.embeddings]),
+            old.models,
+            old.budgets,
+            np.concatenate([old.quality, outcomes.quality]),
+            np.concatenate([old.tokens, outcomes.tokens]),
+        )
+        if isinstance(self._predictor, KNNPredictor):
+            self._predictor.add(outcomes.embeddings, head_labels(outcomes))
+        else:
+            self._config, self._predictor = fit_predictor(self._config, self._data)
+        self._all_predicted = bool(self._data.observed.any(axis=0).all())
+        return self
+
     def _prepare_hot_path(self) -> None:
         """What every routing call needs, computed once: names, prices, default options."""
         c = self._config

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +86,49 @@ def text_router() -> R2Router:
     )
     data = TrainingData(embedder.embed(prompts), ("small", "big"), (100, 400), quality, np.full((n, 2), 300.0))
     return R2Router(config, data, embedder=embedder)
+
+
+POSTGRES_ENV = "R2ROUTER_TEST_POSTGRES_URL"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the test server; dropped afterwards."""
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.fail(
+            f"{POSTGRES_ENV} is not set: the store tests also run on PostgreSQL. Start a throwaway server with "
+            '`eval "$(tests/postgres.sh start)"` (stop it with `tests/postgres.sh stop`); .ci/run does this'
+        )
+    import sqlalchemy
+
+    name = f"r2t_{uuid.uuid4().hex[:16]}"
+    engine = sqlalchemy.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield engine.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL store URL (needs ``tests/postgres.sh start``, as ``.ci/run`` does)."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty outcome-store URL on each backend: a SQLite file, or a new PostgreSQL database.
+
+    The PostgreSQL run needs a server: ``eval "$(tests/postgres.sh start)"`` (CI's ``.ci/run`` does it).
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with postgres_database() as url:
+        yield url

@@ -6,7 +6,7 @@ default, one embedded file, WAL mode, safe for several writer processes) or
 PostgreSQL (several hosts sharing one store). Needs the ``store`` extra
 (``pip install 'r2router[store]'``); SQLAlchemy is imported only when a store opens.
 
-Tables (schema version 1)::
+Tables (schema version 2)::
 
     meta     key, value                        schema_version (a newer file is refused)
     models   name PK, full_name, input_price, output_price, position
@@ -20,37 +20,54 @@ Tables (schema version 1)::
 The resume rule lives in the unique key: a cell whose call is ``ok`` is never
 called or written again; an ``error`` row is replaced by the next attempt.
 
-Planned for live traffic (issue 12; not built yet), in the same database so
-that collected and live outcomes form one data set::
+Live traffic (issue 12; schema 2 adds these tables to a version-1 store on
+open), in the same database so that collected and live outcomes form one data set::
 
-    decisions  id (uuid) PK, created_at, embedding (float32 bytes) + embedder id,
-               prompt text (NULL unless the deployment opts in), options (JSON),
-               chosen model, budget, predicted quality/cost, lambda, propensity,
+    decisions  id (uuid hex) PK, created_at, source, embedding (float32 bytes) + embedder id,
+               prompt and answer text (NULL unless the deployment opts in), options (JSON),
+               model, budget, predicted quality/cost, lambda_, propensity, status,
                input/output tokens, finish_reason, latency_s, cost_usd,
-               failed attempts (JSON), escalated_from -> decisions.id
+               failed_attempts (JSON), escalated_from (a decision id)
     feedback   id PK, decision_id -> decisions.id, quality in [0, 1], source, created_at
-    grades     gains a nullable decision_id, so collect's graders can grade logged answers
 
-Export then reads ``calls`` + ``grades`` (collected) and ``decisions`` +
-``feedback`` (live) into the same (N, M, B) label arrays; the ``meta`` schema
-version gates the migration.
+``training_data_from_decisions`` reads ``decisions`` + ``feedback`` into the same
+label arrays as ``calls`` + ``grades`` (feedback's mean; a cut answer without
+feedback is quality 0 for its arm). Still planned: ``grades`` gains a nullable
+``decision_id`` (collect's graders on logged answers kept with their text).
 """
 
 from __future__ import annotations
 
-from r2router_core.store.export import config_from_store, training_data_from_store
-from r2router_core.store.records import ArmSummary, CallRecord, GradeRecord, PromptRecord, StoredCall
+from r2router_core.store.export import (
+    config_from_store,
+    logged_outcomes,
+    training_data_from_decisions,
+    training_data_from_store,
+)
+from r2router_core.store.records import (
+    ArmSummary,
+    CallRecord,
+    DecisionRecord,
+    FeedbackRecord,
+    GradeRecord,
+    PromptRecord,
+    StoredCall,
+)
 from r2router_core.store.store import DEFAULT_STORE_URL, OutcomeStore, store_url
 
 __all__ = [
     "DEFAULT_STORE_URL",
     "ArmSummary",
     "CallRecord",
+    "DecisionRecord",
+    "FeedbackRecord",
     "GradeRecord",
     "OutcomeStore",
     "PromptRecord",
     "StoredCall",
     "config_from_store",
+    "logged_outcomes",
     "store_url",
+    "training_data_from_decisions",
     "training_data_from_store",
 ]

@@ -14,10 +14,16 @@ from r2router_core.training_data import TrainingData
 
 if TYPE_CHECKING:
     from r2router_core.embedders.base import Embedder
-    from r2router_core.store.records import StoredCall
+    from r2router_core.store.records import DecisionRecord, StoredCall
     from r2router_core.store.store import OutcomeStore
 
-__all__ = ["config_from_store", "resolve_grader", "training_data_from_store"]
+__all__ = [
+    "config_from_store",
+    "logged_outcomes",
+    "resolve_grader",
+    "training_data_from_decisions",
+    "training_data_from_store",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +138,76 @@ def _pool_order(store: OutcomeStore, calls: Sequence[StoredCall]) -> list[str]:
 def _budget_order(calls: Sequence[StoredCall]) -> list[Budget]:
     budgets = {c.call.budget for c in calls}
     return sorted(budgets, key=lambda b: (b is None, b or 0))
+
+
+def logged_outcomes(store: OutcomeStore, embedder_id: str | None = None) -> list[tuple[DecisionRecord, float]]:
+    """Logged answers with an embedding and a quality signal, in time order, with that quality.
+
+    The quality is the mean of the decision's feedback; an answer the cap cut
+    (finish reason ``length``) without feedback counts as 0.
+    """
+    scores: dict[str, list[float]] = {}
+    for f in store.feedback():
+        scores.setdefault(f.decision_id, []).append(f.quality)
+    rows = []
+    for d in store.decisions():
+        if d.status != "ok" or d.embedding is None:
+            continue
+        if embedder_id is not None and d.embedder not in (None, embedder_id):
+            continue
+        given = scores.get(d.id)
+        quality = float(np.mean(given)) if given else (0.0 if d.finish_reason in ("length", "max_tokens") else None)
+        if quality is not None:
+            rows.append((d, quality))
+    return rows
+
+
+def training_data_from_decisions(
+    store: OutcomeStore,
+    models: Sequence[str],
+    budgets: Sequence[Budget],
+    *,
+    token_axes: int = 3,
+    embedder_id: str | None = None,
+) -> TrainingData | None:
+    """Labelled rows from the decision log: one row per logged answer with a quality signal.
+
+    The quality of a row's arm is the mean of its feedback; an answer the cap cut
+    (finish reason ``length``) without feedback counts as quality 0 for its arm. Every
+    other arm of the row is NaN (not measured). Rows without an embedding or output
+    tokens, of another embedder, or of an arm outside ``models`` x ``budgets`` are left out.
+
+    Args:
+        store: The outcome store.
+        models: Pool models, in label order (the router's).
+        budgets: Budgets, in label order (the router's).
+        token_axes: 3 for tokens of shape (N, M, B), 2 for (N, M) (the router's layout).
+        embedder_id: Keep only rows embedded by this embedder (default: any).
+
+    Returns:
+        The rows, or ``None`` when the log holds none yet.
+    """
+    mi = {m: i for i, m in enumerate(models)}
+    bi = {b: i for i, b in enumerate(budgets)}
+    rows = [
+        (d, q)
+        for d, q in logged_outcomes(store, embedder_id)
+        if d.model in mi and d.budget in bi and d.output_tokens is not None  # no tokens: no cost label
+    ]
+    if not rows:
+        return None
+    shape = (len(rows), len(models), len(budgets))
+    quality_arr = np.full(shape, np.nan)
+    tokens = np.full(shape if token_axes == 3 else shape[:2], np.nan)
+    for i, (d, q) in enumerate(rows):
+        cell = (i, mi[d.model], bi[d.budget])
+        quality_arr[cell] = q
+        tokens[cell if token_axes == 3 else cell[:2]] = d.output_tokens
+    return TrainingData(
+        embeddings=np.stack([np.asarray(d.embedding, dtype=np.float32) for d, _ in rows]),
+        models=tuple(models),
+        budgets=tuple(budgets),
+        quality=quality_arr,
+        tokens=tokens,
+        query_ids=tuple(d.id for d, _ in rows),
+    )

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from r2router_core.config import Budget, format_budget
 from r2router_core.errors import DataError
 
-__all__ = ["ArmSummary", "CallRecord", "GradeRecord", "PromptRecord", "StoredCall"]
+__all__ = [
+    "ArmSummary",
+    "CallRecord",
+    "DecisionRecord",
+    "FeedbackRecord",
+    "GradeRecord",
+    "PromptRecord",
+    "StoredCall",
+    "check_quality",
+]
 
 CALL_STATUSES = ("ok", "error")
 
@@ -170,3 +183,94 @@ class ArmSummary:
             num(self.cut_share, ".0%"),
             f"{self.spend_usd:.4f}",
         ]
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One routed live call, as the decision log writes it (privacy by default: no text).
+
+    Attributes:
+        id: The decision id returned to the caller (completion id, metadata).
+        source: Who routed it: ``"gateway"``, ``"langchain"``, ``"llamaindex"``, ``"python"``.
+        model: The pool model that answered (or the last one tried, on error).
+        budget: Its output-token budget (``None`` = uncapped).
+        options: The routing options, JSON-ready (``RoutingOptions.to_dict()``).
+        predicted_quality: The router's predicted quality of that arm.
+        predicted_cost: The router's predicted USD of that arm.
+        lambda_: The cost weight used.
+        propensity: The probability with which this arm was chosen (1.0 without exploration).
+        status: ``"ok"`` or ``"error"`` (every attempt failed).
+        input_tokens: Prompt tokens from the provider's usage.
+        output_tokens: Completion tokens from the provider's usage.
+        finish_reason: The provider's finish reason (``"length"``: cut by the cap).
+        latency_s: Seconds from routing to the answer.
+        cost_usd: USD of every attempt of the call, summed.
+        failed_attempts: The attempts that failed first, as ``FailedAttempt.to_dict()``.
+        embedder: The embedder id of ``embedding``.
+        embedding: The prompt's embedding, shape (D,) float32 (``None`` if not kept).
+        prompt: The prompt text; ``None`` unless the deployment opted in.
+        answer: The answer text; ``None`` unless the deployment opted in.
+        escalated_from: The id of the decision this one escalated (a truncated answer).
+        created_at: UTC ISO time (set by the store when empty).
+    """
+
+    id: str
+    source: str
+    model: str
+    budget: Budget
+    options: dict[str, Any]
+    predicted_quality: float | None = None
+    predicted_cost: float | None = None
+    lambda_: float | None = None
+    propensity: float = 1.0
+    status: str = "ok"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    latency_s: float | None = None
+    cost_usd: float = 0.0
+    failed_attempts: tuple[dict[str, Any], ...] = ()
+    embedder: str | None = None
+    embedding: NDArray[np.float32] | None = field(default=None, compare=False)
+    prompt: str | None = None
+    answer: str | None = None
+    escalated_from: str | None = None
+    created_at: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise DataError(f"a decision id must be a non-empty string, got {self.id!r}")
+        if self.status not in CALL_STATUSES:
+            raise DataError(f"decision {self.id}: status must be one of {CALL_STATUSES}, got {self.status!r}")
+        if not 0.0 < self.propensity <= 1.0:
+            raise DataError(f"decision {self.id}: propensity must be in (0, 1], got {self.propensity!r}")
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One quality judgement of a logged decision.
+
+    Attributes:
+        decision_id: The decision judged.
+        quality: The score in [0, 1].
+        source: Who judged (``"api"``, a grader's name, a user id...).
+        created_at: UTC ISO time.
+    """
+
+    decision_id: str
+    quality: float
+    source: str
+    created_at: str
+
+
+def check_quality(quality: Any) -> float:
+    """A feedback score as a float in [0, 1].
+
+    Raises:
+        DataError: Not a finite number in [0, 1] (booleans are refused).
+    """
+    if isinstance(quality, bool) or not isinstance(quality, int | float) or not math.isfinite(quality):
+        raise DataError(f"quality must be a number in [0, 1], got {quality!r}")
+    if not 0.0 <= quality <= 1.0:
+        raise DataError(f"quality must be in [0, 1], got {quality!r}")
+    return float(quality)

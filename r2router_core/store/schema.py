@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped by every change of the tables; the store refuses a file written by a newer r2router."""
 
 UNCAPPED_KEY = 0
@@ -24,6 +24,7 @@ def build_metadata() -> Any:
         Float,
         ForeignKey,
         Integer,
+        LargeBinary,
         MetaData,
         String,
         Table,
@@ -96,5 +97,40 @@ def build_metadata() -> Any:
         Column("raw", Text),  # the judge's own answer, kept for audits
         Column("created_at", String(40), nullable=False),
         UniqueConstraint("call_id", "grader", name="uq_grades_call_grader"),
+    )
+    Table(  # schema 2: one row per routed live call (issue 12)
+        "decisions",
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("created_at", String(40), nullable=False),
+        Column("source", String(40), nullable=False),  # gateway | langchain | llamaindex | python
+        Column("embedder", String(400)),
+        Column("embedding", LargeBinary),  # float32 little-endian bytes, or NULL
+        Column("prompt", Text),  # NULL unless the deployment opted in to keep prompt text
+        Column("answer", Text),  # NULL unless the deployment opted in
+        Column("options", Text, nullable=False),  # JSON
+        Column("model", String(200), nullable=False),
+        Column("budget", Integer),
+        Column("predicted_quality", Float),
+        Column("predicted_cost", Float),
+        Column("lambda_", Float),
+        Column("propensity", Float, nullable=False),
+        Column("status", String(16), nullable=False),  # ok | error
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("finish_reason", String(40)),
+        Column("latency_s", Float),
+        Column("cost_usd", Float, nullable=False),
+        Column("failed_attempts", Text, nullable=False),  # JSON list of FailedAttempt dicts
+        Column("escalated_from", String(64)),
+    )
+    Table(
+        "feedback",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("decision_id", String(64), ForeignKey("decisions.id", ondelete="CASCADE"), nullable=False),
+        Column("quality", Float, nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("created_at", String(40), nullable=False),
     )
     return metadata

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from r2router_core.config import Budget, ModelSpec
-from r2router_core.errors import ConfigError, DataError, missing_dependency
-from r2router_core.store.records import ArmSummary, CallRecord, GradeRecord, PromptRecord, StoredCall
+from r2router_core.errors import ConfigError, DataError, UnknownDecisionError, missing_dependency
+from r2router_core.store.records import (
+    ArmSummary,
+    CallRecord,
+    DecisionRecord,
+    FeedbackRecord,
+    GradeRecord,
+    PromptRecord,
+    StoredCall,
+    check_quality,
+)
 from r2router_core.store.schema import SCHEMA_VERSION, UNCAPPED_KEY, build_metadata
 
 __all__ = ["DEFAULT_STORE_URL", "OutcomeStore", "store_url"]
@@ -99,6 +111,8 @@ class OutcomeStore:
                     f"store {self.url} has schema version {row.value}; this r2router reads up to {SCHEMA_VERSION}. "
                     "Upgrade r2router"
                 )
+            elif int(row.value) < SCHEMA_VERSION:  # schema 2 only added tables, which create_all made
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
     def _upsert(
         self, table: Any, keys: Sequence[str], values: dict[str, Any], *, update: Sequence[str] = (), where: Any = None
@@ -330,6 +344,76 @@ class OutcomeStore:
             for r in rows
         }
 
+    # -- decisions and feedback (live traffic) ---------------------------------------
+    def record_decisions(self, records: Sequence[DecisionRecord]) -> int:
+        """Write logged decisions in one transaction; an id already stored is kept (never duplicated).
+
+        Returns:
+            How many rows were new.
+        """
+        if not records:
+            return 0
+        table = self._t["decisions"]
+        with self._engine.begin() as conn:
+            new = 0
+            for record in records:
+                stmt = self._upsert(table, ["id"], _decision_row(record)).returning(table.c.id)
+                new += len(conn.execute(stmt).all())  # DO NOTHING returns no row
+        return new
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        """The logged decision of an id, or ``None``."""
+        table = self._t["decisions"]
+        with self._engine.connect() as conn:
+            row = conn.execute(table.select().where(table.c.id == decision_id)).first()
+        return None if row is None else _decision_record(row)
+
+    def decisions(self, *, since: str | None = None) -> list[DecisionRecord]:
+        """Logged decisions in time order (optionally those created after the UTC ISO time ``since``)."""
+        table = self._t["decisions"]
+        query = table.select()
+        if since is not None:
+            query = query.where(table.c.created_at > since)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.created_at, table.c.id)).all()
+        return [_decision_record(r) for r in rows]
+
+    def count_decisions(self) -> int:
+        """How many decisions are logged."""
+        from sqlalchemy import func, select
+
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self._t["decisions"])).scalar_one())
+
+    def record_feedback(self, decision_id: str, quality: float, *, source: str = "api") -> FeedbackRecord:
+        """Store a quality score in [0, 1] for a logged decision (several scores per decision are kept).
+
+        Raises:
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No decision with this id is logged.
+        """
+        score = check_quality(quality)
+        table = self._t["feedback"]
+        record = FeedbackRecord(str(decision_id), score, str(source), _now())
+        with self._engine.begin() as conn:
+            decisions = self._t["decisions"]
+            query = decisions.select().with_only_columns(decisions.c.id).where(decisions.c.id == record.decision_id)
+            known = conn.execute(query).first()
+            if known is None:
+                raise UnknownDecisionError(f"no logged decision has the id {decision_id!r}")
+            conn.execute(table.insert().values(**record.__dict__))
+        return record
+
+    def feedback(self, decision_id: str | None = None) -> list[FeedbackRecord]:
+        """Stored feedback (optionally of one decision), oldest first."""
+        table = self._t["feedback"]
+        query = table.select()
+        if decision_id is not None:
+            query = query.where(table.c.decision_id == decision_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(table.c.id)).all()
+        return [FeedbackRecord(r.decision_id, r.quality, r.source, r.created_at) for r in rows]
+
     # -- reports ---------------------------------------------------------------------
     def summary(self, prompt_set: str | None = None, grader: str | None = None) -> list[ArmSummary]:
         """One :class:`ArmSummary` per (model, budget) arm, in pool order then budget order.
@@ -388,6 +472,25 @@ def _stored_call(r: Any) -> StoredCall:
         model_id=r.model_id,
     )
     return StoredCall(r.id, call, PromptRecord(r.prompt_id, r.text, r.reference, r.category))
+
+
+def _decision_row(record: DecisionRecord) -> dict[str, Any]:
+    values = {k: v for k, v in record.__dict__.items() if k not in ("embedding", "options", "failed_attempts")}
+    embedding = record.embedding
+    values["embedding"] = None if embedding is None else np.asarray(embedding, dtype="<f4").ravel().tobytes()
+    values["options"] = json.dumps(record.options, sort_keys=True, default=str)
+    values["failed_attempts"] = json.dumps(list(record.failed_attempts), default=str)
+    values["created_at"] = record.created_at or _now()
+    return values
+
+
+def _decision_record(r: Any) -> DecisionRecord:
+    data = dict(r._mapping)
+    raw = data.pop("embedding")
+    embedding = None if raw is None else np.frombuffer(bytes(raw), dtype="<f4").astype(np.float32)
+    data["options"] = json.loads(data["options"])
+    data["failed_attempts"] = tuple(json.loads(data["failed_attempts"]))
+    return DecisionRecord(embedding=embedding, **data)
 
 
 def _configure_sqlite(engine: Any) -> None:

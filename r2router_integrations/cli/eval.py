@@ -43,7 +43,21 @@ def add_parser(sub: Any) -> None:
         description=f"{__doc__}\n{DATA_DESCRIPTION.replace('DATA ', 'DATASET ', 1)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_training_input_arguments(p, metavar="DATASET")
+    add_training_input_arguments(p, metavar="DATASET", required=False)
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="instead of DATASET: estimate from the decision log alone (inverse propensity weighting) the mean "
+        "quality --router would have had at each --lambda",
+    )
+    p.add_argument("--router", help="with --store: the router to estimate (a checkpoint directory)")
+    p.add_argument(
+        "--lambda",
+        dest="lambdas",
+        type=float,
+        action="append",
+        help="with --store: a lambda to estimate (repeatable; default: the router's own)",
+    )
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and of random routing (default: 0)")
     p.add_argument("--k", type=int, default=80, help="neighbours of the kNN routers (default: 80)")
@@ -74,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, write the files."""
     from r2router_core.evaluation import evaluate, write_results
 
+    if args.store is not None:
+        return _off_policy(args)
+    if args.dataset is None:
+        raise ConfigError("give DATASET, or --store URL --router DIR for the off-policy estimate")
     if args.export_routerarena and args.dataset != "routerarena":
         raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
     inp = resolve_training_input(args)
@@ -96,6 +114,23 @@ def run(args: argparse.Namespace) -> int:
     if args.export_routerarena:
         files = _export(args, dataset, emb, result)
         print(f"wrote {files.predictions} and {files.config}")
+    return 0
+
+
+def _off_policy(args: argparse.Namespace) -> int:
+    """Print the IPS estimate of ``--router`` at each ``--lambda`` from the store's decision log."""
+    from r2router_core import R2Router, ips_from_store
+    from r2router_core.store import OutcomeStore
+
+    if not args.router:
+        raise ConfigError("--store needs --router DIR: the router whose quality is estimated")
+    router = R2Router.from_pretrained(args.router, embedder=None)
+    print("lambda  IPS mean quality  std err  logged answers  matched")
+    with OutcomeStore(args.store) as store:
+        for lambda_ in args.lambdas or [None]:
+            est = ips_from_store(store, router, lambda_)
+            shown = router.config.lambda_ if lambda_ is None else lambda_
+            print(f"{shown:<7g} {est.value:<17.4f} {est.stderr:<8.4f} {est.n:<15d} {est.matched}")
     return 0
 
 

@@ -91,6 +91,37 @@ def add_parser(sub: Any) -> None:
         default=DEFAULT_BODY_TIMEOUT,
         help=f"seconds a client may take to send its body; 408 after (default: {DEFAULT_BODY_TIMEOUT:g})",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="log every routed call to this outcome store (SQLAlchemy URL or SQLite path) and accept "
+        "POST /v1/feedback (default: no log)",
+    )
+    p.add_argument(
+        "--keep-text",
+        action="store_true",
+        help="keep prompt and answer text in the log (default: only embeddings and numbers)",
+    )
+    p.add_argument(
+        "--reload-every",
+        type=float,
+        metavar="SECONDS",
+        help="with --store: rebuild the router with the logged outcomes this often (POST /admin/reload "
+        "does it on demand; default: on demand only)",
+    )
+    p.add_argument(
+        "--no-escalation",
+        dest="escalation",
+        action="store_false",
+        help="return answers the budget cut as they are (default: ask once more with the next larger budget)",
+    )
+    p.add_argument(
+        "--explore",
+        type=float,
+        metavar="RATE",
+        help="share of routed requests sent to a non-best arm among the top candidates, its propensity "
+        "logged (e.g. 0.05; default: off)",
+    )
     p.set_defaults(run=run)
 
 
@@ -147,6 +178,11 @@ def _build_app(args: argparse.Namespace) -> Any:
         batch_window=args.batch_window_ms / 1000,
         max_batch=args.max_batch,
         body_timeout=args.body_timeout,
+        store=args.store,
+        keep_text=args.keep_text,
+        escalation=args.escalation,
+        reload_every=args.reload_every,
+        explore=args.explore,
     )
 
 

@@ -5,6 +5,10 @@ training data for ``--target`` (default: the best arena score), and
 ``--predictor auto`` picks the predictor and its main knob the same way; both
 choices and their cross-validated scores are saved in config.json
 (``r2router info`` shows them).
+
+``--store URL`` adds the outcome store: its collected calls (``r2router collect``) are the
+training set when no DATA is given, and its logged answers with feedback (the decision log
+of ``r2router serve --store``, LangChain's and LlamaIndex's ``store=``) are appended to it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r2router_core import DEFAULT_TARGET, PREDICTORS, ConfigError
+from r2router_core import DEFAULT_TARGET, PREDICTORS, ConfigError, R2Router, RouterConfig, TrainingData
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -31,7 +35,9 @@ def add_parser(sub: Any) -> None:
         description=f"{__doc__}\n{DATA_DESCRIPTION}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_training_input_arguments(p)
+    add_training_input_arguments(p, required=False)
+    p.add_argument("--store", metavar="URL", help="outcome store: its collected calls and logged feedback")
+    p.add_argument("--grader", help="whose grades are the collected quality (default: the store's only grader)")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
     p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: calibrated by CV)")
@@ -52,17 +58,12 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read DATA, embed its prompts if it has no vectors, fit and save."""
     start = time.perf_counter()
-    inp = resolve_training_input(args)
-    if inp.config is not None and inp.training_data is not None:
-        config, data = inp.config, inp.training_data
+    if args.dataset is None and args.store is None:
+        raise ConfigError("give DATA, --store URL, or both")
+    if args.dataset is None:
+        config, data = _collected(args)
     else:
-        emb, embedder_id = embed_training_input(inp, args.embedder, cache_dir=args.cache_dir, progress=not args.quiet)
-        if embedder_id is None:
-            raise ConfigError(
-                f"DATA {args.dataset} comes with vectors but no embedder, so its router could not route text; "
-                "train on a card-layout directory or an outcomes file"
-            )
-        config, data = inp.dataset.config(embedder=embedder_id), inp.dataset.training_data(emb)
+        config, data = _from_data(args)
     from r2router_core.evaluation import train_router  # the evaluation machinery, only when training
 
     settings = {
@@ -78,16 +79,64 @@ def run(args: argparse.Namespace) -> int:
         n_folds=args.folds,
         seed=args.seed,
     )
+    logged = 0
+    if args.store is not None:
+        logged = _add_logged(router, args.store)
     out = router.save(args.out)
     seconds = time.perf_counter() - start
-    c = router.config
+    data = router.training_data
+    from_log = f" ({logged} from the decision log)" if args.store is not None else ""
     print(
-        f"trained on {data.n_queries} queries x {len(data.models)} models x {len(data.budgets)} budgets "
+        f"trained on {data.n_queries} queries{from_log} x {len(data.models)} models x {len(data.budgets)} budgets "
         f"({data.dim}-dim embeddings) in {seconds:.2f} s; saved to {Path(out).resolve()}"
     )
+    c = router.config
     chosen = (c.selection or {}).get("predictor", {}).get("chosen")
     print(f"predictor: {c.predictor}" + (f" (auto chose {chosen} by CV)" if chosen else ""))
     lam = (c.selection or {}).get("lambda")
     how = f"calibrated by CV for {lam['target']}" if lam else "as given"
     print(f"lambda:    {c.lambda_:.6g} ({how})")
     return 0
+
+
+def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
+    from r2router_core.embedders import load_embedder
+    from r2router_core.store import OutcomeStore, config_from_store, training_data_from_store
+
+    embedder = load_embedder(args.embedder, cache_size=0)
+    with OutcomeStore(args.store) as store:
+        data = training_data_from_store(store, embedder, grader=args.grader)
+        return config_from_store(store, data, embedder), data
+
+
+def _add_logged(router: R2Router, url: str) -> int:
+    from r2router_core.store import OutcomeStore, training_data_from_decisions
+
+    config = router.config
+    with OutcomeStore(url) as store:
+        logged = training_data_from_decisions(
+            store,
+            config.model_names,
+            config.budgets,
+            token_axes=router.training_data.tokens.ndim,
+            embedder_id=config.embedder,
+        )
+    if logged is None:
+        return 0
+    router.add_outcomes(logged)
+    return logged.n_queries
+
+
+def _from_data(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
+    inp = resolve_training_input(args)
+    if inp.config is not None and inp.training_data is not None:
+        config, data = inp.config, inp.training_data
+    else:
+        emb, embedder_id = embed_training_input(inp, args.embedder, cache_dir=args.cache_dir, progress=not args.quiet)
+        if embedder_id is None:
+            raise ConfigError(
+                f"DATA {args.dataset} comes with vectors but no embedder, so its router could not route text; "
+                "train on a card-layout directory or an outcomes file"
+            )
+        config, data = inp.dataset.config(embedder=embedder_id), inp.dataset.training_data(emb)
+    return config, data

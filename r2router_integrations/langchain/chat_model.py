@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -41,13 +42,20 @@ from r2router_core import (
     Candidate,
     ConfigError,
     ConstraintError,
+    DecisionLog,
+    Escalation,
+    EscalationPolicy,
+    ExplorationPolicy,
+    FailedAttempt,
     FallbackPolicy,
     R2Router,
     RoutingDecision,
     RoutingOptions,
     add_length_instruction,
     check_instruction_template,
+    open_log,
 )
+from r2router_core.embedders import check_texts
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,
@@ -55,6 +63,15 @@ from r2router_integrations.langchain.delegate import (
     generate_child,
     prepare_child,
     stream_child,
+)
+from r2router_integrations.langchain.learning import (
+    CALL_KEY,
+    CallContext,
+    answer_cost,
+    log_answer,
+    log_failure,
+    log_result,
+    result_facts,
 )
 from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text
 from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result
@@ -162,8 +179,29 @@ class R2RouterChatModel(BaseChatModel):
     stop: list[str] | None = None
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
 
+    store: Any = None
+    """Log every routed call to this outcome store: a SQLAlchemy URL, a SQLite path, an
+    ``OutcomeStore`` or a ``DecisionLog``; ``None`` (the default) = no log."""
+
+    keep_text: bool = False
+    """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
+
+    explore: float | None = None
+    """Share of calls sent to a non-best arm among the top candidates (the core's
+    ``ExplorationPolicy``), its propensity logged; ``None`` (the default) = off."""
+
+    escalation: EscalationPolicy | bool | int | None = None
+    """When the budget cut the answer (finish reason ``length``), ask again at the next larger
+    budget of the same model, else the next candidate: ``None``/``True`` = the core's default
+    (once), ``False``/``0`` = off, an int = that many times, or an ``EscalationPolicy``.
+    Non-streamed calls only: a stream's cut is known after its bytes are out."""
+
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
+    _log: DecisionLog | None = PrivateAttr(default=None)
+    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
+    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
+    _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
 
     def __init__(self, **data: Any) -> None:
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
@@ -194,6 +232,27 @@ class R2RouterChatModel(BaseChatModel):
         fields = {key: getattr(self, key) for key in OPTION_FIELDS}
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
+        self._log = open_log(self.store, self.keep_text)
+        self._escalation = EscalationPolicy.coerce(self.escalation)
+        self._exploration = ExplorationPolicy.coerce(self.explore)
+
+    # -- learning from traffic -----------------------------------------------------------
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log of ``store=`` (``None`` without a store)."""
+        return self._log
+
+    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
+        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from the metadata).
+
+        Raises:
+            ConfigError: The model has no ``store``.
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No logged call has this id.
+        """
+        if self._log is None:
+            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
+        self._log.feedback(decision_id, quality, source=source)
 
     # -- identity --------------------------------------------------------------------
     @property
@@ -242,6 +301,7 @@ class R2RouterChatModel(BaseChatModel):
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         decision = kwargs.pop(DECISION_KEY, None)
         tools = kwargs.pop(TOOLS_KEY, None)
+        kwargs.pop(CALL_KEY, None)
         params = super()._get_invocation_params(stop=stop, **kwargs)
         if isinstance(decision, RoutingDecision):
             params[METADATA_KEY] = {
@@ -292,10 +352,30 @@ class R2RouterChatModel(BaseChatModel):
         if rest.get("response_format") is not None:
             options = _native_json_models(options, self.models)
         texts = [routing_text(messages, self.route_on) for messages in message_lists]
-        decisions = self.router.route_texts(texts, options)
+        if self._log is None:
+            decisions = self.router.route_texts(texts, options)
+            contexts = [CallContext() for _ in texts]
+        else:  # the log keeps the embedding: embed once, route on it
+            embeddings = self.router.embed(check_texts(texts))
+            decisions = self.router.route_batch(embeddings, options)
+            contexts = [CallContext(embedding=e, prompt=t) for e, t in zip(embeddings, texts, strict=True)]
         for decision in decisions:
             logger.debug("routed to %s", decision)
-        return [{**rest, DECISION_KEY: decision} for decision in decisions]
+        if self._exploration.rate > 0:
+            contexts = [self._explored(d, c) for d, c in zip(decisions, contexts, strict=True)]
+        return [{**rest, DECISION_KEY: d, CALL_KEY: c} for d, c in zip(decisions, contexts, strict=True)]
+
+    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
+        arm, propensity = self._exploration.choose(decision, self._rng)
+        return replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
+
+    def _plan(self, decision: RoutingDecision, ctx: CallContext) -> tuple[Candidate, ...]:
+        """The fallback plan, led by the explored arm when exploration picked one."""
+        plan = decision.fallback_plan(self._policy.max_fallbacks)
+        if ctx.first is None:
+            return plan
+        rest = [c for c in plan if c.model != ctx.first.model]
+        return (ctx.first, *rest)[: self._policy.max_fallbacks + 1]
 
     async def _aroute(
         self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]
@@ -437,8 +517,8 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         (routed,) = self._route([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        decision, ctx, tools, rest = _unpack(routed)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
@@ -446,7 +526,20 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return annotate_result(result, decision, candidate, log.failures)
+            escalation = Escalation(decision, self._escalation, candidate)
+            truncated: list[tuple[Candidate, ChatResult]] = []
+            while (arm := self._next_arm(escalation, decision, result)) is not None:
+                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
+                try:
+                    again = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                truncated.append((escalation.tried[-2], result))
+                result = again
+            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     async def _agenerate(
@@ -457,8 +550,8 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         (routed,) = await self._aroute([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        decision, ctx, tools, rest = _unpack(routed)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
             try:
@@ -466,7 +559,20 @@ class R2RouterChatModel(BaseChatModel):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return annotate_result(result, decision, candidate, log.failures)
+            escalation = Escalation(decision, self._escalation, candidate)
+            truncated: list[tuple[Candidate, ChatResult]] = []
+            while (arm := self._next_arm(escalation, decision, result)) is not None:
+                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
+                try:
+                    again = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                truncated.append((escalation.tried[-2], result))
+                result = again
+            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     def _stream(
@@ -477,11 +583,11 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         (routed,) = self._route([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        decision, ctx, tools, rest = _unpack(routed)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures)
+            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
             try:
                 for chunk in stream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
                     yield annotator.annotate(chunk)
@@ -493,7 +599,9 @@ class R2RouterChatModel(BaseChatModel):
             closing = annotator.closing_chunk()
             if closing is not None:
                 yield closing
+            self._log_stream(ctx, decision, candidate, log.failures, annotator)
             return
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
 
     async def _astream(
@@ -504,11 +612,11 @@ class R2RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         (routed,) = await self._aroute([messages], kwargs)
-        decision, tools, rest = _unpack(routed)
-        log = AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        decision, ctx, tools, rest = _unpack(routed)
+        log = AttemptLog(self._plan(decision, ctx), self._policy)
         async for candidate in log:
             child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures)
+            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
             try:
                 async for chunk in astream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
                     yield annotator.annotate(chunk)
@@ -520,8 +628,47 @@ class R2RouterChatModel(BaseChatModel):
             closing = annotator.closing_chunk()
             if closing is not None:
                 yield closing
+            self._log_stream(ctx, decision, candidate, log.failures, annotator)
             return
+        log_failure(self._log, ctx, decision, log.failures)
         raise log.error()
+
+    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, result: ChatResult) -> Candidate | None:
+        reason, _, output_tokens = result_facts(result)
+        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, result))
+
+    def _finish(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        escalation: Escalation,
+        failures: Sequence[FailedAttempt],
+        result: ChatResult,
+        truncated: list[tuple[Candidate, ChatResult]],
+    ) -> ChatResult:
+        used = escalation.current
+        log_result(self._log, ctx, decision, used, failures, result, escalation, truncated)
+        total = escalation.cost_usd + answer_cost(decision, used, result)
+        return annotate_result(
+            result, decision, used, failures, ctx.decision_id, escalation.truncated, cost_usd=total
+        )
+
+    def _log_stream(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        used: Candidate,
+        failures: Sequence[FailedAttempt],
+        annotator: StreamAnnotator,
+    ) -> None:
+        if self._log is None:
+            return
+        message = AIMessage(
+            content=annotator.text,
+            usage_metadata=annotator.usage,
+            response_metadata={"finish_reason": annotator.reason} if annotator.reason else {},
+        )
+        log_answer(self._log, ctx, decision, used, failures, message)
 
     # -- structured output -----------------------------------------------------------
     def with_structured_output(
@@ -589,11 +736,12 @@ class R2RouterChatModel(BaseChatModel):
         return self.bind(**bind_kwargs)
 
 
-def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, BoundTools | None, dict[str, Any]]:
+def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, CallContext, BoundTools | None, dict[str, Any]]:
     rest = dict(kwargs)
     decision = rest.pop(DECISION_KEY)
+    ctx = rest.pop(CALL_KEY, None) or CallContext()
     tools = rest.pop(TOOLS_KEY, None)
-    return decision, tools, rest
+    return decision, ctx, tools, rest
 
 
 def _merge_results(results: Sequence[LLMResult]) -> LLMResult:

@@ -22,13 +22,17 @@ Two LlamaIndex details shape this class:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -53,7 +57,12 @@ from r2router_core import (
     Budget,
     Candidate,
     ConfigError,
+    DecisionLog,
     EmptyPromptError,
+    Escalation,
+    EscalationPolicy,
+    ExplorationPolicy,
+    FailedAttempt,
     FallbackPolicy,
     MessageStyle,
     R2Router,
@@ -64,9 +73,11 @@ from r2router_core import (
     check_instruction_template,
     join_instruction,
     length_instruction,
+    open_log,
 )
 from r2router_integrations.llamaindex._routing import check_router, route
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
+from r2router_integrations.llamaindex.learning import CallContext, answer_cost, answer_facts, log_call, log_escalated
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -143,6 +154,21 @@ class R2RouterLLM(FunctionCallingLLM):
     fallbacks: int = Field(default=2, description="Other pool models tried on provider failures.")
     """Other pool models tried, in utility order, on provider failures; 0 = off."""
     fallback_policy: FallbackPolicy | None = Field(default=None, exclude=True)
+
+    store: Any = Field(default=None, exclude=True, description="Decision log store (URL, path); None = no log.")
+
+    keep_text: bool = Field(default=False, description="Keep prompt and answer text in the decision log.")
+
+    explore: float | None = Field(default=None, description="Share of calls sent to a non-best arm (None: off).")
+    """Share of calls sent to a non-best arm among the top candidates (the core's ``ExplorationPolicy``),
+    its propensity logged; ``None`` (the default) = off."""
+
+    escalation: EscalationPolicy | bool | int | None = Field(
+        default=None, exclude=True, description="Ask a cut answer again with more room (None: once)."
+    )
+    """When the budget cut the answer (finish reason ``length``), ask again at the next larger budget of
+    the same model, else the next candidate: ``None``/``True`` = once, ``False``/``0`` = off, an int or a
+    policy. Non-streamed calls only."""
     """The whole fallback policy; overrides ``fallbacks``."""
 
     _router: R2Router = PrivateAttr()
@@ -153,6 +179,13 @@ class R2RouterLLM(FunctionCallingLLM):
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
     _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _log: DecisionLog | None = PrivateAttr(default=None)
+    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
+    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
+    _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
+    _calls: weakref.WeakKeyDictionary[RoutingDecision, CallContext] = PrivateAttr(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def __init__(
         self,
@@ -188,6 +221,26 @@ class R2RouterLLM(FunctionCallingLLM):
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
+        self._log = open_log(self.store, self.keep_text)
+        self._escalation = EscalationPolicy.coerce(self.escalation)
+        self._exploration = ExplorationPolicy.coerce(self.explore)
+
+    @property
+    def decision_log(self) -> DecisionLog | None:
+        """The decision log of ``store=`` (``None`` without a store)."""
+        return self._log
+
+    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
+        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from ``additional_kwargs``).
+
+        Raises:
+            ConfigError: No ``store``.
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No logged call has this id.
+        """
+        if self._log is None:
+            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
+        self._log.feedback(decision_id, quality, source=source)
 
     @classmethod
     def class_name(cls) -> str:
@@ -246,7 +299,18 @@ class R2RouterLLM(FunctionCallingLLM):
         return self._defaults.merged(call)
 
     def _route(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
-        return route(self._router, self._routing_text(text), self._options(kwargs))
+        routed = self._routing_text(text)
+        if self._log is None:
+            decision = route(self._router, routed, self._options(kwargs))
+            self._calls[decision] = self._explored(decision, CallContext(routed))
+            return decision
+        embedding = self._router.embed([routed])[0]  # the log keeps it: embed once, route on it
+        decision = self._router.route(embedding, self._options(kwargs))
+        self._calls[decision] = self._explored(decision, CallContext(routed, embedding))
+        return decision
+
+    def _context(self, decision: RoutingDecision) -> CallContext:
+        return self._calls.get(decision) or CallContext("")
 
     async def _aroute(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
         return await asyncio.to_thread(self._route, text, kwargs)
@@ -263,8 +327,19 @@ class R2RouterLLM(FunctionCallingLLM):
                 child.callback_manager = manager
         return child
 
+    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
+        if self._exploration.rate == 0:
+            return ctx
+        arm, propensity = self._exploration.choose(decision, self._rng)
+        return dataclasses.replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
+
     def _plan(self, decision: RoutingDecision) -> AttemptLog[Candidate]:
-        return AttemptLog(decision.fallback_plan(self._policy.max_fallbacks), self._policy)
+        """The fallback plan, led by the explored arm when exploration picked one."""
+        plan = decision.fallback_plan(self._policy.max_fallbacks)
+        first = self._context(decision).first
+        if first is not None:
+            plan = (first, *(c for c in plan if c.model != first.model))[: self._policy.max_fallbacks + 1]
+        return AttemptLog(plan, self._policy)
 
     def _arm(self, decision: RoutingDecision, candidate: Candidate) -> tuple[LLM, int | None]:
         cap = decision.max_tokens_for(candidate.token_limit)
@@ -283,6 +358,7 @@ class R2RouterLLM(FunctionCallingLLM):
     # -- one call with fallback, sync and async ----------------------------------------
     def _call(self, decision: RoutingDecision, run: Callable[[LLM, int | None], _R]) -> _R:
         log = self._plan(decision)
+        ctx = self._context(decision)
         for candidate in log:
             llm, cap = self._arm(decision, candidate)
             try:
@@ -290,11 +366,23 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, decision.answered_by(candidate, log.failures))
+            escalation, cut = Escalation(decision, self._escalation, candidate), []
+            while (arm := self._next_arm(escalation, decision, response)) is not None:
+                try:
+                    again = run(*self._arm(decision, arm))
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                cut.append((escalation.tried[-2], response))
+                response = again
+            return self._finish(ctx, decision, escalation, log.failures, cut, response)
+        self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
     async def _acall(self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[_R]]) -> _R:
         log = self._plan(decision)
+        ctx = self._context(decision)
         async for candidate in log:
             llm, cap = self._arm(decision, candidate)
             try:
@@ -302,7 +390,18 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag(response, decision.answered_by(candidate, log.failures))
+            escalation, cut = Escalation(decision, self._escalation, candidate), []
+            while (arm := self._next_arm(escalation, decision, response)) is not None:
+                try:
+                    again = await run(*self._arm(decision, arm))
+                except Exception:
+                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                    escalation.give_up()
+                    break
+                cut.append((escalation.tried[-2], response))
+                response = again
+            return self._finish(ctx, decision, escalation, log.failures, cut, response)
+        self._log_failure(ctx, decision, log.failures)
         raise log.error()
 
     def _stream(
@@ -320,8 +419,10 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            info = decision.answered_by(candidate, log.failures)
-            return _tag_stream(first, stream, info)
+            ctx = self._context(decision)
+            info = _info(decision, candidate, log.failures, ctx.decision_id)
+            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
+            return _tag_stream(first, stream, info, done)
         raise log.error()
 
     async def _astream(
@@ -338,10 +439,39 @@ class R2RouterLLM(FunctionCallingLLM):
             except Exception as exc:
                 log.failed(candidate, exc)
                 continue
-            return _tag_astream(first, stream, decision.answered_by(candidate, log.failures))
+            ctx = self._context(decision)
+            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
+            return _tag_astream(first, stream, _info(decision, candidate, log.failures, ctx.decision_id), done)
         else:
             raise log.error()
         return _empty()
+
+    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, response: Any) -> Candidate | None:
+        reason, _, output_tokens = answer_facts(response)
+        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, response))
+
+    def _finish(
+        self,
+        ctx: CallContext,
+        decision: RoutingDecision,
+        escalation: Escalation,
+        failures: Sequence[FailedAttempt],
+        cut: Sequence[tuple[Candidate, Any]],
+        response: _R,
+    ) -> _R:
+        used = escalation.current
+        log_escalated(self._log, ctx, decision, escalation, failures, cut, response)
+        info = _info(decision, used, failures, ctx.decision_id)
+        info["escalations"] = [t.to_dict() for t in escalation.truncated]
+        info["cost_usd"] = escalation.cost_usd + answer_cost(decision, used, response)
+        return _tag(response, info)
+
+    def _log_failure(self, ctx: CallContext, decision: RoutingDecision, failures: Sequence[FailedAttempt]) -> None:
+        if self._log is None or not failures:
+            return
+        last = failures[-1]
+        used = next(c for c in decision.candidates if (c.model, c.token_limit) == (last.model, last.token_limit))
+        log_call(self._log, ctx, decision, used, failures)
 
     # -- completion ------------------------------------------------------------------
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -573,6 +703,13 @@ LLAMAINDEX_MESSAGES: MessageStyle[ChatMessage] = MessageStyle(
 """LlamaIndex chat messages for the core's :func:`~r2router_core.add_length_instruction`."""
 
 
+def _info(
+    decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt], decision_id: str | None = None
+) -> dict[str, Any]:
+    """The ``additional_kwargs["r2router"]`` dict: the decision, as answered by ``used``."""
+    return {"decision_id": decision_id, **decision.answered_by(used, failures), "escalations": []}
+
+
 def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackManager:
     """A manager holding the handlers of both, each once (so nothing is counted twice)."""
     if outer is inner or not outer.handlers:
@@ -588,16 +725,26 @@ def _tag(response: _R, info: dict[str, Any]) -> _R:
     return response
 
 
-def _tag_stream(first: _R, stream: Generator[_R, None, None], info: dict[str, Any]) -> Generator[_R, None, None]:
-    yield _tag(first, info)
+def _tag_stream(
+    first: _R, stream: Generator[_R, None, None], info: dict[str, Any], done: Callable[[Any], None]
+) -> Generator[_R, None, None]:
+    last = _tag(first, info)
+    yield last
     for chunk in stream:
-        yield _tag(chunk, info)
+        last = _tag(chunk, info)
+        yield last
+    done(last)  # LlamaIndex chunks carry the text so far: the last one holds the answer
 
 
-async def _tag_astream(first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any]) -> AsyncGenerator[_R, None]:
-    yield _tag(first, info)
+async def _tag_astream(
+    first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any], done: Callable[[Any], None]
+) -> AsyncGenerator[_R, None]:
+    last = _tag(first, info)
+    yield last
     async for chunk in stream:
-        yield _tag(chunk, info)
+        last = _tag(chunk, info)
+        yield last
+    done(last)
 
 
 def _nothing() -> Generator[Any, None, None]:

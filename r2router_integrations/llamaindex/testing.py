@@ -62,6 +62,8 @@ class RecordingLLM(LLM):
     """Whether ``metadata.is_chat_model`` is true."""
     context_window: int = Field(default=4096, description="Reported context window.")
     """Reported context window."""
+    finish_reasons: bool = Field(default=False, description="Report OpenAI's finish_reason in raw.")
+    """Put ``choices[0].finish_reason`` in ``raw`` (``"length"`` when the cap cut the answer)."""
     calls: list[LLMCall] = Field(default_factory=list, exclude=True)
     """Every call so far, shared with copies made by ``model_copy``."""
 
@@ -83,7 +85,10 @@ class RecordingLLM(LLM):
         n = self.answer_words if self.max_tokens is None else min(self.answer_words, self.max_tokens)
         text = " ".join(f"{self.name}-{i}" for i in range(n))
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": n}
-        return CompletionResponse(text=text, raw={"usage": usage})
+        raw: dict[str, Any] = {"usage": usage}
+        if self.finish_reasons:
+            raw["choices"] = [{"finish_reason": "length" if n < self.answer_words else "stop"}]
+        return CompletionResponse(text=text, raw=raw)
 
     def _chat_answer(self, method: str, messages: Sequence[ChatMessage]) -> ChatResponse:
         done = self._answer(method, "\n".join(m.content or "" for m in messages))

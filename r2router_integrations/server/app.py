@@ -7,6 +7,8 @@ Routes::
     GET  /v1/models             "r2router" and every pool model
     GET  /health                liveness, never behind the API key
     GET  /metrics               Prometheus text format
+    POST /v1/feedback           a quality score for a logged decision (server/learning.py)
+    POST /admin/reload          rebuild the router with the logged outcomes, swap it in (server/learning.py)
 
 Every error is JSON in OpenAI's shape; an unexpected exception is a 500 and the
 server keeps serving.
@@ -35,14 +37,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from r2router_core import (
     DEFAULT_FALLBACKS,
     ConfigError,
+    EscalationPolicy,
+    ExplorationPolicy,
     FallbackPolicy,
     R2Router,
     R2RouterError,
     RoutingDecision,
     RoutingOptions,
+    open_log,
 )
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, RoutingBatcher
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
+from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
 from r2router_integrations.server.protocol import (
     ROUTER_MODEL,
@@ -51,7 +57,7 @@ from r2router_integrations.server.protocol import (
     parse_json_body,
     parse_route_request,
 )
-from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts, plan_attempts
+from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
@@ -70,7 +76,7 @@ DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 OPEN_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
 
-_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics")
+_ROUTES = ("/v1/chat/completions", "/v1/route", "/v1/models", "/health", "/metrics", "/v1/feedback", "/admin/reload")
 _CLIENT_GONE = 499  # nginx's "client closed request", recorded in metrics only
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -89,6 +95,11 @@ def create_app(
     batch_window: float = DEFAULT_BATCH_WINDOW,
     max_batch: int = DEFAULT_MAX_BATCH,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    store: Any = None,
+    keep_text: bool = False,
+    escalation: EscalationPolicy | bool | int | None = None,
+    reload_every: float | None = None,
+    explore: float | None = None,
 ) -> Starlette:
     """Build the gateway.
 
@@ -107,6 +118,15 @@ def create_app(
             to embed them in one batch (see :class:`RoutingBatcher`; 0: never waits).
         max_batch: Most prompts embedded in one batch.
         body_timeout: Seconds a client may take to send its body (408 after).
+        store: Log every routed call to this outcome store (SQLAlchemy URL, path,
+            ``OutcomeStore`` or ``DecisionLog``) and accept ``POST /v1/feedback``; ``None`` = no log.
+        keep_text: Keep prompt and answer text in the log (off: privacy by default).
+        escalation: Ask a non-streamed answer the cap cut again with more room (the core's
+            ``EscalationPolicy``; ``None``/``True`` = once, ``False``/``0`` = off).
+        reload_every: With a store, rebuild the router with the logged outcomes every this many
+            seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
+        explore: Share of routed requests sent to a non-best arm among the top candidates
+            (the core's ``ExplorationPolicy``; ``None`` = off), its propensity logged.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -127,12 +147,24 @@ def create_app(
     gateway.batcher = RoutingBatcher(
         router, window=batch_window, max_batch=max_batch, on_batch=gateway.metrics.batch_size
     )
+    # learning from traffic (decision ids, log, feedback, escalation): server/learning.py
+    gateway.learning = Learning(
+        router,
+        open_log(store, keep_text),
+        EscalationPolicy.coerce(escalation),
+        swap=gateway.use_router,
+        reload_every=reload_every,
+        explore=ExplorationPolicy.coerce(explore),
+    )
+    gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
         Route("/health", gateway.health, methods=["GET"]),
         Route("/metrics", gateway.metrics_text, methods=["GET"]),
+        Route("/v1/feedback", gateway.feedback, methods=["POST"]),
+        Route("/admin/reload", gateway.reload, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -203,12 +235,19 @@ class _Gateway:
         self._clients: list[httpx.AsyncClient] = [] if http_client is None else [http_client]
         self._owns_clients = http_client is None
         self._proxy: Proxy | None = None
+        self.learning = Learning(router, None)
+
+    def use_router(self, router: R2Router) -> None:
+        """Swap in a reloaded router: each a single assignment, so a request sees the old one or the new one."""
+        self.batcher.router = router
+        self.router = router
 
     # -- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
         self.proxy()  # create the HTTP clients now, not on the first request
+        self.learning.start()
         try:
             yield
         finally:
@@ -218,6 +257,7 @@ class _Gateway:
                     await client.aclose()
                 self._clients = []
                 self._proxy = None
+            self.learning.close()
 
     def proxy(self) -> Proxy:
         """The forwarder and its HTTP clients, created at startup (or on first use without a lifespan)."""
@@ -242,13 +282,19 @@ class _Gateway:
     async def chat(self, request: Request) -> Response:
         with self.batcher.arriving():
             chat = parse_chat_request(await self._read_json(request), self.router.config)
+            ctx: CallContext | None = None
             if chat.target is None:
                 decision = await self._decide(last_user_text(chat.messages), chat.options)
-                attempts = plan_attempts(decision, max_fallbacks=self.policy.max_fallbacks)
+                attempts, propensity = self.learning.plan(decision, self.policy.max_fallbacks)
+                ctx = CallContext(decision, last_user_text(chat.messages), propensity=propensity)
             else:
                 attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
                 logger.debug("routing bypassed: the client named %s", chat.target)
-        return await _until_disconnect(request, self.proxy().forward(chat, attempts))
+        work = self.proxy().forward(chat, attempts)
+        if ctx is not None:  # escalation on a cut answer: server/learning.py
+            work = self.learning.escalate(work, ctx, functools.partial(self.proxy().forward, chat))
+        response = await _until_disconnect(request, work)
+        return response if ctx is None else self.learning.finish(response, ctx)
 
     @_json_errors
     async def route(self, request: Request) -> Response:
@@ -262,6 +308,14 @@ class _Gateway:
         ids = [ROUTER_MODEL, *self.router.config.model_names]
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "r2router"} for i in ids]
         return JSONResponse({"object": "list", "data": data})
+
+    @_json_errors
+    async def feedback(self, request: Request) -> Response:
+        return await self.learning.feedback(request, await self._read_json(request))
+
+    @_json_errors
+    async def reload(self, request: Request) -> Response:
+        return JSONResponse(await self.learning.reload())
 
     @_json_errors
     async def health(self, request: Request) -> Response:

@@ -81,7 +81,7 @@ class RoutingBatcher:
             raise ConfigError(f"batch window must be a number of seconds >= 0, got {window!r}", field="batch_window")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ConfigError(f"max_batch must be a positive int, got {max_batch!r}", field="max_batch")
-        self._router = router
+        self.router = router
         self._window = float(window)
         self._max_batch = max_batch
         self._on_batch = on_batch
@@ -171,7 +171,7 @@ class RoutingBatcher:
         if len(jobs) == 1:
             return [self._alone(jobs[0])]
         try:
-            embeddings = self._router.embed([job.text for job in jobs])
+            embeddings = self.router.embed([job.text for job in jobs])
         except Exception:
             logger.debug("embedding a batch of %d failed; routing each prompt alone", len(jobs))
             return [self._alone(job) for job in jobs]
@@ -181,7 +181,7 @@ class RoutingBatcher:
         out: list[Any] = [None] * len(jobs)
         for options, rows in groups.items():
             try:
-                decisions = self._router.route_batch(embeddings[rows], options)
+                decisions = self.router.route_batch(embeddings[rows], options)
             except Exception:
                 decisions = [self._alone(jobs[i]) for i in rows]
             for i, decision in zip(rows, decisions, strict=True):
@@ -190,6 +190,6 @@ class RoutingBatcher:
 
     def _alone(self, job: _Job) -> Any:
         try:
-            return self._router.route_text(job.text, job.options)
+            return self.router.route_text(job.text, job.options)
         except Exception as exc:
             return exc

@@ -20,6 +20,7 @@ from r2router_core.errors import (
     NoCandidateError,
     R2RouterError,
     ResourceUnavailableError,
+    UnknownDecisionError,
     UnknownModelError,
     missing_dependency,
 )
@@ -33,13 +34,14 @@ PARENT: dict[type[Exception], type[Exception]] = {
     UnknownModelError: ConstraintError,
     NoCandidateError: ConstraintError,
     DataError: R2RouterError,
+    UnknownDecisionError: DataError,
     CheckpointError: R2RouterError,
     EmbedderMismatchError: CheckpointError,
     MissingDependencyError: R2RouterError,
     ResourceUnavailableError: R2RouterError,
 }
 USAGE_ERRORS = {ConfigError, InputError, EmptyPromptError, EmbeddingError, ConstraintError, UnknownModelError,
-                NoCandidateError, DataError, EmbedderMismatchError}  # fmt: skip
+                NoCandidateError, DataError, EmbedderMismatchError, UnknownDecisionError}  # fmt: skip
 
 
 def test_every_public_class_is_in_the_tree() -> None:

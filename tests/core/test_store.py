@@ -18,8 +18,8 @@ from r2router_core.testing import HashEmbedder
 PROMPTS = [PromptRecord("a", "math one", "1"), PromptRecord("b", "poem two", None, "poem")]
 
 
-def _store(tmp_path: Path) -> OutcomeStore:
-    store = OutcomeStore(tmp_path / "s.db")
+def _store(url: str | Path) -> OutcomeStore:
+    store = OutcomeStore(url)
     store.set_models([ModelSpec("small", 1.0, 0.5), ModelSpec("big", 10.0, 2.0)])
     store.add_prompts("set1", PROMPTS)
     return store
@@ -30,10 +30,10 @@ def _ok(prompt_id: str, model: str, budget: int | None, tokens: int = 10, answer
 
 
 def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
-    _store(tmp_path).close()
+    _store(tmp_path / "s.db").close()
     conn = sqlite3.connect(tmp_path / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
     conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -41,8 +41,8 @@ def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> Non
         OutcomeStore(f"sqlite:///{tmp_path / 's.db'}")
 
 
-def test_an_ok_cell_is_never_overwritten_and_an_error_is_replaced(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_an_ok_cell_is_never_overwritten_and_an_error_is_replaced(store_url: str) -> None:
+    store = _store(store_url)
     err = CallRecord("set1", "a", "small", None, "error", error="HTTP 500", attempts=3)
     first = store.record_call(err)
     assert store.done_cells("set1") == set()
@@ -58,16 +58,16 @@ def test_an_ok_cell_is_never_overwritten_and_an_error_is_replaced(tmp_path: Path
     assert store.done_cells("set1") == {("a", "small", None), ("a", "small", 64)}
 
 
-def test_prompts_are_idempotent_and_a_changed_prompt_is_refused(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_prompts_are_idempotent_and_a_changed_prompt_is_refused(store_url: str) -> None:
+    store = _store(store_url)
     store.add_prompts("set1", PROMPTS)
     assert store.prompts("set1") == PROMPTS
     with pytest.raises(DataError, match=r"'a'.*another --prompt-set"):
         store.add_prompts("set1", [PromptRecord("a", "changed text", "1")])
 
 
-def test_grades_live_apart_and_null_scores_stay_ungraded(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_grades_live_apart_and_null_scores_stay_ungraded(store_url: str) -> None:
+    store = _store(store_url)
     ids = [store.record_call(_ok(p, m, 64)) for p in ("a", "b") for m in ("small", "big")]
     assert len(store.ungraded_calls("judge")) == 4
     store.record_grade(GradeRecord(ids[0], "judge", 1.0, cost_usd=0.002, grader_calls=1))
@@ -87,8 +87,8 @@ def _writer(url: str, model: str, n: int) -> None:
     store.close()
 
 
-def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_concurrent_writer_processes_lose_nothing(store_url: str) -> None:
+    store = _store(store_url)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(store.url, m, 40)) for m in ("small", "big", "small")]
     for p in procs:
@@ -100,8 +100,8 @@ def test_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
     assert len(store.calls("set1")) == 80
 
 
-def test_export_masks_failed_and_ungraded_cells(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_export_masks_failed_and_ungraded_cells(store_url: str) -> None:
+    store = _store(store_url)
     q = {("a", "small", 64): 0.0, ("a", "big", 64): 1.0, ("b", "small", 64): 1.0, ("a", "small", None): 1.0}
     for (p, m, b), score in q.items():
         store.record_grade(GradeRecord(store.record_call(_ok(p, m, b, tokens=7)), "exact", score))
@@ -123,8 +123,8 @@ def test_export_masks_failed_and_ungraded_cells(tmp_path: Path) -> None:
     R2Router(config.with_options(k=1), data, embedder=embedder)  # a valid router
 
 
-def test_export_needs_a_grader_choice_when_several_graded(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_export_needs_a_grader_choice_when_several_graded(store_url: str) -> None:
+    store = _store(store_url)
     call = store.record_call(_ok("a", "small", 64))
     with pytest.raises(DataError, match="no grades"):
         training_data_from_store(store, HashEmbedder(8))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
@@ -38,6 +38,8 @@ class Sent:
     cap: int | None
     system: str | None
     failed: list[dict[str, Any]]
+    decision_id: str | None = None
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Integration(Protocol):
@@ -46,6 +48,8 @@ class Integration(Protocol):
     def fail(self, model: str) -> None: ...
 
     def bad_option(self, name: str, value: Any) -> str: ...
+
+    def cut_below(self, tokens: int) -> None: ...
 
 
 # -- LangChain ----------------------------------------------------------------------------
@@ -59,10 +63,14 @@ class LangChain:
         info = message.response_metadata["r2router"]
         call = self.pool[info["model"]].calls[-1]
         system = call.messages[0].text if call.messages[0].type == "system" else None
-        return Sent(info["model"], call.max_tokens, system, info["fallbacks"])
+        return Sent(info["model"], call.max_tokens, system, info["fallbacks"], info["decision_id"], info["escalations"])
 
     def fail(self, model: str) -> None:
         self.pool[model].fail_with = ConnectionError(f"{model} is down")
+
+    def cut_below(self, tokens: int) -> None:
+        for llm in self.pool.values():  # an answer one token short of `tokens`: cut by any smaller cap
+            llm.response = " ".join(["w"] * (tokens - 1))
 
     def bad_option(self, name: str, value: Any) -> str:
         with pytest.raises(ValueError) as info:
@@ -102,10 +110,16 @@ class LlamaIndex:
             last.max_tokens,
             first_line if first_line.startswith("Use at most") else None,
             info["fallbacks"],
+            info["decision_id"],
+            info["escalations"],
         )
 
     def fail(self, model: str) -> None:
         self.pool[model].failing = True
+
+    def cut_below(self, tokens: int) -> None:
+        for llm in self.pool.values():
+            llm.answer_words, llm.finish_reasons = tokens - 1, True
 
     def bad_option(self, name: str, value: Any) -> str:
         with pytest.raises(ValueError) as info:
@@ -136,10 +150,17 @@ class Gateway:
         first = request["messages"][0]
         system = first["content"] if first["role"] == "system" else None
         failed = json.loads(raw.headers.get("x-r2router-failed-attempts", "[]"))
-        return Sent(model, sent_cap, system, failed)
+        decision_id = raw.headers["x-r2router-decision-id"]
+        assert raw.parse().id == decision_id  # the completion id is the decision id
+        escalations = json.loads(raw.headers.get("x-r2router-escalations", "[]"))
+        return Sent(model, sent_cap, system, failed, decision_id, escalations)
 
     def fail(self, model: str) -> None:
         self.stub.behaviour[model].status = 503
+
+    def cut_below(self, tokens: int) -> None:
+        for how in self.stub.behaviour.values():
+            how.cut_below = tokens
 
     def bad_option(self, name: str, value: Any) -> str:
         key = "lambda" if name == "lambda_" else name
@@ -258,3 +279,20 @@ def test_one_call_validates_its_options_once_and_plans_its_attempts_once(
     integration.call(MATH_PROMPT, lambda_=0.9)
     expected_reads = 0 if isinstance(integration, LlamaIndex) else 1
     assert calls == {"from_mapping": expected_reads, "fallback_plan": 1}
+
+
+def test_every_routed_call_gets_its_own_decision_id(integration: Integration) -> None:
+    ids = [integration.call(MATH_PROMPT).decision_id for _ in range(3)]
+    assert len(set(ids)) == 3
+    assert all(isinstance(i, str) and len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_cut_answer_is_escalated_the_same_way_everywhere(integration: Integration) -> None:
+    integration.cut_below(256)  # maths answers need 256 tokens
+    decision = ROUTER.route_text(MATH_PROMPT, lambda_=1.0)  # the cheapest arm: a budget below 256
+    assert decision.token_limit is not None and decision.token_limit < 256
+    sent = integration.call(MATH_PROMPT, lambda_=1.0)
+    (cut,) = sent.escalations
+    assert (cut["model"], cut["token_limit"], cut["finish_reason"]) == (decision.model, decision.token_limit, "length")
+    bigger = min(b for b in ROUTER.config.budgets if b is not None and b > decision.token_limit)
+    assert (sent.model, sent.cap) == (decision.model, bigger)  # the next larger budget of the same model

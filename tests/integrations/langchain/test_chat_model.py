@@ -104,7 +104,7 @@ def test_the_two_demo_prompts_route_differently(router: R2Router) -> None:
 
 
 def test_budget_caps_the_output_and_reports_exhaustion(router: R2Router) -> None:
-    llm = R2RouterChatModel(router=router, models=fake_pool(router, response=LONG_ANSWER))
+    llm = R2RouterChatModel(router=router, models=fake_pool(router, response=LONG_ANSWER), escalation=False)
     short = llm.invoke(CHAT)  # small @ 32
     assert len(short.text.split()) == 32
     assert short.response_metadata["finish_reason"] == "length"
@@ -350,7 +350,12 @@ def test_stream_puts_the_decision_on_the_first_chunk_only(llm: R2RouterChatModel
         full = full + chunk
     invoked = llm.invoke(MATH)
     assert full.text == invoked.text
-    assert r2(full) == r2(invoked)  # the aggregated stream carries the whole decision
+    # the aggregated stream carries the whole decision; each call has its own id
+    # (cost_usd: non-streamed answers only)
+    ids = ("decision_id", "cost_usd")
+    assert {k: v for k, v in r2(full).items() if k not in ids} == {k: v for k, v in r2(invoked).items() if k not in ids}
+    assert r2(full)["decision_id"] != r2(invoked)["decision_id"]
+    assert all(len(r2(m)["decision_id"]) == 32 for m in (full, invoked))
     assert full.usage_metadata == invoked.usage_metadata
 
 

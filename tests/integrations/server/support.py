@@ -87,6 +87,8 @@ class Behaviour:
         raw: Answer 200 with these body chunks, as given (``event_delay`` apart), instead of a completion.
         raw_media_type: The content type of a ``raw`` answer.
         fail_rate: Fail with ``status`` (at least 500) at this rate, drawn from ``rng`` (``None``: ``status`` decides).
+        cut_below: Answer with finish reason ``length`` (and as many completion tokens as the cap)
+            when the request's output cap is below this (``None``: never cut).
     """
 
     status: int = 200
@@ -103,6 +105,7 @@ class Behaviour:
     fail_rate: float | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     failed: int = 0
+    cut_below: int | None = None
 
 
 @dataclass
@@ -191,7 +194,13 @@ def stub_app(stub: Stub) -> Starlette:
             return Response(b"<html>upstream proxy page</html>", media_type="text/html")
         if body.get("stream"):
             return StreamingResponse(_events(stub, name, body["model"], how), media_type="text/event-stream")
-        return JSONResponse(completion(body["model"], f"answer from {name}"))
+        answer = completion(body["model"], f"answer from {name}")
+        cap = next((body[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if k in body), None)
+        if how.cut_below is not None and cap is not None and cap < how.cut_below:
+            answer["choices"][0]["finish_reason"] = "length"
+            answer["choices"][0]["message"]["content"] = f"cut answer from {name}"
+            answer["usage"] = {"prompt_tokens": 5, "completion_tokens": cap, "total_tokens": 5 + cap}
+        return JSONResponse(answer)
 
     return Starlette(routes=[Route("/{model}/v1/chat/completions", chat, methods=["POST"])])
 

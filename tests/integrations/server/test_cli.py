@@ -14,6 +14,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from r2router_core.store import OutcomeStore
 from r2router_integrations.cli import main
 
 from .support import ENV, KEYS, MATH_PROMPT, PARAMS, Stub, build_router
@@ -47,13 +48,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) 
 
 
 @pytest.mark.slow
-def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub) -> None:
+def test_r2router_serve_runs_as_a_process(
+    saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path
+) -> None:
     port = _free_port()
     env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
     # the checkpoint names its embedder (HashEmbedder's id), which --embedder auto (the default) loads
     args = [sys.executable, "-m", "r2router_integrations", "--log-level", "DEBUG", "serve"]
     args += ["--router", str(saved_router), "--upstreams", str(upstreams_file), "--port", str(port)]
-    args += ["--api-key-env", "GATEWAY_TOKEN"]
+    args += ["--api-key-env", "GATEWAY_TOKEN", "--store", f"sqlite:///{tmp_path / 'log.db'}"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -65,10 +68,16 @@ def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Pa
         assert raw.headers["x-r2router-model"] == "large" and raw.parse().model == "acme/large-1"
         assert stub.requests[0].body[PARAMS["large"]] == int(raw.headers["x-r2router-budget"])
         assert httpx.get(f"{url}/v1/models").status_code == 401  # the token is required
+        decision_id = raw.headers["x-r2router-decision-id"]
+        feedback = {"id": decision_id, "quality": 1.0}
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        assert httpx.post(f"{url}/v1/feedback", json=feedback, headers=auth).status_code == 204
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
+    with OutcomeStore(tmp_path / "log.db") as store:  # --store logged the call and its feedback
+        assert [f.quality for f in store.feedback(decision_id)] == [1.0]
     assert f"http://127.0.0.1:{port}/v1" in out
     assert "routed to large" in err  # DEBUG logging reached the server's log
     for secret in (*KEYS.values(), TOKEN):
@@ -97,6 +106,7 @@ def test_serve_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for option in ("--router", "--upstreams", "--host", "--port", "--api-key-env", "--max-body-bytes", "--fallbacks"):
+    options = ("--router", "--upstreams", "--host", "--port", "--api-key-env", "--max-body-bytes", "--fallbacks")
+    for option in (*options, "--store", "--keep-text", "--reload-every", "--no-escalation", "--explore"):
         assert option in out
     assert "--no-length-instruction" in out

@@ -1,0 +1,436 @@
+"""The gateway's side of learning from traffic: decision ids, the decision log, feedback.
+
+Hooks in the app (kept apart from the forwarding code)::
+
+    chat()        after routing, ``Learning.finish(response, ...)`` stamps the decision id on the
+                  answer (completion ``id`` and ``x-r2router-decision-id``, in every stream chunk
+                  too) and, with a store, queues the log row once the answer is out
+    /v1/feedback  ``{"id": ..., "quality": 0.0-1.0}``: 204; unknown id 404; bad score 400
+    /metrics      ``r2router_decision_log_total{outcome}``: queued, written, dropped, failed
+    /admin/reload the router as loaded plus every logged answer with a quality signal
+                  (``training_data_from_decisions``), built in a worker thread and swapped in with
+                  one assignment: requests keep routing on the old router meanwhile, none waits or
+                  fails; also every ``reload_every`` seconds
+    escalate()    a non-streamed answer the cap cut (finish reason ``length``) is asked again under
+                  the core's EscalationPolicy; ``x-r2router-escalations`` lists the cut attempts and
+                  ``x-r2router-cost-usd`` sums every attempt. Streams are not escalated: the cut
+                  shows at their end, after the bytes went out.
+
+The log row is built after the last byte went to the client (a Starlette
+background task, or the end of the stream) and written by the core's
+:class:`~r2router_core.decision_log.DecisionLog` thread: logging never delays or
+fails an answer. The prompt's embedding is computed there, off the answer's path
+(the routing step does not hand it out); text is kept only with ``keep_text``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from r2router_core import (
+    Candidate,
+    DataError,
+    DecisionLog,
+    Escalation,
+    EscalationPolicy,
+    ExplorationPolicy,
+    R2Router,
+    RoutingDecision,
+    UnknownDecisionError,
+    call_cost,
+    decision_record,
+    format_budget,
+    new_decision_id,
+)
+from r2router_core.store import training_data_from_decisions
+from r2router_integrations.server.errors import GatewayError
+from r2router_integrations.server.jsonio import dumps, loads_upstream
+from r2router_integrations.server.proxy import Attempt, plan_attempts
+
+__all__ = ["DECISION_HEADER", "CallContext", "Learning"]
+
+logger = logging.getLogger(__name__)
+
+DECISION_HEADER = "x-r2router-decision-id"
+SOURCE = "gateway"
+
+
+@dataclass
+class CallContext:
+    """One routed chat request on its way to the log."""
+
+    decision: RoutingDecision
+    text: str
+    decision_id: str = field(default_factory=new_decision_id)
+    started: float = field(default_factory=time.perf_counter)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    answer: list[str] = field(default_factory=list)
+    propensity: float = 1.0
+    escalation: Escalation | None = None
+    cut: list[tuple[Candidate, dict[str, Any], str | None]] = field(default_factory=list)
+
+
+class Learning:
+    """Decision ids always; the decision log and feedback when the gateway has a store.
+
+    Args:
+        router: The gateway's router (its embedder embeds logged prompts).
+        log: The decision log, or ``None`` (ids only; feedback answers 404).
+    """
+
+    def __init__(
+        self,
+        router: R2Router,
+        log: DecisionLog | None,
+        escalation: EscalationPolicy | None = None,
+        *,
+        swap: Callable[[R2Router], None] | None = None,
+        reload_every: float | None = None,
+        explore: ExplorationPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.router = router
+        self.base = router
+        self.log = log
+        self.escalation = escalation or EscalationPolicy()
+        self._swap = swap
+        self.reload_every = reload_every
+        self._reload_lock: asyncio.Lock | None = None
+        self._schedule: asyncio.Task[None] | None = None
+        self.reloads = 0
+        self.exploration = explore or ExplorationPolicy()
+        self._rng = np.random.default_rng(seed)
+        self._unqueued: set[str] = set()  # answered, row not yet queued (feedback for them waits)
+
+    # -- exploration -------------------------------------------------------------------
+    def plan(self, decision: RoutingDecision, max_fallbacks: int) -> tuple[list[Attempt], float]:
+        """The attempts of a routed request and the propensity of its first arm (exploration aside: 1.0)."""
+        attempts = plan_attempts(decision, max_fallbacks=max_fallbacks)
+        arm, propensity = self.exploration.choose(decision, self._rng)
+        if arm is decision.chosen or arm == decision.chosen:
+            return attempts, propensity
+        first = Attempt(arm.model, arm.token_limit, decision.max_tokens_for(arm.token_limit), arm)
+        return [first, *(a for a in attempts if a.model != arm.model)][: max_fallbacks + 1], propensity
+
+    # -- reload ----------------------------------------------------------------------
+    async def reload(self) -> dict[str, int]:
+        """Rebuild the router from the loaded one plus the logged outcomes, then swap it in.
+
+        Returns:
+            ``{"logged_rows": ..., "training_rows": ...}`` of the new router.
+        """
+        log = self.log
+        if log is None:
+            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:  # one rebuild at a time; requests never take this lock
+            router = await anyio.to_thread.run_sync(self._rebuilt, log)
+            if router is not self.router:
+                self.router = router
+                if self._swap is not None:
+                    self._swap(router)
+            self.reloads += 1
+        n_base = self.base.training_data.n_queries
+        return {"logged_rows": router.training_data.n_queries - n_base, "training_rows": router.training_data.n_queries}
+
+    def _rebuilt(self, log: DecisionLog) -> R2Router:
+        base = self.base
+        data = training_data_from_decisions(
+            log.store,
+            base.config.model_names,
+            base.config.budgets,
+            token_axes=base.training_data.tokens.ndim,
+            embedder_id=base.config.embedder,
+        )
+        if data is None:
+            return self.router
+        fresh = R2Router(base.config, base.training_data, embedder=base.embedder)
+        logger.info("reload: %d logged rows added to %d", data.n_queries, base.training_data.n_queries)
+        return fresh.add_outcomes(data)
+
+    def start(self) -> None:
+        """Start the reload schedule (inside the app's event loop)."""
+        if self.log is not None and self.reload_every and self._schedule is None:
+            self._schedule = asyncio.get_running_loop().create_task(self._every(self.reload_every))
+
+    async def _every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reload()
+            except Exception:
+                logger.exception("scheduled reload failed; the router in use is kept")
+
+    async def escalate(
+        self, first: Awaitable[Response], ctx: CallContext, again: Callable[[list[Attempt]], Awaitable[Response]]
+    ) -> Response:
+        """The answer, asked again with more room while the cap cut it (non-streamed answers only)."""
+        response = await first
+        if (
+            isinstance(response, StreamingResponse)
+            or response.status_code != 200
+            or self.escalation.max_escalations == 0
+        ):
+            return response
+        escalation = ctx.escalation = Escalation(
+            ctx.decision, self.escalation, _used_arm(ctx.decision, response.headers)
+        )
+        while True:
+            reason, usage = _facts(bytes(response.body))
+            arm = escalation.after(
+                reason, _int(usage.get("completion_tokens")), _cost(ctx.decision, escalation.current, usage)
+            )
+            if arm is None:
+                break
+            cap = ctx.decision.max_tokens_for(arm.token_limit)
+            try:
+                retry = await again([Attempt(arm.model, arm.token_limit, cap, arm)])
+            except Exception:
+                logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
+                escalation.give_up()
+                break
+            if retry.status_code != 200:
+                escalation.give_up()
+                break
+            ctx.cut.append((escalation.tried[-2], usage, reason))
+            response = retry
+        if escalation.truncated:
+            _, usage = _facts(bytes(response.body))
+            total = escalation.cost_usd + _cost(ctx.decision, escalation.current, usage)
+            response.headers["x-r2router-escalations"] = json.dumps(
+                [t.to_dict() for t in escalation.truncated], separators=(",", ":")
+            )
+            response.headers["x-r2router-cost-usd"] = f"{total:.6g}"
+        return response
+
+    def register_metrics(self, registry: Any) -> None:
+        """Expose the log's counters on the gateway's Prometheus registry."""
+        if self.log is not None:
+            registry.register(_LogCollector(self.log))
+
+    def close(self) -> None:
+        """Stop the schedule, write what is queued and close the store."""
+        if self._schedule is not None:
+            self._schedule.cancel()
+            self._schedule = None
+        if self.log is not None:
+            self.log.close()
+
+    # -- chat ------------------------------------------------------------------------
+    def finish(self, response: Response, ctx: CallContext) -> Response:
+        """Stamp the decision id on a routed answer and log it once it is out."""
+        response.headers[DECISION_HEADER] = ctx.decision_id
+        if self.log is not None:
+            self._unqueued.add(ctx.decision_id)
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._stream(response.body_iterator, response, ctx)
+            return response
+        if response.status_code == 200 and response.body:
+            body = _stamp(bytes(response.body), ctx)
+            response.body = body
+            response.headers["content-length"] = str(len(body))
+        if self.log is not None:
+            response.background = BackgroundTask(self._record, ctx, dict(response.headers), response.status_code)
+        return response
+
+    async def _stream(self, chunks: AsyncIterable[Any], response: Response, ctx: CallContext) -> AsyncIterator[bytes]:
+        buffer = b""
+        async for chunk in chunks:
+            buffer += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+            cut = buffer.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            done, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+            yield _stamp_events(done, ctx)
+        if buffer:
+            yield _stamp_events(buffer, ctx)
+        if self.log is not None:
+            await self._record(ctx, dict(response.headers), response.status_code)
+
+    async def _record(self, ctx: CallContext, headers: dict[str, str], status: int) -> None:
+        """Build the log row (embedding in a worker thread) and queue it; never raises."""
+        log = self.log
+        if log is None:
+            return
+        try:
+            await self._queue_row(log, ctx, headers, status)
+        finally:
+            self._unqueued.discard(ctx.decision_id)
+
+    async def _queue_row(self, log: DecisionLog, ctx: CallContext, headers: dict[str, str], status: int) -> None:
+        try:
+            embedding = await anyio.to_thread.run_sync(self.router.embed, [ctx.text])
+            used = _used_arm(ctx.decision, headers)
+            failed = json.loads(headers.get("x-r2router-failed-attempts", "[]"))
+            previous: str | None = None
+            for arm, usage, reason in ctx.cut:  # each cut answer: a quality signal for its arm
+                row_id = new_decision_id()
+                cut = decision_record(
+                    ctx.decision,
+                    arm,
+                    decision_id=row_id,
+                    source=SOURCE,
+                    embedding=embedding[0],
+                    prompt=ctx.text,
+                    finish_reason=reason,
+                    input_tokens=_int(usage.get("prompt_tokens")),
+                    output_tokens=_int(usage.get("completion_tokens")),
+                    escalated_from=previous,
+                )
+                log.record(replace(cut, failed_attempts=tuple(failed)))
+                previous = row_id
+            extra = ctx.escalation.cost_usd if ctx.escalation is not None else 0.0
+            own = _cost(ctx.decision, used, ctx.usage)
+            record = decision_record(
+                ctx.decision,
+                used,
+                decision_id=ctx.decision_id,
+                source=SOURCE,
+                embedding=embedding[0],
+                prompt=ctx.text,
+                answer="".join(ctx.answer) or None,
+                finish_reason=ctx.finish_reason,
+                input_tokens=_int(ctx.usage.get("prompt_tokens")),
+                output_tokens=_int(ctx.usage.get("completion_tokens")),
+                latency_s=time.perf_counter() - ctx.started,
+                status="ok" if status < 400 else "error",
+                propensity=ctx.propensity,
+                escalated_from=previous,
+                cost_usd=own + extra,
+            )
+            log.record(replace(record, failed_attempts=tuple(failed)))
+        except Exception:  # the answer is out; a log row is not worth an error
+            logger.exception("decision log: could not build the row of decision %s", ctx.decision_id)
+
+    # -- feedback --------------------------------------------------------------------
+    async def feedback(self, request: Request, body: dict[str, Any]) -> Response:
+        """``POST /v1/feedback``: record a quality score for a logged decision."""
+        if self.log is None:
+            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
+        decision_id, quality = body.get("id"), body.get("quality", "missing")
+        if not isinstance(decision_id, str) or not decision_id:
+            raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
+        source = body.get("source", "api")
+        log = self.log
+        for _ in range(500):  # an answer just sent: its row is queued within moments
+            if decision_id not in self._unqueued:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
+        except UnknownDecisionError as exc:
+            raise GatewayError(404, str(exc), param="id", code="decision_not_found") from None
+        except DataError as exc:
+            raise GatewayError(400, str(exc), param="quality") from None
+        return Response(status_code=204)
+
+
+def _facts(content: bytes) -> tuple[str | None, dict[str, Any]]:
+    """``(finish_reason, usage)`` of a chat completion body."""
+    ctx = CallContext.__new__(CallContext)
+    ctx.finish_reason, ctx.usage, ctx.answer = None, {}, []
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, {}
+    if isinstance(data, dict):
+        _observe(data, ctx)
+    return ctx.finish_reason, ctx.usage
+
+
+def _cost(decision: RoutingDecision, used: Candidate, usage: dict[str, Any]) -> float:
+    spec = next(m for m in decision._table.config.models if m.name == used.model)
+    return call_cost(spec, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _used_arm(decision: RoutingDecision, headers: Mapping[str, str]) -> Candidate:
+    """The candidate that answered: ``x-r2router-model`` at the budget ``x-r2router-budget`` names."""
+    model = headers.get("x-r2router-model", decision.model)
+    cap = headers.get("x-r2router-budget")
+    arms = [c for c in decision.candidates if c.model == model and c.eligible]
+    for arm in arms:
+        if format_budget(decision.max_tokens_for(arm.token_limit)) == cap:
+            return arm
+    return decision.chosen if model == decision.model else arms[0]
+
+
+def _observe(data: dict[str, Any], ctx: CallContext) -> None:
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            ctx.finish_reason = reason
+        for key in ("message", "delta"):
+            part = choice.get(key)
+            if isinstance(part, dict) and isinstance(part.get("content"), str):
+                ctx.answer.append(part["content"])
+    if isinstance(data.get("usage"), dict):
+        ctx.usage = data["usage"]
+
+
+def _stamp(content: bytes, ctx: CallContext) -> bytes:
+    try:
+        data = loads_upstream(content)  # the gateway's one JSON reader and writer (lone surrogates survive)
+    except ValueError:
+        return content
+    if not isinstance(data, dict):
+        return content
+    data["id"] = ctx.decision_id
+    _observe(data, ctx)
+    return dumps(data)
+
+
+def _stamp_events(events: bytes, ctx: CallContext) -> bytes:
+    return b"\n".join(_stamp_line(line, ctx) for line in events.split(b"\n"))
+
+
+def _stamp_line(line: bytes, ctx: CallContext) -> bytes:
+    if not line.startswith(b"data:") or not line[5:].strip().startswith(b"{"):
+        return line
+    stamped = _stamp(line[5:].strip(), ctx)
+    return b"data: " + stamped
+
+
+class _LogCollector:
+    """Prometheus collector of a :class:`DecisionLog`'s counters."""
+
+    def __init__(self, log: DecisionLog) -> None:
+        self._log = log
+
+    def describe(self) -> Sequence[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self._log.stats
+        family = CounterMetricFamily(
+            "r2router_decision_log",
+            "Decision log rows by outcome (dropped/failed: lost, the answer still went out)",
+            labels=["outcome"],
+        )
+        for outcome in ("queued", "written", "dropped", "failed"):
+            family.add_metric([outcome], getattr(stats, outcome))
+        yield family
+        yield GaugeMetricFamily(
+            "r2router_decision_log_pending", "Decision log rows waiting for the writer", stats.pending
+        )
