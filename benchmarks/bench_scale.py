@@ -34,20 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_routing import CARD_BUDGETS, CARD_MODELS  # the card's pool, defined once (run as a script: a sibling)
 from numpy.typing import NDArray
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
 from r2router_core.index import FaissIVFIndex, fingerprint_file
 
-CARD_MODELS = (
-    ("Qwen3-235B-A22B", 0.463),
-    ("Qwen3-Next-80B-A3B", 1.10),
-    ("Qwen3-30B-A3B", 0.33),
-    ("Qwen3-Coder-Next", 0.30),
-    ("Gemini-2.5-Flash", 2.50),
-    ("Claude-3-Haiku", 1.25),
-)
-CARD_BUDGETS = (100, 200, 400, 800)
 DIM = 384
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scale.json"
 
