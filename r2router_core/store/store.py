@@ -54,6 +54,9 @@ def _budget_key(budget: Budget) -> int:
     return UNCAPPED_KEY if budget is None else int(budget)
 
 
+_SCHEMA_LOCK = 0x72327274  # the PostgreSQL advisory-lock key of schema creation ("r2rt")
+
+
 class OutcomeStore:
     """Prompts, calls and grades in one database (SQLite by default, PostgreSQL by URL).
 
@@ -84,8 +87,18 @@ class OutcomeStore:
             _configure_sqlite(self._engine)
         self._meta = build_metadata()
         self._t = self._meta.tables
-        self._meta.create_all(self._engine)
+        self._create_tables()
         self._check_version()
+
+    def _create_tables(self) -> None:
+        """Create missing tables; on PostgreSQL under an advisory lock, so processes opening one new
+        store at once (several gateways) do not race on ``CREATE TABLE`` (a unique-violation there)."""
+        import sqlalchemy
+
+        with self._engine.begin() as conn:
+            if self._engine.dialect.name == "postgresql":
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            self._meta.create_all(conn)
 
     def __repr__(self) -> str:
         return f"OutcomeStore({self._engine.url.render_as_string(hide_password=True)!r})"
