@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
+from real_data import embed_named, load_named
 
 from r2router_core import R2Router
 from r2router_core.embedders import Embedder, load_embedder
@@ -77,8 +77,8 @@ def per_call_ms(fn: Callable[[], object], calls: int, per: int = 1) -> float:
 
 def router_for(embedder: Embedder, spec: str, data_dir: str | None) -> R2Router:
     """A router trained on RouterArena sub_10 with ``embedder``'s embeddings, the embedder attached."""
-    dataset, _ = load_named_dataset("routerarena", data_dir=data_dir)
-    emb, _ = embed_for_eval(dataset, spec)
+    dataset = load_named("routerarena", data_dir)
+    emb, _ = embed_named(dataset, spec)
     data, rows = complete_queries(dataset)
     config = data.config(k=80, embedder=embedder.id, embedding_dim=embedder.dim)
     return R2Router(config, data.training_data(emb[rows]), embedder=embedder)
@@ -114,10 +114,10 @@ def quality(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """R2-Router's arena score and AUDC per backend and dataset, over the split seeds."""
     out: dict[str, dict[str, Any]] = {}
     for cli_name, stem in DATASETS.items():
-        dataset, _ = load_named_dataset(cli_name, data_dir=args.data_dir)
+        dataset = load_named(cli_name, args.data_dir)
         out[stem] = {}
         for name, spec in BACKENDS.items():
-            emb, embedder_id = embed_for_eval(dataset, spec)
+            emb, embedder_id = embed_named(dataset, spec)
             rows = []
             for seed in args.seeds:
                 result = evaluate(dataset, emb, seed=seed, k=80, target="arena", embedder=embedder_id)

@@ -3,6 +3,8 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/predictors.py routerarena --seeds 0 1 2 3
     OPENBLAS_NUM_THREADS=1 python benchmarks/predictors.py alpacaeval-length --seeds 0 1 2 3
 
+``--resume`` keeps the seeds already in the results file and runs only the missing ones.
+
 For each seed: 5-fold cross-validation by query through ``r2router_core.evaluation.evaluate`` (each
 fold's operating lambda calibrated for the arena score by inner CV on its training part; ``auto``
 chooses its predictor by CV inside each training part too, never on the test fold). Writes
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from r2router_core.evaluation.cli_eval import embed_for_eval, load_named_dataset
+from real_data import embed_named, load_named
 
 from r2router_core.evaluation.baselines import Oracle, RouterMethod, SingleArm, arm_label, observed_arms, point_router
 from r2router_core.evaluation.metrics import cost_to_reach, peak_quality
@@ -87,11 +89,16 @@ def main() -> None:
     parser.add_argument("dataset", choices=["routerarena", "alpacaeval-length"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the seeds already in the results file and run only the others"
+    )
     args = parser.parse_args()
-    dataset, _ = load_named_dataset(args.dataset, data_dir=args.data_dir)
-    emb, embedder = embed_for_eval(dataset, "minilm")
-    per_seed, details = [], []
-    for seed in args.seeds:
+    dataset = load_named(args.dataset, args.data_dir)
+    emb, embedder = embed_named(dataset, "minilm")
+    details = previous_seeds(args) if args.resume else []
+    per_seed = [d["rows"] for d in details]
+    done = {d["seed"] for d in details}
+    for seed in (s for s in args.seeds if s not in done):
         start = time.perf_counter()
         ms = methods(dataset)
         result = evaluate(dataset, emb, methods=ms, n_folds=5, seed=seed, target="arena", embedder=embedder)
@@ -99,6 +106,14 @@ def main() -> None:
         details.append({"seed": seed, "seconds": time.perf_counter() - start, "rows": per_seed[-1]})
         print(f"seed {seed}: {details[-1]['seconds']:.0f} s", flush=True)
         write(args, result, embedder, per_seed, details)  # after every seed: a partial run still leaves numbers
+
+
+def previous_seeds(args: Any) -> list[dict[str, Any]]:
+    """The per-seed records already written for this dataset (none if there is no file yet)."""
+    path = OUT / ("predictors_" + args.dataset.replace("-", "_") + ".json")
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8"))["per_seed"])
 
 
 def write(args: Any, result: Any, embedder: str, per_seed: list[Any], details: list[Any]) -> None:

@@ -75,3 +75,14 @@ def test_load_test_runs_with_no_errors_and_no_lost_requests(tmp_path: Path) -> N
             numbers = report["levels"][level][path]
             assert numbers["errors"] == 0 and numbers["requests"] > 0, (level, path, numbers)
         assert report["levels"][level]["bare"]["rps_vs_bare"] == 1.0
+
+
+SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if "__main__" in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_benchmark_script_imports_and_prints_its_help(script: Path) -> None:
+    """A moved module breaks a benchmark only when someone runs it; its --help catches the import first."""
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{script.name} --help failed:\n{result.stderr[-3000:]}"
+    assert "usage:" in result.stdout
