@@ -51,6 +51,7 @@ from r2router_core import (
     EscalationPolicy,
     ExplorationPolicy,
     FailedAttempt,
+    FailureKind,
     R2Router,
     RoutingDecision,
     UnknownDecisionError,
@@ -311,6 +312,9 @@ class Learning:
                 )
                 log.record(replace(cut, failed_attempts=tuple(failed)))
                 previous = row_id
+            if status == 429:  # every attempt failed, the last rate-limited: its 429 went back as is
+                last = FailedAttempt(used.model, used.token_limit, FailureKind.RATE_LIMITED.value, "HTTP 429", 429)
+                failed.append(last.to_dict())
             extra = ctx.escalation.cost_usd if ctx.escalation is not None else 0.0
             own = _cost(ctx.decision, used, ctx.usage)
             record = decision_record(
@@ -321,7 +325,7 @@ class Learning:
                 embedding=embedding,
                 prompt=ctx.text,
                 answer="".join(ctx.answer) or None,
-                finish_reason=ctx.finish_reason,
+                finish_reason=ctx.finish_reason or ("error" if status >= 400 else None),
                 input_tokens=_int(ctx.usage.get("prompt_tokens")),
                 output_tokens=_int(ctx.usage.get("completion_tokens")),
                 latency_s=time.perf_counter() - ctx.started,

@@ -233,18 +233,21 @@ def test_a_logged_request_embeds_its_prompt_once(
         np.testing.assert_allclose(row.embedding, want, rtol=1e-6, atol=1e-6)
 
 
-def test_a_request_whose_every_upstream_failed_is_logged(logged: tuple[ServerThread, DecisionLog], stub: Stub) -> None:
+@pytest.mark.parametrize(("upstream", "answered"), [(503, 502), (429, 429)])
+def test_a_request_whose_every_upstream_failed_is_logged(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub, upstream: int, answered: int
+) -> None:
     server, log = logged
     for how in stub.behaviour.values():
-        how.status = 503
+        how.status = upstream
     failed = _chat(server)
-    assert failed.status_code == 502 and failed.json()["error"]["code"] == "upstream_unavailable"
+    assert failed.status_code == answered  # a last 429 goes back as the provider sent it
     decision_id = failed.headers["x-r2router-decision-id"]
     row = _row(log, decision_id)
     assert row is not None
     assert (row.status, row.finish_reason, row.output_tokens, row.cost_usd) == ("error", "error", None, 0.0)
     tried = [(a["model"], a["status"]) for a in row.failed_attempts]
-    assert tried == [(r.model, 503) for r in stub.requests] and len(tried) == 3  # every attempt, in order
+    assert tried == [(r.model, upstream) for r in stub.requests] and len(tried) == 3  # every attempt, in order
     last = row.failed_attempts[-1]
     assert (row.model, row.budget) == (last["model"], last["token_limit"])
     assert row.embedding is not None and row.prompt is None
