@@ -32,8 +32,9 @@ open), in the same database so that collected and live outcomes form one data se
 
 ``training_data_from_decisions`` reads ``decisions`` + ``feedback`` into the same
 label arrays as ``calls`` + ``grades`` (feedback's mean; a cut answer without
-feedback is quality 0 for its arm). Still planned: ``grades`` gains a nullable
-``decision_id`` (collect's graders on logged answers kept with their text).
+feedback is quality 0 for its arm). Collect's graders grade logged answers kept
+with their text into ``feedback`` too, with the source ``grader:<spec>``
+(``r2router collect grade-log``; :meth:`OutcomeStore.ungraded_decisions`).
 """
 
 from __future__ import annotations

@@ -391,12 +391,33 @@ class OutcomeStore:
             rows = conn.execute(query.order_by(table.c.created_at, table.c.id)).all()
         return [_decision_record(r) for r in rows]
 
-    def count_decisions(self) -> int:
-        """How many decisions are logged."""
+    def count_decisions(self, *, status: str | None = None, text_kept: bool | None = None) -> int:
+        """How many decisions are logged (optionally of one status, with or without their prompt text kept)."""
         from sqlalchemy import func, select
 
+        table = self._t["decisions"]
+        query = select(func.count()).select_from(table)
+        if status is not None:
+            query = query.where(table.c.status == status)
+        if text_kept is not None:
+            query = query.where(table.c.prompt.is_not(None) if text_kept else table.c.prompt.is_(None))
         with self._engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(self._t["decisions"])).scalar_one())
+            return int(conn.execute(query).scalar_one())
+
+    def ungraded_decisions(self, source: str) -> list[DecisionRecord]:
+        """The ``ok`` decisions whose prompt text was kept and that hold no feedback from ``source``, oldest first.
+
+        What a grader of logged answers still has to grade (its feedback ``source``
+        is ``"grader:<name>"``); decisions logged without text cannot be graded.
+        """
+        decisions, feedback = self._t["decisions"], self._t["feedback"]
+        judged = feedback.select().with_only_columns(feedback.c.decision_id).where(feedback.c.source == source)
+        query = decisions.select().where(
+            (decisions.c.status == "ok") & decisions.c.prompt.is_not(None) & decisions.c.id.not_in(judged)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(decisions.c.created_at, decisions.c.id)).all()
+        return [_decision_record(r) for r in rows]
 
     def record_feedback(self, decision_id: str, quality: float, *, source: str = "api") -> FeedbackRecord:
         """Store a quality score in [0, 1] for a logged decision (several scores per decision are kept).

@@ -12,6 +12,9 @@ model card's training-data layout::
             prompt_set="prompts", graders=["exact"])
     export_store(store, "my-router-data", embedder)
 
+``grade_log`` grades the answers of the decision log whose text was kept
+(``r2router serve --keep-text``) and stores each grade as feedback on its decision.
+
 Needs the ``collect`` extra: ``pip install 'r2router[collect]'``.
 """
 
@@ -20,10 +23,20 @@ from __future__ import annotations
 from r2router_integrations.collect.export import export_store
 from r2router_integrations.collect.graders import GRADER_SPECS, JUDGE_RUBRIC, JudgeGrader, RuleGrader
 from r2router_integrations.collect.limits import Limits
+from r2router_integrations.collect.logged import LogGradePlan, LogGradeResult
 from r2router_integrations.collect.plan import CollectPlan, build_plan, parse_budgets
 from r2router_integrations.collect.pool import Answer, ChatModelMember, PoolMember, UpstreamMember
 from r2router_integrations.collect.prompts import read_prompts
-from r2router_integrations.collect.runner import CollectResult, acollect, agrade, chat_model_pool, collect, grade
+from r2router_integrations.collect.runner import (
+    CollectResult,
+    acollect,
+    agrade,
+    agrade_log,
+    chat_model_pool,
+    collect,
+    grade,
+    grade_log,
+)
 
 __all__ = [
     "GRADER_SPECS",
@@ -34,16 +47,20 @@ __all__ = [
     "CollectResult",
     "JudgeGrader",
     "Limits",
+    "LogGradePlan",
+    "LogGradeResult",
     "PoolMember",
     "RuleGrader",
     "UpstreamMember",
     "acollect",
     "agrade",
+    "agrade_log",
     "build_plan",
     "chat_model_pool",
     "collect",
     "export_store",
     "grade",
+    "grade_log",
     "parse_budgets",
     "read_prompts",
 ]

@@ -1,7 +1,8 @@
-"""``r2router collect run|grade|export|status``: training data for your own pool of models.
+"""``r2router collect run|grade|grade-log|export|status``: training data for your own pool of models.
 
 r2router collect run PROMPTS --upstreams U.yaml --budgets 64,256,uncapped --store S.db --grader exact --yes
 r2router collect grade --store S.db --grader judge:UPSTREAM --judge-upstreams U.yaml
+r2router collect grade-log --store S.db --grader exact --references PROMPTS   (logged answers, kept text)
 r2router collect export --store S.db --out DIR
 r2router collect status --store S.db
 """
@@ -22,7 +23,7 @@ _DEFAULT_STORE = DEFAULT_STORE_URL.removeprefix("sqlite:///")
 
 
 def add_parser(sub: Any) -> None:
-    """Register ``collect`` and its four subcommands."""
+    """Register ``collect`` and its five subcommands."""
     p = sub.add_parser(
         "collect",
         help="run your pool on your prompts, grade the answers, export training data",
@@ -32,6 +33,7 @@ def add_parser(sub: Any) -> None:
     actions = p.add_subparsers(dest="collect_command", metavar="ACTION", required=True)
     _add_run(actions)
     _add_grade(actions)
+    _add_grade_log(actions)
     _add_export(actions)
     _add_status(actions)
     p.set_defaults(run=run)
@@ -95,6 +97,28 @@ def _add_grade(actions: Any) -> None:
     _add_limits(p)
 
 
+def _add_grade_log(actions: Any) -> None:
+    from r2router_integrations.collect.plan import DEFAULT_UNCAPPED_MAX_TOKENS
+
+    p = actions.add_parser(
+        "grade-log", help="grade logged answers whose text was kept (serve --keep-text); grades become feedback"
+    )
+    p.add_argument("--grader", action="append", required=True, help="repeatable grader spec")
+    p.add_argument("--store", default=_DEFAULT_STORE, help=f"SQLite file or SQLAlchemy URL (default: {_DEFAULT_STORE})")
+    p.add_argument(
+        "--references", help="JSONL or CSV (id, prompt, reference): the reference of each logged prompt, by its text"
+    )
+    _add_limits(p)
+    p.add_argument(
+        "--uncapped-max-tokens",
+        type=int,
+        default=DEFAULT_UNCAPPED_MAX_TOKENS,
+        help=f"output tokens a judge answer counts for in the worst case ({DEFAULT_UNCAPPED_MAX_TOKENS})",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its worst-case cost, grade nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before calling a judge")
+
+
 def _add_export(actions: Any) -> None:
     p = actions.add_parser("export", help="write config.json + training_data/ for r2router train")
     _add_store(p)
@@ -111,7 +135,8 @@ def _add_status(actions: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the action."""
-    action = {"run": _run, "grade": _grade, "export": _export, "status": _status}[args.collect_command]
+    actions = {"run": _run, "grade": _grade, "grade-log": _grade_log, "export": _export, "status": _status}
+    action = actions[args.collect_command]
     return action(args)
 
 
@@ -207,6 +232,52 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"{n} grades stored")
         print(format_table(store.summary(args.prompt_set, args.grader[0] if len(args.grader) == 1 else None)))
     return 0
+
+
+def _grade_log(args: argparse.Namespace) -> int:
+    from r2router_integrations.collect.logged import references_of
+    from r2router_integrations.collect.prompts import read_prompts
+    from r2router_integrations.collect.runner import grade_log
+
+    references = references_of(read_prompts(args.references)) if args.references else None
+    answers: list[bool] = []
+
+    def confirm(plans: Any) -> bool:
+        answers.append(_confirm_grading(plans, yes=args.yes))
+        return answers[-1]
+
+    with _open(args.store, must_exist=True) as store:
+        result = grade_log(
+            store,
+            args.grader,
+            references=references,
+            judge_upstreams=args.judge_upstreams,
+            limits=_limits(args),
+            max_usd=args.max_usd,
+            uncapped_max_tokens=args.uncapped_max_tokens,
+            dry_run=args.dry_run,
+            confirm=confirm,
+        )
+    if args.dry_run:
+        print("\n".join(p.describe() for p in result.plans))
+        return 0
+    if answers and not answers[-1]:
+        print("not confirmed; no judge was called", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return 0
+
+
+def _confirm_grading(plans: Any, *, yes: bool) -> bool:
+    """Show the plans; ask before a judge (a paid model) is called, unless ``yes``."""
+    print("\n".join(p.describe() for p in plans), flush=True)
+    judged = [p for p in plans if p.calls_models]
+    if yes or not judged:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("confirm the plan above with --yes (or look at it first with --dry-run)")
+    calls, worst = sum(len(p.todo) for p in judged), sum(p.worst_case_usd for p in judged)
+    return input(f"make {calls} judge calls (worst case ${worst:.4f})? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _export(args: argparse.Namespace) -> int:

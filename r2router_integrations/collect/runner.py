@@ -31,6 +31,7 @@ from r2router_integrations.collect.graders import (
     rule_grader,
 )
 from r2router_integrations.collect.limits import CallGate, Limits
+from r2router_integrations.collect.logged import LogGradePlan, LogGradeResult, feedback_source, plan_log_grading
 from r2router_integrations.collect.plan import DEFAULT_UNCAPPED_MAX_TOKENS, Cell, CollectPlan, build_plan
 from r2router_integrations.collect.pool import ChatModelMember, PoolMember, cost_usd, pool_from_upstreams
 
@@ -38,7 +39,16 @@ if TYPE_CHECKING:
     import httpx
     from langchain_core.language_models import BaseChatModel
 
-__all__ = ["CollectResult", "acollect", "agrade", "chat_model_pool", "collect", "grade"]
+__all__ = [
+    "CollectResult",
+    "acollect",
+    "agrade",
+    "agrade_log",
+    "chat_model_pool",
+    "collect",
+    "grade",
+    "grade_log",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -460,3 +470,109 @@ async def agrade(
 def grade(*args: Any, **kwargs: Any) -> int:
     """:func:`agrade` run to completion in a new event loop (same arguments)."""
     return asyncio.run(agrade(*args, **kwargs))
+
+
+async def agrade_log(
+    store: OutcomeStore,
+    graders: Sequence[str | Grader],
+    *,
+    references: Mapping[str, str] | None = None,
+    judge_upstreams: str | Path | None = None,
+    limits: Limits | None = None,
+    max_usd: float | None = None,
+    uncapped_max_tokens: int = DEFAULT_UNCAPPED_MAX_TOKENS,
+    environ: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    confirm: Any = None,
+) -> LogGradeResult:
+    """Grade the logged answers whose text was kept, storing each grade as feedback on its decision.
+
+    Each grader grades the ``ok`` decisions that hold no feedback from it yet
+    (source ``"grader:<spec>"``), so a rerun grades nothing twice; decisions logged
+    without their text are skipped and counted (see :mod:`~r2router_integrations.collect.logged`).
+
+    Args:
+        store: The outcome store holding the decision log.
+        graders: Grader specs (see :mod:`~r2router_integrations.collect.graders`) or graders.
+        references: Prompt text as logged -> its reference (for graders that need one).
+        judge_upstreams: The yaml of ``judge:UPSTREAM`` graders.
+        limits: Concurrency, rate limits, retries and deadlines of the judge.
+        max_usd: Stop before the judges' spend would pass this (each call's worst case is reserved first).
+        uncapped_max_tokens: Output tokens a judge answer counts for in the worst case.
+        environ: Where API keys are read from (default ``os.environ``).
+        dry_run: Return after planning, grading nothing.
+        confirm: ``callable(plans) -> bool`` asked with the plans (their worst-case cost)
+            before anything is graded (``None``: go on); the CLI asks people only when a judge
+            would be called.
+
+    Returns:
+        What was graded; nothing is graded on a dry run or when ``confirm`` says no.
+
+    Raises:
+        ConfigError: An unknown grader or an unusable judge.
+        DataError: A matched reference a grader cannot use.
+    """
+    limits = limits or Limits()
+    async with _http_client(limits, 1) as client:
+        resolved = resolve_graders(graders, client=client, judge_upstreams=judge_upstreams, environ=environ)
+        plans = tuple(
+            plan_log_grading(store, g, references=references, uncapped_max_tokens=uncapped_max_tokens) for g in resolved
+        )
+        if dry_run or (confirm is not None and not confirm(plans)):
+            return LogGradeResult(plans, 0, 0, 0.0, False)
+        collector = _Collector(store, [], limits, max_usd)
+        scores = [await _grade_logged(collector, plan) for plan in plans]
+    return LogGradeResult(
+        plans=plans,
+        graded=sum(s.count(True) for s in scores),
+        ungraded=sum(s.count(False) for s in scores),
+        spent_usd=collector.spend.spent,
+        stopped_at_max_usd=collector.spend.stopped,
+    )
+
+
+def grade_log(*args: Any, **kwargs: Any) -> LogGradeResult:
+    """:func:`agrade_log` run to completion in a new event loop (same arguments)."""
+    return asyncio.run(agrade_log(*args, **kwargs))
+
+
+async def _grade_logged(collector: _Collector, plan: LogGradePlan) -> list[bool | None]:
+    """Grade a plan's answers; per answer ``True`` (stored), ``False`` (not scored) or ``None`` (over budget)."""
+    source = feedback_source(plan.grader)
+
+    async def one(decision: Any, prompt: PromptRecord) -> bool | None:
+        answer = decision.answer or ""
+        grader = plan.grader
+        if isinstance(grader, RuleGrader):
+            score = grader.score(answer, prompt)
+        else:
+            worst = plan.worst_case_call_usd(decision, prompt)
+            if not collector.spend.reserve(worst):
+                return None
+            score = await _judge(collector, grader, answer, prompt, worst)
+        if score is None:
+            return False
+        await asyncio.to_thread(collector.store.record_feedback, decision.id, score, source=source)
+        return True
+
+    return list(await asyncio.gather(*(one(d, p) for d, p in plan.todo)))
+
+
+async def _judge(
+    collector: _Collector, grader: JudgeGrader, answer: str, prompt: PromptRecord, worst: float
+) -> float | None:
+    """The judge's score of one answer (``None``: the call failed or the answer is off the rubric); spend settled."""
+    member, actual = grader.member, 0.0
+    try:
+        reply, _, _ = await collector.gate(member).call(lambda: member.answer(grader.messages(answer, prompt), None))
+    except Exception as exc:  # the judge failed: nothing stored, the next run asks again
+        logger.warning("judge %s failed on decision %s: %s", grader.name, prompt.id, exc)
+        return None
+    else:
+        actual = cost_usd(member.spec, reply.input_tokens, reply.output_tokens)
+    finally:
+        collector.spend.settle(worst, actual)
+    score = parse_judge_score(reply.text)
+    if score is None:
+        logger.warning("judge %s: unparseable answer on decision %s: %r", grader.name, prompt.id, reply.text[:200])
+    return score

@@ -42,11 +42,10 @@ from r2router_core import (
     FallbackPolicy,
     R2Router,
     R2RouterError,
-    RoutingDecision,
     RoutingOptions,
     open_log,
 )
-from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, RoutingBatcher
+from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, Routed, RoutingBatcher
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
@@ -284,9 +283,9 @@ class _Gateway:
             chat = parse_chat_request(await self._read_json(request), self.router.config)
             ctx: CallContext | None = None
             if chat.target is None:
-                decision = await self._decide(last_user_text(chat.messages), chat.options)
+                decision, embedding = await self._decide(last_user_text(chat.messages), chat.options)
                 attempts, propensity = self.learning.plan(decision, self.policy.max_fallbacks)
-                ctx = CallContext(decision, last_user_text(chat.messages), propensity=propensity)
+                ctx = CallContext(decision, last_user_text(chat.messages), propensity=propensity, embedding=embedding)
             else:
                 attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
                 logger.debug("routing bypassed: the client named %s", chat.target)
@@ -300,7 +299,7 @@ class _Gateway:
     async def route(self, request: Request) -> Response:
         with self.batcher.arriving():
             text, options = parse_route_request(await self._read_json(request), self.router.config)
-            decision = await self._decide(text, options)
+            decision, _ = await self._decide(text, options)
         return JSONResponse(decision.to_dict(with_candidates=True))
 
     @_json_errors
@@ -326,9 +325,9 @@ class _Gateway:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # -- helpers ---------------------------------------------------------------------
-    async def _decide(self, text: str, options: RoutingOptions) -> RoutingDecision:
+    async def _decide(self, text: str, options: RoutingOptions) -> Routed:
         started = time.perf_counter()
-        decision = await self.batcher.route(text, options)
+        decision, embedding = await self.batcher.route_embedded(text, options)
         self.metrics.routing_time(time.perf_counter() - started)
         self.metrics.decision(decision.model, decision.token_limit)
         logger.debug(
@@ -338,7 +337,7 @@ class _Gateway:
             decision.predicted_quality,
             decision.predicted_cost,
         )
-        return decision
+        return decision, embedding
 
     async def _read_json(self, request: Request) -> dict[str, Any]:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -382,7 +381,7 @@ class _Gateway:
         else:
             logger.debug("%d %s: %s", exc.status, exc.code, self.redactor.text(exc.message))
         body = error_body(self.redactor.text(exc.message), type=exc.type, param=exc.param, code=exc.code)
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
 
     async def http_exception(self, request: Request, exc: Exception) -> Response:
         """404 / 405 and other Starlette HTTP errors, in OpenAI's shape."""

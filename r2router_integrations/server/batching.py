@@ -21,6 +21,9 @@ So a request waits for its batch to start at most ``max(window, the batch in
 progress)``. Each request gets the decision it would get alone: rows of a batch
 are routed independently, and if a batch fails, its requests are routed one by
 one so one bad prompt fails only itself.
+
+:meth:`RoutingBatcher.route_embedded` also hands out the prompt's embedding row,
+so the gateway's decision log stores it without embedding the prompt a second time.
 """
 
 from __future__ import annotations
@@ -34,9 +37,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from r2router_core import ConfigError, R2Router, RoutingDecision, RoutingOptions
+import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_BATCH_WINDOW", "DEFAULT_MAX_BATCH", "RoutingBatcher"]
+from r2router_core import ConfigError, R2Router, RoutingDecision, RoutingOptions
+from r2router_core.embedders import check_texts
+
+__all__ = ["DEFAULT_BATCH_WINDOW", "DEFAULT_MAX_BATCH", "Routed", "RoutingBatcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +56,15 @@ DEFAULT_MAX_BATCH = 64
 """Most prompts embedded in one forward pass."""
 
 
+Routed = tuple[RoutingDecision, NDArray[np.float32]]
+"""A decision and the embedding row it was routed on, shape (D,)."""
+
+
 @dataclass
 class _Job:
     text: str
     options: RoutingOptions
-    future: asyncio.Future[RoutingDecision] = field(repr=False)
+    future: asyncio.Future[Routed] = field(repr=False)
 
 
 class RoutingBatcher:
@@ -112,7 +123,16 @@ class RoutingBatcher:
         Raises:
             Whatever :meth:`R2Router.route_text` raises for this prompt alone.
         """
-        future: asyncio.Future[RoutingDecision] = asyncio.get_running_loop().create_future()
+        decision, _ = await self.route_embedded(text, options)
+        return decision
+
+    async def route_embedded(self, text: str, options: RoutingOptions) -> Routed:
+        """As :meth:`route`, with the prompt's embedding row (shape (D,)) the decision was routed on.
+
+        Raises:
+            Whatever :meth:`R2Router.route_text` raises for this prompt alone.
+        """
+        future: asyncio.Future[Routed] = asyncio.get_running_loop().create_future()
         self._pending.append(_Job(text, options, future))
         if not self._running:
             if len(self._pending) >= self._max_batch or self._window == 0 or self._everyone_waiting():
@@ -167,7 +187,7 @@ class RoutingBatcher:
 
     # -- the worker-thread side ------------------------------------------------------------
     def _route_all(self, jobs: list[_Job]) -> list[Any]:
-        """One decision (or the exception routing alone would raise) per job, in order."""
+        """One (decision, embedding row) (or the exception routing alone would raise) per job, in order."""
         if len(jobs) == 1:
             return [self._alone(jobs[0])]
         try:
@@ -183,13 +203,17 @@ class RoutingBatcher:
             try:
                 decisions = self.router.route_batch(embeddings[rows], options)
             except Exception:
-                decisions = [self._alone(jobs[i]) for i in rows]
+                for i in rows:
+                    out[i] = self._alone(jobs[i])
+                continue
             for i, decision in zip(rows, decisions, strict=True):
-                out[i] = decision
+                out[i] = (decision, embeddings[i])
         return out
 
     def _alone(self, job: _Job) -> Any:
+        """What :meth:`R2Router.route_text` gives this prompt alone (its two steps, to keep the embedding)."""
         try:
-            return self.router.route_text(job.text, job.options)
+            embedding = self.router.embed(check_texts([job.text]))
+            return self.router.route_batch(embedding, job.options)[0], embedding[0]
         except Exception as exc:
             return exc

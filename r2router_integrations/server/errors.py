@@ -12,10 +12,18 @@ Every error response has the body OpenAI clients parse::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from r2router_core import ConfigError, ConstraintError, InputError, NoCandidateError, R2RouterError, UnknownModelError
+from r2router_core import (
+    ConfigError,
+    ConstraintError,
+    FailedAttempt,
+    InputError,
+    NoCandidateError,
+    R2RouterError,
+    UnknownModelError,
+)
 
 __all__ = ["GatewayError", "Redactor", "error_body", "from_core_error"]
 
@@ -33,6 +41,8 @@ class GatewayError(Exception):
         type: OpenAI error type (``invalid_request_error``, ``server_error``, ...).
         param: The request field at fault, if any.
         code: A short machine-readable code, if any.
+        failed_attempts: The upstream attempts that failed, when every one did (for the decision log).
+        headers: Extra response headers (the decision id of a routed request).
     """
 
     def __init__(
@@ -43,6 +53,8 @@ class GatewayError(Exception):
         type: str = INVALID_REQUEST,
         param: str | None = None,
         code: str | None = None,
+        failed_attempts: Sequence[FailedAttempt] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -50,6 +62,8 @@ class GatewayError(Exception):
         self.type = type
         self.param = param
         self.code = code
+        self.failed_attempts = tuple(failed_attempts)
+        self.headers = dict(headers or {})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body."""

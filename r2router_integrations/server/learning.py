@@ -14,13 +14,16 @@ Hooks in the app (kept apart from the forwarding code)::
     escalate()    a non-streamed answer the cap cut (finish reason ``length``) is asked again under
                   the core's EscalationPolicy; ``x-r2router-escalations`` lists the cut attempts and
                   ``x-r2router-cost-usd`` sums every attempt. Streams are not escalated: the cut
-                  shows at their end, after the bytes went out.
+                  shows at their end, after the bytes went out. A request whose every upstream
+                  attempt failed is logged too (status and finish reason ``error``, its failed
+                  attempts, cost 0) and its error response carries ``x-r2router-decision-id``.
 
 The log row is built after the last byte went to the client (a Starlette
 background task, or the end of the stream) and written by the core's
 :class:`~r2router_core.decision_log.DecisionLog` thread: logging never delays or
-fails an answer. The prompt's embedding is computed there, off the answer's path
-(the routing step does not hand it out); text is kept only with ``keep_text``.
+fails an answer. The row stores the embedding the request was routed on (the
+micro-batcher hands it out: the prompt is embedded once); text is kept only with
+``keep_text``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
+from numpy.typing import NDArray
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -46,6 +50,8 @@ from r2router_core import (
     Escalation,
     EscalationPolicy,
     ExplorationPolicy,
+    FailedAttempt,
+    FailureKind,
     R2Router,
     RoutingDecision,
     UnknownDecisionError,
@@ -81,6 +87,7 @@ class CallContext:
     propensity: float = 1.0
     escalation: Escalation | None = None
     cut: list[tuple[Candidate, dict[str, Any], str | None]] = field(default_factory=list)
+    embedding: NDArray[np.float32] | None = None  # the row routed on, shape (D,)
 
 
 class Learning:
@@ -178,8 +185,18 @@ class Learning:
     async def escalate(
         self, first: Awaitable[Response], ctx: CallContext, again: Callable[[list[Attempt]], Awaitable[Response]]
     ) -> Response:
-        """The answer, asked again with more room while the cap cut it (non-streamed answers only)."""
-        response = await first
+        """The answer, asked again with more room while the cap cut it (non-streamed answers only).
+
+        Raises:
+            GatewayError: Every upstream attempt failed (the request is logged first, with its id on the error).
+        """
+        try:
+            response = await first
+        except GatewayError as exc:
+            if exc.failed_attempts:
+                exc.headers[DECISION_HEADER] = ctx.decision_id
+                self._record_failure(ctx, exc.failed_attempts)
+            raise
         if (
             isinstance(response, StreamingResponse)
             or response.status_code != 200
@@ -262,7 +279,7 @@ class Learning:
             await self._record(ctx, dict(response.headers), response.status_code)
 
     async def _record(self, ctx: CallContext, headers: dict[str, str], status: int) -> None:
-        """Build the log row (embedding in a worker thread) and queue it; never raises."""
+        """Build the log row and queue it; never raises."""
         log = self.log
         if log is None:
             return
@@ -273,7 +290,9 @@ class Learning:
 
     async def _queue_row(self, log: DecisionLog, ctx: CallContext, headers: dict[str, str], status: int) -> None:
         try:
-            embedding = await anyio.to_thread.run_sync(self.router.embed, [ctx.text])
+            if ctx.embedding is None:  # a context built without the router's embedding
+                ctx.embedding = (await anyio.to_thread.run_sync(self.router.embed, [ctx.text]))[0]
+            embedding = ctx.embedding
             used = _used_arm(ctx.decision, headers)
             failed = json.loads(headers.get("x-r2router-failed-attempts", "[]"))
             previous: str | None = None
@@ -284,7 +303,7 @@ class Learning:
                     arm,
                     decision_id=row_id,
                     source=SOURCE,
-                    embedding=embedding[0],
+                    embedding=embedding,
                     prompt=ctx.text,
                     finish_reason=reason,
                     input_tokens=_int(usage.get("prompt_tokens")),
@@ -293,6 +312,9 @@ class Learning:
                 )
                 log.record(replace(cut, failed_attempts=tuple(failed)))
                 previous = row_id
+            if status == 429:  # every attempt failed, the last rate-limited: its 429 went back as is
+                last = FailedAttempt(used.model, used.token_limit, FailureKind.RATE_LIMITED.value, "HTTP 429", 429)
+                failed.append(last.to_dict())
             extra = ctx.escalation.cost_usd if ctx.escalation is not None else 0.0
             own = _cost(ctx.decision, used, ctx.usage)
             record = decision_record(
@@ -300,10 +322,10 @@ class Learning:
                 used,
                 decision_id=ctx.decision_id,
                 source=SOURCE,
-                embedding=embedding[0],
+                embedding=embedding,
                 prompt=ctx.text,
                 answer="".join(ctx.answer) or None,
-                finish_reason=ctx.finish_reason,
+                finish_reason=ctx.finish_reason or ("error" if status >= 400 else None),
                 input_tokens=_int(ctx.usage.get("prompt_tokens")),
                 output_tokens=_int(ctx.usage.get("completion_tokens")),
                 latency_s=time.perf_counter() - ctx.started,
@@ -315,6 +337,35 @@ class Learning:
             log.record(replace(record, failed_attempts=tuple(failed)))
         except Exception:  # the answer is out; a log row is not worth an error
             logger.exception("decision log: could not build the row of decision %s", ctx.decision_id)
+
+    def _record_failure(self, ctx: CallContext, failures: Sequence[FailedAttempt]) -> None:
+        """Queue the row of a request whose every upstream attempt failed; never raises, never waits.
+
+        The row names the last arm tried, finish reason ``error``, no output tokens and
+        cost 0 (a failed attempt reports no usage), and lists every failed attempt.
+        """
+        if self.log is None:
+            return
+        try:
+            last = failures[-1]
+            tried = (c for c in ctx.decision.candidates if (c.model, c.token_limit) == (last.model, last.token_limit))
+            record = decision_record(
+                ctx.decision,
+                next(tried, ctx.decision.chosen),
+                decision_id=ctx.decision_id,
+                source=SOURCE,
+                failures=failures,
+                embedding=ctx.embedding,
+                prompt=ctx.text,
+                finish_reason="error",
+                latency_s=time.perf_counter() - ctx.started,
+                cost_usd=0.0,
+                status="error",
+                propensity=ctx.propensity,
+            )
+            self.log.record(record)
+        except Exception:  # the client gets its error response either way
+            logger.exception("decision log: could not build the row of failed decision %s", ctx.decision_id)
 
     # -- feedback --------------------------------------------------------------------
     async def feedback(self, request: Request, body: dict[str, Any]) -> Response:

@@ -287,6 +287,7 @@ class Proxy:
             f"every upstream tried failed ({len(failures)} tried: {tried})",
             type=SERVER_ERROR,
             code="upstream_timeout" if timeouts else "upstream_unavailable",
+            failed_attempts=log.failures,
         )
 
     async def _attempt(self, request: ChatRequest, attempt: Attempt, failed: Sequence[Any]) -> Response:

@@ -116,3 +116,18 @@ def test_logged_answers_with_feedback_become_training_rows(store_url: str) -> No
     flat = training_data_from_decisions(store, ["small", "big"], [64, None], token_axes=2)
     assert flat is not None and flat.tokens.shape == (2, 2)
     store.close()
+
+
+def test_ungraded_decisions_are_the_ok_ones_with_kept_text_and_no_feedback_from_that_source(store_url: str) -> None:
+    store = OutcomeStore(store_url)
+    kept = [_record(i, prompt=f"prompt {i}", answer=f"answer {i}") for i in range(4)]
+    store.record_decisions([*kept, _record(10), _record(11, prompt="failed", status="error")])
+    assert store.count_decisions(status="ok", text_kept=True) == 4
+    assert store.count_decisions(status="ok", text_kept=False) == 1
+    assert store.count_decisions(text_kept=True) == 5
+    store.record_feedback("d0001", 1.0, source="grader:exact")
+    store.record_feedback("d0002", 0.0, source="api")  # a user's score does not count as this grader's
+    assert [d.id for d in store.ungraded_decisions("grader:exact")] == ["d0000", "d0002", "d0003"]
+    assert [d.id for d in store.ungraded_decisions("grader:other")] == ["d0000", "d0001", "d0002", "d0003"]
+    assert store.ungraded_decisions("grader:exact")[0].answer == "answer 0"
+    store.close()

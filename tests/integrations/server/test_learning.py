@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from r2router_core import R2Router
 from r2router_core.decision_log import DecisionLog
@@ -26,6 +29,20 @@ def logged(router: R2Router, upstreams_file: Path, tmp_path: Path) -> Iterator[t
     server = start_gateway(router, upstreams_file, store=log, api_key=KEY)
     yield server, log
     server.__exit__()
+
+
+class CountingEmbedder:
+    """Wraps an embedder and records the texts of every call."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.id = inner.id
+        self.dim = inner.dim
+        self.texts: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.texts.append(list(texts))
+        return np.asarray(self._inner.embed(texts), dtype=np.float32)
 
 
 def _row(log: DecisionLog, decision_id: str, timeout: float = 10.0) -> DecisionRecord | None:
@@ -184,3 +201,54 @@ def test_exploration_sends_a_share_elsewhere_and_logs_its_propensity(
     assert 5 <= len(explored) <= 35 and all(r.model != best or r.budget != 400 for r in explored)
     assert {r.propensity for r in rows if r is not None and r not in explored} == {0.5}
     assert len(set(models)) > 1
+
+
+def test_a_logged_request_embeds_its_prompt_once(
+    router: R2Router, upstreams_file: Path, stub: Stub, tmp_path: Path
+) -> None:
+    """The log stores the embedding the batcher routed on: one embedder call per request, not two."""
+    counting = CountingEmbedder(router.embedder)
+    copy = router.with_settings()
+    copy.embedder = counting
+    log = DecisionLog(tmp_path / "log.db")
+    server = start_gateway(copy, upstreams_file, store=log)
+    try:
+        ids = []
+        for _ in range(3):
+            answer = _post(
+                server,
+                "/v1/chat/completions",
+                {"model": "r2router", "messages": [{"role": "user", "content": MATH}]},
+                key=None,
+            )
+            assert answer.status_code == 200
+            ids.append(answer.headers["x-r2router-decision-id"])
+        rows = [_row(log, i) for i in ids]
+    finally:
+        server.__exit__()
+    assert counting.texts == [[MATH]] * 3
+    want = router.embed([MATH])[0]
+    for row in rows:
+        assert row is not None and row.embedding is not None
+        np.testing.assert_allclose(row.embedding, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("upstream", "answered"), [(503, 502), (429, 429)])
+def test_a_request_whose_every_upstream_failed_is_logged(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub, upstream: int, answered: int
+) -> None:
+    server, log = logged
+    for how in stub.behaviour.values():
+        how.status = upstream
+    failed = _chat(server)
+    assert failed.status_code == answered  # a last 429 goes back as the provider sent it
+    decision_id = failed.headers["x-r2router-decision-id"]
+    row = _row(log, decision_id)
+    assert row is not None
+    assert (row.status, row.finish_reason, row.output_tokens, row.cost_usd) == ("error", "error", None, 0.0)
+    tried = [(a["model"], a["status"]) for a in row.failed_attempts]
+    assert tried == [(r.model, upstream) for r in stub.requests] and len(tried) == 3  # every attempt, in order
+    last = row.failed_attempts[-1]
+    assert (row.model, row.budget) == (last["model"], last["token_limit"])
+    assert row.embedding is not None and row.prompt is None
+    assert log.store.decisions() == [row]  # one row per request; training skips it (no answer)
