@@ -65,10 +65,11 @@ def _check_hub_model(repo_id: str, cache_dir: str | None = None) -> None:
     try:
         import huggingface_hub
         from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, HFValidationError, RepositoryNotFoundError
+        from huggingface_hub.utils import validate_repo_id  # a submodule: not an attribute until imported
     except ImportError:
         return  # loading reports the missing extra
     try:
-        huggingface_hub.utils.validate_repo_id(repo_id)
+        validate_repo_id(repo_id)
     except HFValidationError as exc:
         raise ConfigError(f"embedder {repo_id!r} is neither a model id nor a path; use {VALID_EMBEDDERS}") from exc
     if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir), str):
