@@ -6,10 +6,11 @@ checkpoints, so a router refuses an embedder of another id, backend included):
 =====================================================  =====  ==========================================  ============
 id                                                     dim    what runs                                   extra
 =====================================================  =====  ==========================================  ============
-``sentence-transformers/all-MiniLM-L6-v2``             384    MiniLM in PyTorch (the default)             embed
+``sentence-transformers/all-MiniLM-L6-v2``             384    MiniLM in PyTorch (the model card's)        embed
   (aliases ``minilm``, ``default``, ``all-MiniLM-L6-v2``)
-``sentence-transformers/all-MiniLM-L6-v2@onnx``        384    MiniLM in ONNX Runtime, float32             embed-onnx
-``sentence-transformers/all-MiniLM-L6-v2@onnx-int8``   384    MiniLM in ONNX Runtime, int8 weights        embed-onnx
+``sentence-transformers/all-MiniLM-L6-v2@onnx``        384    MiniLM in ONNX Runtime, float32 (the CLI's  embed
+                                                              default for new routers)
+``sentence-transformers/all-MiniLM-L6-v2@onnx-int8``   384    MiniLM in ONNX Runtime, int8 weights        embed
 ``sentence-transformers/all-MiniLM-L6-v2@model2vec-N`` N      static model2vec table distilled from       embed-static
                                                               MiniLM, PCA to N dims (N = 256 tested)
 ``r2router-hash-embedder-<dim>``                       dim    the weightless test double                  (none)
@@ -22,6 +23,12 @@ converts a local sentence-transformers folder. The ``@`` backends are built
 offline from the packaged weights on first use (ONNX export: seconds;
 model2vec distillation: minutes) and cached under ``~/.cache/r2router/models``
 (``$R2ROUTER_CACHE_DIR/models``).
+
+:data:`TRAINING_DEFAULT` is the embedder the command line trains new routers with:
+MiniLM in ONNX Runtime, which routes exactly like the PyTorch backend on both real
+data sets and embeds several times faster, with no torch at run time (measured in
+docs/embedders-speed.md). Python's ``default_embedder()`` stays the card's PyTorch
+MiniLM, whose id the card's checkpoints record.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "BACKENDS",
     "MINILM_ID",
     "QWEN3_EMBEDDING_ID",
+    "TRAINING_DEFAULT",
     "CachedEmbedder",
     "CallableEmbedder",
     "Embedder",
@@ -53,6 +61,9 @@ __all__ = [
 ]
 
 _MINILM_ALIASES = {"minilm", "default", MINILM_ID, "all-MiniLM-L6-v2"}
+
+TRAINING_DEFAULT = "minilm@onnx"
+"""The embedder spec ``r2router train``/``eval``/``calibrate``/``collect export`` use unless ``--embedder`` says."""
 
 BACKENDS = ("onnx", "onnx-int8", "model2vec-<N>")
 """The ``@backend`` suffixes :func:`load_embedder` understands."""

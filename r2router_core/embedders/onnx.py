@@ -99,12 +99,12 @@ def export_onnx(source: str | Path, dest: str | Path) -> Path:
 
     Raises:
         ConfigError: The model is not Transformer + mean Pooling + Normalize.
-        MissingDependencyError: torch/transformers (``embed``) or onnx (``embed-onnx``) missing.
+        MissingDependencyError: torch/transformers (``embed``) or onnx (``embed``) missing.
     """
     source, dest = Path(source), Path(dest)
     max_length, dim = _read_st_settings(source)
     torch = _require("torch", "embed", "Exporting MiniLM to ONNX")
-    _require("onnx", "embed-onnx", "Exporting MiniLM to ONNX")
+    _require("onnx", "embed", "Exporting MiniLM to ONNX")
     dest.mkdir(parents=True, exist_ok=True)
     ids = torch.ones((2, 8), dtype=torch.long)
     axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS}
@@ -139,10 +139,10 @@ def quantize_onnx(exported: str | Path, dest: str | Path) -> Path:
         ``dest``.
 
     Raises:
-        MissingDependencyError: onnx/onnxruntime (``embed-onnx``) missing.
+        MissingDependencyError: onnx/onnxruntime (``embed``) missing.
     """
     exported, dest = Path(exported), Path(dest)
-    quantization = _require("onnxruntime.quantization", "embed-onnx", "Quantising the ONNX model")
+    quantization = _require("onnxruntime.quantization", "embed", "Quantising the ONNX model")
     dest.mkdir(parents=True, exist_ok=True)
     quantization.quantize_dynamic(
         str(exported / ONNX_FILE), str(dest / ONNX_FILE), weight_type=quantization.QuantType.QInt8, per_channel=True
@@ -162,12 +162,12 @@ class OnnxEmbedder:
         threads: ONNX Runtime intra-op threads (0: its default, one per core).
 
     Raises:
-        MissingDependencyError: ``onnxruntime`` or ``tokenizers`` is not installed (``embed-onnx``).
+        MissingDependencyError: ``onnxruntime`` or ``tokenizers`` is not installed (``embed``).
     """
 
     def __init__(self, model_dir: str | Path, *, embedder_id: str, batch_size: int = 32, threads: int = 0) -> None:
-        ort = _require("onnxruntime", "embed-onnx", "The ONNX embedder")
-        tokenizers = _require("tokenizers", "embed-onnx", "The ONNX embedder")
+        ort = _require("onnxruntime", "embed", "The ONNX embedder")
+        tokenizers = _require("tokenizers", "embed", "The ONNX embedder")
         self.model_dir = Path(model_dir)
         settings = json.loads((self.model_dir / SETTINGS_FILE).read_text("utf-8"))
         self.id = embedder_id
@@ -215,14 +215,14 @@ def onnx_embedder(
         cache_dir: Root of the converted-model cache; default ``~/.cache/r2router/models``.
 
     Raises:
-        MissingDependencyError: An extra (``embed``, ``embed-onnx``) is not installed.
+        MissingDependencyError: An extra (``embed``) is not installed.
     """
     from r2router_core.embedders._model_cache import converted_model_dir
     from r2router_core.embedders.sentence_transformer import MINILM_ID, packaged_minilm_path
 
     src = Path(source) if source is not None else packaged_minilm_path()
     base_id = MINILM_ID if source is None else str(src)
-    _require("onnxruntime", "embed-onnx", "The ONNX embedder")  # fail before a long export, not after
+    _require("onnxruntime", "embed", "The ONNX embedder")  # fail before a long export, not after
     packages = ("torch", "transformers", "onnx", "onnxruntime")
     float_id = f"{base_id}@onnx"
     folder = converted_model_dir(

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core import ConfigError, DataError, ModelSpec, RouterConfig, TrainingData, missing_dependency
+from r2router_core.embedders import TRAINING_DEFAULT
 from r2router_core.evaluation import RoutingDataset
 
 __all__ = [
@@ -75,7 +76,7 @@ class TrainingInput:
 
 
 def add_training_input_arguments(
-    p: argparse.ArgumentParser, *, metavar: str = "DATA", required: bool = True, embedder: str = "minilm"
+    p: argparse.ArgumentParser, *, metavar: str = "DATA", required: bool = True, embedder: str = TRAINING_DEFAULT
 ) -> None:
     """DATA and the options that say how to read, price and embed it."""
     p.add_argument(

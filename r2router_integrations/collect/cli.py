@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from r2router_core import ConfigError
+from r2router_core.embedders import TRAINING_DEFAULT
 from r2router_core.store import DEFAULT_STORE_URL, OutcomeStore, store_url
 
 __all__ = ["add_parser", "run"]
@@ -123,7 +124,11 @@ def _add_export(actions: Any) -> None:
     p = actions.add_parser("export", help="write config.json + training_data/ for r2router train")
     _add_store(p)
     p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument("--embedder", default="minilm", help="embedder id (default: the offline MiniLM)")
+    p.add_argument(
+        "--embedder",
+        default=TRAINING_DEFAULT,
+        help=f"embedder id (default: {TRAINING_DEFAULT}, the offline MiniLM in ONNX Runtime)",
+    )
     p.add_argument("--grader", help="whose grades are the quality (default: the only grader)")
 
 

@@ -203,7 +203,7 @@ def test_backend_of_something_unknown_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "module", "extra"),
-    [("minilm@onnx", "onnxruntime", "embed-onnx"), ("minilm@model2vec-256", "model2vec", "embed-static")],
+    [("minilm@onnx", "onnxruntime", "embed"), ("minilm@model2vec-256", "model2vec", "embed-static")],
 )
 def test_missing_backend_names_its_extra(
     spec: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch, cache_env: Path

@@ -224,3 +224,21 @@ def test_input_errors_name_the_argument(
     if argv[0] == "train":
         argv += ["--out", str(tmp_path / "o")]
     assert needle.format(tmp=tmp_path, card=card_dir) in _error(capsys, *argv)
+
+
+def test_train_without_embedder_embeds_with_minilm_in_onnx_runtime(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The measured default for new routers: the checkpoint records the ONNX backend, 'auto' loads it back,
+    and its vectors are PyTorch MiniLM's (cosine > 0.999: the same weights, another runtime)."""
+    from r2router_core.embedders import TRAINING_DEFAULT, default_embedder, load_embedder
+
+    path = write_outcomes(tmp_path / "outcomes.csv", n=40, prices=True)
+    code, _, err = run(capsys, "train", str(path), "--out", str(tmp_path / "ckpt"), "--k", "5", "-q")
+    assert code == 0, err
+    router = R2Router.from_pretrained(tmp_path / "ckpt", embedder="auto")
+    assert router.config.embedder == load_embedder(TRAINING_DEFAULT).id == f"{default_embedder().id}@onnx"
+    prompts = ["what is 12 times 7", "write a haiku about rain", "explain recursion to a child"]
+    via_onnx, via_torch = router.embed(prompts), default_embedder().embed(prompts)
+    assert np.min(np.sum(via_onnx * via_torch, axis=1)) > 0.999  # both L2-normalised
+    assert len(router.route_texts(prompts)) == 3
