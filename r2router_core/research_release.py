@@ -186,7 +186,7 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
     if skipped:
         logger.warning(
             'skipped the models %s of %s: marked "available": false (not served under their openrouter_id); '
-            "include_unavailable=True keeps them",
+            "r2router_core.research_release.read_research_release(path, include_unavailable=True) keeps them",
             skipped,
             path,
         )
