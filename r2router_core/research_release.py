@@ -183,6 +183,11 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
             )
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from exc
+    dim = raw.get("embedding_dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise CheckpointError(f"embedding_dim in {path} must be a positive int (the ridges' input size), got {dim!r}")
+    if not models:
+        raise CheckpointError(f'{path} has no model to route to: {skipped} are all marked "available": false')
     if skipped:
         logger.warning(
             'skipped the models %s of %s: marked "available": false (not served under their openrouter_id); '
@@ -196,7 +201,7 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
             budgets=_budgets(raw["token_limits"], path),
             lambda_=raw.get("default_lambda", 0.5),
             embedder=raw.get("embedding_model"),
-            embedding_dim=raw.get("embedding_dim"),
+            embedding_dim=dim,
             predictor="ridge",
             selection={"source": {"format": SOURCE, "router_name": raw.get("router_name"), "skipped_models": skipped}},
         )

@@ -267,6 +267,30 @@ def test_a_checkpoint_dir_outside_checkpoints_is_refused(release: Path) -> None:
         R2Router.from_pretrained(release, trust_pickles=True)
 
 
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"embedding_dim": None}, r"embedding_dim in .*config.json must be a positive int"),
+        ({"token_limits": [10, 50, 200, 1000]}, r"token_limits in .*must be a list of positive ints and the string"),
+        ({"default_lambda": 2.0}, r"cannot be converted: lambda must be a number in \[0, 1\]"),
+    ],
+)
+def test_a_bad_config_names_the_key(release: Path, change: dict[str, Any], needle: str) -> None:
+    config = json.loads((release / "config.json").read_text())
+    (release / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(CheckpointError, match=needle):
+        R2Router.from_pretrained(release, trust_pickles=True)
+
+
+def test_all_models_unavailable_is_an_error_not_an_empty_router(release: Path) -> None:
+    config = json.loads((release / "config.json").read_text())
+    for entry in config["models"].values():
+        entry["available"] = False
+    (release / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"no model to route to: \['big', 'mid', 'small', 'selfhosted'\]"):
+        R2Router.from_pretrained(release, trust_pickles=True)
+
+
 def test_our_own_config_still_loads_as_before(tmp_path: Path) -> None:
     from r2router_core.config import ModelSpec, RouterConfig
 
