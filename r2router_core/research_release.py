@@ -163,8 +163,28 @@ def _model_folder(root: Path, raw: dict[str, Any], name: str) -> Path:
 def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> RouterConfig:
     """The release's pool, budgets, lambda and embedder as a :class:`RouterConfig`."""
     path = where / CONFIG_FILE
+    models, skipped = _pool(raw["models"], path, include_unavailable=include_unavailable)
+    dim = raw.get("embedding_dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise CheckpointError(f"embedding_dim in {path} must be a positive int (the ridges' input size), got {dim!r}")
+    try:
+        return RouterConfig(
+            models=models,
+            budgets=_budgets(raw["token_limits"], path),
+            lambda_=raw.get("default_lambda", 0.5),
+            embedder=raw.get("embedding_model"),
+            embedding_dim=dim,
+            predictor="ridge",
+            selection={"source": {"format": SOURCE, "router_name": raw.get("router_name"), "skipped_models": skipped}},
+        )
+    except ConfigError as exc:
+        raise CheckpointError(f"{path} cannot be converted: {exc}") from exc
+
+
+def _pool(entries: dict[str, Any], path: Path, *, include_unavailable: bool) -> tuple[tuple[ModelSpec, ...], list[str]]:
+    """The release's models as :class:`ModelSpec` (prices copied: USD per 1M tokens, as ours) and the skipped names."""
     models, skipped = [], []
-    for name, entry in raw["models"].items():
+    for name, entry in entries.items():
         if not isinstance(entry, dict) or not {"output_price_per_million", "checkpoint_dir"} <= set(entry):
             raise CheckpointError(
                 f"model {name!r} in {path} needs output_price_per_million and checkpoint_dir, got {entry!r}"
@@ -176,16 +196,13 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
             models.append(
                 ModelSpec(
                     name,
-                    output_price=entry["output_price_per_million"],  # USD per 1M tokens, as ours
+                    output_price=entry["output_price_per_million"],
                     input_price=entry.get("input_price_per_million", 0.0),
                     full_name=entry.get("openrouter_id") or "",
                 )
             )
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from exc
-    dim = raw.get("embedding_dim")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise CheckpointError(f"embedding_dim in {path} must be a positive int (the ridges' input size), got {dim!r}")
     if not models:
         raise CheckpointError(f'{path} has no model to route to: {skipped} are all marked "available": false')
     if skipped:
@@ -195,18 +212,7 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
             skipped,
             path,
         )
-    try:
-        return RouterConfig(
-            models=tuple(models),
-            budgets=_budgets(raw["token_limits"], path),
-            lambda_=raw.get("default_lambda", 0.5),
-            embedder=raw.get("embedding_model"),
-            embedding_dim=dim,
-            predictor="ridge",
-            selection={"source": {"format": SOURCE, "router_name": raw.get("router_name"), "skipped_models": skipped}},
-        )
-    except ConfigError as exc:
-        raise CheckpointError(f"{path} cannot be converted: {exc}") from exc
+    return tuple(models), skipped
 
 
 def _budgets(token_limits: Any, path: Path) -> tuple[Budget, ...]:
