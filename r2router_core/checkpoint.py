@@ -7,6 +7,11 @@ A checkpoint is a directory of arrays and JSON, no pickles::
     training_data/labels.json    see r2router_core.training_data
     index/index.faiss, index.json  the ann neighbour index, if the router uses one
                                  (faiss's format; see r2router_core.index)
+    predictor/arrays.npz, predictor.json  a fitted linear predictor (see r2router_core.predictors)
+
+A router of fitted weights alone (e.g. converted from the R2-Router research
+release, see r2router_core.research_release) has ``config.json`` and
+``predictor/`` but no ``training_data/``.
 
 The kNN predictor is refitted on load (storing the arrays is all a kNN fit
 does). Checkpoints in the model card's pickled layout
@@ -36,19 +41,21 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 TRAINING_DIR = "training_data"
 INDEX_DIR = "index"
+PREDICTOR_DIR = "predictor"
 PICKLE_DIR = "checkpoints"
 
 
 def save_checkpoint(
-    config: RouterConfig, data: TrainingData, directory: str | Path, *, embedding_dtype: str = "float32"
+    config: RouterConfig, data: TrainingData | None, directory: str | Path, *, embedding_dtype: str = "float32"
 ) -> Path:
-    """Write ``config.json`` and ``training_data/`` into ``directory`` (created).
+    """Write ``config.json`` and ``training_data/`` (unless ``data`` is None) into ``directory`` (created).
 
     ``embedding_dtype="float16"`` stores the embeddings in half the space (see :meth:`TrainingData.save`).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data.save(directory / TRAINING_DIR, embedding_dtype=embedding_dtype)
+    if data is not None:
+        data.save(directory / TRAINING_DIR, embedding_dtype=embedding_dtype)
     config.save(directory / CONFIG_FILE)
     return directory
 
@@ -90,8 +97,8 @@ def resolve_checkpoint(
         ) from exc
 
 
-def load_checkpoint(directory: str | Path, *, trust_pickles: bool = False) -> tuple[RouterConfig, TrainingData]:
-    """Read a checkpoint directory into a config and its training data."""
+def load_checkpoint(directory: str | Path, *, trust_pickles: bool = False) -> tuple[RouterConfig, TrainingData | None]:
+    """Read a checkpoint directory into a config and its training data (None: fitted weights alone, in predictor/)."""
     directory = Path(directory)
     config = RouterConfig.load(directory / CONFIG_FILE)
     if (directory / TRAINING_DIR).is_dir():
@@ -103,6 +110,8 @@ def load_checkpoint(directory: str | Path, *, trust_pickles: bool = False) -> tu
                 "from the file: if you trust its source, pass trust_pickles=True (CLI: --trust-pickles)"
             )
         return config, _data_from_pickles(directory / PICKLE_DIR, config)
+    if (directory / PREDICTOR_DIR).is_dir():
+        return config, None
     raise CheckpointError(f"{directory} has a config.json but no {TRAINING_DIR}/ directory to load")
 
 

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from r2router_core.checkpoint import (
     CONFIG_FILE,
     INDEX_DIR,
+    PREDICTOR_DIR,
     TRAINING_DIR,
     load_checkpoint,
     resolve_checkpoint,
@@ -29,6 +30,7 @@ from r2router_core.errors import CheckpointError, ConfigError, DataError, Embedd
 from r2router_core.index import FaissIVFIndex, fingerprint_file
 from r2router_core.options import RoutingOptions
 from r2router_core.predictors import (
+    BlendPredictor,
     KNNPredictor,
     Predictor,
     fit_predictor,
@@ -36,6 +38,7 @@ from r2router_core.predictors import (
     load_predictor,
     save_predictor,
 )
+from r2router_core.research_release import find_research_release, read_research_release
 from r2router_core.scoring import (
     ArmPricing,
     Prediction,
@@ -64,7 +67,7 @@ class OptionKeywords(TypedDict, total=False):
     max_tokens: int | None
     min_budget: int | None
 
-PREDICTOR_DIR = "predictor"
+
 _PREDICTOR_FIELDS = {"predictor", "k", "weights", "alpha", "blend_weight", "metric"}
 _FLOAT32 = np.dtype(np.float32)
 
@@ -75,6 +78,9 @@ class R2Router:
     Args:
         config: The pool, budgets and settings.
         training_data: Embeddings and labels; its models and budgets must be the config's.
+            ``None`` for a router of fitted weights alone (e.g. converted from the research
+            release): then ``predictor`` is required, and whatever needs training rows
+            (:meth:`add_outcomes`, a refit) raises :class:`DataError`.
         embedder: Optional embedder for :meth:`route_text`; checked against the
             config's ``embedder``/``embedding_dim``. When the config names no
             embedder, the attached one's id and dim are recorded in it, so
@@ -91,37 +97,22 @@ class R2Router:
     def __init__(
         self,
         config: RouterConfig,
-        training_data: TrainingData,
+        training_data: TrainingData | None,
         *,
         embedder: Embedder | None = None,
         predictor: Predictor | None = None,
         checkpoint_dir: str | Path | None = None,
     ) -> None:
-        if tuple(training_data.models) != config.model_names:
-            raise DataError(
-                f"training data models {list(training_data.models)} differ from the config's "
-                f"{list(config.model_names)}; they must be the same, in the same order"
-            )
-        if tuple(training_data.budgets) != config.budgets:
-            raise DataError(
-                f"training data budgets {list(training_data.budgets)} differ from the config's {list(config.budgets)}"
-            )
-        if config.embedding_dim is None:
-            config = config.with_options(embedding_dim=training_data.dim)
-        elif config.embedding_dim != training_data.dim:
-            raise DataError(
-                f"config says embedding_dim = {config.embedding_dim} but the training embeddings are "
-                f"{training_data.dim}-dimensional"
-            )
-        if predictor is None:
-            # resolves predictor="auto" by CV; a kNN reuses the checkpoint's saved ann index if it still matches
-            config, predictor = fit_predictor(config, training_data, checkpoint_dir=checkpoint_dir)
+        if training_data is None:
+            config, predictor, observed = _fitted_only(config, predictor)
         else:
-            _check_predictor(predictor, config, training_data)
+            config, predictor = _with_data(config, training_data, predictor, checkpoint_dir)
+            observed = np.asarray(training_data.observed.any(axis=0))
         self._config = config
         self._data = training_data
         self._predictor = predictor
-        never_run = np.argwhere(~training_data.observed.any(axis=0))
+        self._dim = int(config.embedding_dim or 0)
+        never_run = np.argwhere(~observed)
         if never_run.size:
             logger.info(
                 "arms with no training data are never chosen: %s",
@@ -149,9 +140,11 @@ class R2Router:
         number; a ridge, logistic or blend predictor is refit on all rows.
 
         Raises:
-            DataError: Other models, budgets, dimension or token layout.
+            DataError: Other models, budgets, dimension or token layout, or a router of fitted weights alone.
         """
         old = self._data
+        if old is None:
+            raise _no_rows_error(self._config, "add outcomes")
         if (outcomes.models, outcomes.budgets, outcomes.dim) != (old.models, old.budgets, old.dim):
             raise DataError(
                 f"outcomes must have the router's models {list(old.models)}, budgets {list(old.budgets)} and "
@@ -246,19 +239,31 @@ class R2Router:
         """Load a saved router from a directory or a Hugging Face repo id.
 
         Args:
-            path_or_repo_id: Local checkpoint directory, or ``"owner/name"`` on the Hub.
+            path_or_repo_id: Local checkpoint directory, or ``"owner/name"`` on the Hub. The R2-Router
+                research release (its ``r2_router/`` folder, or the repository root) is read too and
+                converted to r2router's arrays (see :mod:`r2router_core.research_release`); it needs
+                ``trust_pickles=True``.
             embedder: An :class:`Embedder`, a model id/path, or ``"auto"`` for the
                 embedder recorded in the checkpoint.
-            trust_pickles: Allow loading the card's pickled kNN files (runs code from them).
+            trust_pickles: Allow loading pickled files, the card's kNN or the research release's
+                ridges (runs code from them).
             revision: Hub revision.
             cache_dir: Hub cache directory.
             **settings: Config fields to override (``lambda_``, ``k``, ...).
         """
         directory = resolve_checkpoint(path_or_repo_id, revision=revision, cache_dir=cache_dir)
-        config, data = load_checkpoint(directory, trust_pickles=trust_pickles)
-        predictor = None
-        if (directory / PREDICTOR_DIR).is_dir() and not set(settings) & _PREDICTOR_FIELDS:
-            predictor = load_predictor(directory / PREDICTOR_DIR)  # the saved fit, as trained
+        release = find_research_release(directory)
+        data: TrainingData | None = None
+        predictor: Predictor | None
+        if release is not None:  # converted on load: the release's ridges as our arrays
+            config, predictor = read_research_release(release, trust_pickles=trust_pickles)
+        else:
+            config, data = load_checkpoint(directory, trust_pickles=trust_pickles)
+            predictor = None
+            if (directory / PREDICTOR_DIR).is_dir() and (data is None or not set(settings) & _PREDICTOR_FIELDS):
+                predictor = load_predictor(directory / PREDICTOR_DIR)  # the saved fit, as trained
+        if data is None and set(settings) & _PREDICTOR_FIELDS:
+            raise _no_rows_error(config, f"change {sorted(set(settings) & _PREDICTOR_FIELDS)}")
         if settings:
             config = config.with_options(**settings)
         return cls(
@@ -267,7 +272,8 @@ class R2Router:
 
     def save(self, path: str | Path, *, embedding_dtype: str = "float32") -> Path:
         """Save as ``config.json`` + ``training_data/`` (+ ``predictor/`` for a fitted linear model, ``index/``
-        for an ann search); arrays and JSON, no pickles.
+        for an ann search); arrays and JSON, no pickles. A router of fitted weights alone saves
+        ``config.json`` + ``predictor/``.
 
         Args:
             path: Target directory (created).
@@ -275,7 +281,7 @@ class R2Router:
                 embeddings, rounded to about 3 significant digits).
         """
         out = save_checkpoint(self._config, self._data, path, embedding_dtype=embedding_dtype)
-        if self._config.predictor != "knn":  # a kNN's fit is its training data, already saved
+        if self._config.predictor != "knn" or self._data is None:  # a kNN's fit is its training data, already saved
             save_predictor(self._predictor, out / PREDICTOR_DIR)
         index = getattr(self._predictor, "index_", None)
         if isinstance(index, FaissIVFIndex):
@@ -289,7 +295,10 @@ class R2Router:
         predictor or of the search changes.
         """
         fields = _PREDICTOR_FIELDS | {"index", "index_params"}
-        predictor = None if set(settings) & fields else self._predictor
+        refit = set(settings) & fields
+        if refit and self._data is None:
+            raise _no_rows_error(self._config, f"change {sorted(refit)}")
+        predictor = None if refit else self._predictor
         return R2Router(self._config.with_options(**settings), self._data, embedder=self._embedder, predictor=predictor)
 
     # -- properties ------------------------------------------------------------------
@@ -300,8 +309,19 @@ class R2Router:
 
     @property
     def training_data(self) -> TrainingData:
-        """The training set the predictor was fitted on."""
+        """The training set the predictor was fitted on.
+
+        Raises:
+            DataError: A router of fitted weights alone (see :attr:`has_training_data`).
+        """
+        if self._data is None:
+            raise _no_rows_error(self._config, "give its training data")
         return self._data
+
+    @property
+    def has_training_data(self) -> bool:
+        """False for a router of fitted weights alone (e.g. converted from the research release)."""
+        return self._data is not None
 
     @property
     def embedder(self) -> Embedder | None:
@@ -320,7 +340,7 @@ class R2Router:
         c = self._config
         return (
             f"R2Router(models={list(c.model_names)}, budgets={list(c.candidate_budgets)}, k={c.k}, "
-            f"lambda_={c.lambda_}, n_train={self._data.n_queries}, "
+            f"lambda_={c.lambda_}, n_train={None if self._data is None else self._data.n_queries}, "
             f"embedder={self._embedder.id if self._embedder is not None else c.embedder!r})"
         )
 
@@ -338,27 +358,23 @@ class R2Router:
 
     def _checked(self, embeddings: Any) -> NDArray[np.float32]:
         """:func:`check_embeddings`, with a shortcut for one valid float32 row (the latency path)."""
-        if (
-            isinstance(embeddings, np.ndarray)
-            and embeddings.dtype is _FLOAT32
-            and embeddings.shape == (1, self._data.dim)
-        ):
+        if isinstance(embeddings, np.ndarray) and embeddings.dtype is _FLOAT32 and embeddings.shape == (1, self._dim):
             # a finite, positive sum of squares means finite values, not all zero; else the full check says why
             sq = float(np.dot(embeddings[0], embeddings[0]))
             if 0.0 < sq < math.inf:
                 return embeddings
-        return check_embeddings(embeddings, self._data.dim)
+        return check_embeddings(embeddings, self._dim)
 
     def _shape(self, raw: NDArray[np.float64]) -> Prediction:
         """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets.
 
-        Predicted tokens are clipped to [0, budget] here, once: a capped arm never
-        reports more output tokens than its budget, whatever the predictor (a
-        linear token head can extrapolate past it, or below 0).
+        Predicted tokens are clipped to [0, budget] and quality to [0, 1] here, once: a
+        capped arm never reports more output tokens than its budget, whatever the
+        predictor (a linear head can extrapolate past its labels' range).
         """
         n = raw.shape[0]
         m, b = len(self._config.models), len(self._config.budgets)
-        quality = raw[:, : m * b].reshape(n, m, b)
+        quality = np.clip(raw[:, : m * b].reshape(n, m, b), 0.0, 1.0)
         tokens = raw[:, m * b :].reshape(n, m, -1)
         if tokens.shape[2] == 1:  # one token head per model serves all its budgets
             tokens = tokens.repeat(b, axis=2)
@@ -468,7 +484,7 @@ class R2Router:
         arr = np.asarray(embedding)
         if (arr.ndim == 2 and arr.shape[0] != 1) or arr.ndim not in (1, 2):
             raise EmbeddingError(
-                f"route() takes one embedding of shape ({self._data.dim},), got {arr.shape}; use route_batch() for many"
+                f"route() takes one embedding of shape ({self._dim},), got {arr.shape}; use route_batch() for many"
             )
         return self.route_batch(arr.reshape(1, -1), options, **keywords)[0]
 
@@ -493,9 +509,7 @@ class R2Router:
                 "this router has no embedder, so it can route embeddings but not text; attach one: "
                 f"R2Router.from_pretrained(path, embedder='auto') or router.embedder = ... ({needed})"
             )
-        return check_embeddings(
-            self._embedder.embed(texts), self._data.dim, what=f"embeddings from {self._embedder.id}"
-        )
+        return check_embeddings(self._embedder.embed(texts), self._dim, what=f"embeddings from {self._embedder.id}")
 
 
 def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -504,15 +518,63 @@ def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:
     return (models,) if isinstance(models, str) else tuple(models)
 
 
-def _check_predictor(predictor: Predictor, config: RouterConfig, data: TrainingData) -> None:
+def _with_data(
+    config: RouterConfig, data: TrainingData, predictor: Predictor | None, checkpoint_dir: str | Path | None
+) -> tuple[RouterConfig, Predictor]:
+    """The config (embedding_dim filled in) and predictor (fitted unless given) of a router with training rows."""
+    if tuple(data.models) != config.model_names:
+        raise DataError(
+            f"training data models {list(data.models)} differ from the config's "
+            f"{list(config.model_names)}; they must be the same, in the same order"
+        )
+    if tuple(data.budgets) != config.budgets:
+        raise DataError(f"training data budgets {list(data.budgets)} differ from the config's {list(config.budgets)}")
+    if config.embedding_dim is None:
+        config = config.with_options(embedding_dim=data.dim)
+    elif config.embedding_dim != data.dim:
+        raise DataError(
+            f"config says embedding_dim = {config.embedding_dim} but the training embeddings are {data.dim}-dimensional"
+        )
+    if predictor is None:
+        # resolves predictor="auto" by CV; a kNN reuses the checkpoint's saved ann index if it still matches
+        return fit_predictor(config, data, checkpoint_dir=checkpoint_dir)
+    _check_predictor(predictor, config, data.dim, (head_labels(data).shape[1],))
+    return config, predictor
+
+
+def _fitted_only(
+    config: RouterConfig, predictor: Predictor | None
+) -> tuple[RouterConfig, Predictor, NDArray[np.bool_]]:
+    """The config, predictor and observed arms (M, B) of a router of fitted weights alone (no training rows)."""
+    if predictor is None or isinstance(predictor, KNNPredictor | BlendPredictor) or config.embedding_dim is None:
+        raise DataError(
+            "a router without training data needs a fitted linear predictor (ridge or logistic) and a config "
+            "with embedding_dim; a kNN's fit is its training data. Pass training_data, or predictor=..."
+        )
+    m, b = len(config.models), len(config.budgets)
+    _check_predictor(predictor, config, config.embedding_dim, (m * b + m, 2 * m * b))
+    quality_intercept = np.asarray(predictor.intercept_[: m * b]).reshape(m, b)
+    return config, predictor, np.isfinite(quality_intercept)  # a head with no observed label has a NaN intercept
+
+
+def _no_rows_error(config: RouterConfig, wanted: str) -> DataError:
+    """The error of an operation that needs training rows a router of fitted weights alone lacks."""
+    source = (config.selection or {}).get("source", {}).get("format", "fitted weights")
+    return DataError(
+        f"cannot {wanted}: this router was converted from fitted weights ({source}) and holds no training rows. "
+        "Train a router from data to do that: R2Router.from_training_data(...) (CLI: r2router train)"
+    )
+
+
+def _check_predictor(predictor: Predictor, config: RouterConfig, dim: int, n_heads: tuple[int, ...]) -> None:
     """A fitted predictor handed in (e.g. loaded from a checkpoint) must be the config's kind and shapes."""
     kind = "knn" if isinstance(predictor, KNNPredictor) else getattr(predictor, "kind", None)
-    n_heads = head_labels(data).shape[1]
     shapes = (getattr(predictor, "n_features_in_", None), getattr(predictor, "n_outputs_", None))
-    if kind != config.predictor or shapes != (data.dim, n_heads):
+    if kind != config.predictor or shapes[0] != dim or shapes[1] not in n_heads:
         raise CheckpointError(
             f"the fitted predictor is {kind!r} with (n_features, n_outputs) = {shapes}, but the config asks for "
-            f"{config.predictor!r} on {data.dim}-dim embeddings with {n_heads} heads; refit it (drop predictor/)"
+            f"{config.predictor!r} on {dim}-dim embeddings with {' or '.join(map(str, n_heads))} heads; "
+            "refit it (drop predictor/)"
         )
 
 

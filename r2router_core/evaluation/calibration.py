@@ -232,7 +232,8 @@ def calibrate(
             data, emb, [RouterMethod(k=k)], lambdas=grid, n_folds=n_folds, seed=seed, progress=progress
         )
         return _result(run["R2-Router"].curve(), t)
-    _warn_overlap(router.training_data, data)
+    if router.has_training_data:  # a router converted from fitted weights has no rows to overlap
+        _warn_overlap(router.training_data, data)
     emb = router.embed(list(data.prompts)) if embeddings is None else np.asarray(embeddings)[rows]
     method = RouterMethod.from_router(router, data)
     q, c = realise(quality, cost, method.policy(data, emb, grid))

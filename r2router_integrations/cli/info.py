@@ -26,14 +26,23 @@ def run(args: argparse.Namespace) -> int:
     if args.directory:
         args.router = args.directory
     router = load_router(args, with_embedder=False)
-    config, data = router.config, router.training_data
-    observed = data.observed
+    config = router.config
+    data = router.training_data if router.has_training_data else None
     if args.json:
-        print_json({**config.to_dict(), "n_train": data.n_queries, "observed_fraction": float(observed.mean())})
+        counts = (None, None) if data is None else (data.n_queries, float(data.observed.mean()))
+        print_json({**config.to_dict(), "n_train": counts[0], "observed_fraction": counts[1]})
         return 0
     print(f"router:     {args.router}")
     print(f"embedder:   {config.embedder or 'unknown'} ({config.embedding_dim}-dim)")
-    print(f"training:   {data.n_queries} queries, {observed.mean():.1%} of (query, model, budget) cells observed")
+    if data is None:
+        source = (config.selection or {}).get("source", {})
+        print(f"training:   no training rows (converted from {source.get('format', 'fitted weights')}: weights only)")
+        if source.get("skipped_models"):
+            print(f"skipped:    {', '.join(source['skipped_models'])} (marked unavailable by the release)")
+    else:
+        print(
+            f"training:   {data.n_queries} queries, {data.observed.mean():.1%} of (query, model, budget) cells observed"
+        )
     print(
         f"settings:   predictor={config.predictor} k={config.k} alpha={config.alpha:g} "
         f"blend_weight={config.blend_weight:g} metric={config.metric} weights={config.weights} lambda={config.lambda_}"
@@ -44,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{'model':<28} {'full name':<36} {'in $/M':>8} {'out $/M':>8} {'mean quality':>13}")
     for mi, m in enumerate(config.models):
-        q = float(np.nanmean(data.quality[:, mi])) if observed[:, mi].any() else float("nan")
+        q = float(np.nanmean(data.quality[:, mi])) if data is not None and data.observed[:, mi].any() else float("nan")
         print(f"{m.name:<28} {m.full_name:<36} {m.input_price:>8.3g} {m.output_price:>8.3g} {q:>13.3f}")
     for line in selection_lines(config.selection or {}):
         print(line)

@@ -126,3 +126,17 @@ def test_dataset_from_training_data_caps_tokens_at_the_budget(pool: tuple) -> No
     caps = np.array([np.inf if b is None else b for b in data.budgets])
     assert np.all(np.nan_to_num(view.tokens) <= caps)
     assert lambda_grid(np.nanmean(view.cost, axis=0)).size == 103
+
+
+def test_a_router_of_fitted_weights_alone_calibrates_on_held_out_data(pool: tuple, tmp_path: Path) -> None:
+    """A router with no training rows (e.g. converted from the research release) still gets its lambda calibrated."""
+    import shutil
+
+    data, emb, (train, cal, _), _ = pool
+    ridge = R2Router(data.config(predictor="ridge"), data.subset(train).training_data(emb[train]))
+    shutil.rmtree(ridge.save(tmp_path / "ridge") / "training_data")
+    weights_only = R2Router.from_pretrained(tmp_path / "ridge")
+    assert not weights_only.has_training_data
+    result = calibrate(data.subset(cal), emb[cal], target="cost=1.0", router=weights_only)
+    expected = calibrate(data.subset(cal), emb[cal], target="cost=1.0", router=ridge)
+    assert result.met and result.lambda_ == expected.lambda_
