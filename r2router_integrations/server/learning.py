@@ -45,6 +45,7 @@ from starlette.responses import Response, StreamingResponse
 
 from r2router_core import (
     Candidate,
+    ConfigError,
     DataError,
     DecisionLog,
     Escalation,
@@ -109,6 +110,11 @@ class Learning:
         explore: ExplorationPolicy | None = None,
         seed: int | None = None,
     ) -> None:
+        if reload_every and not router.has_training_data:
+            raise ConfigError(
+                "--reload-every needs a router with training rows; this one was converted from fitted weights. "
+                "Build one from the store with 'r2router train --store URL' and serve that"
+            )
         self.router = router
         self.base = router
         self.log = log
@@ -142,6 +148,13 @@ class Learning:
         log = self.log
         if log is None:
             raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
+        if not self.base.has_training_data:
+            raise GatewayError(
+                409,
+                "this gateway's router was converted from fitted weights and has no training rows to add logged "
+                "outcomes to; build one from the store with 'r2router train --store URL' and serve that",
+                code="conflict",
+            )
         if self._reload_lock is None:
             self._reload_lock = asyncio.Lock()
         async with self._reload_lock:  # one rebuild at a time; requests never take this lock

@@ -180,6 +180,36 @@ def test_reload_needs_a_store_and_the_key(gateway: ServerThread, logged: tuple[S
     assert _post(server, "/admin/reload", {}).json() == {"logged_rows": 0, "training_rows": 40}
 
 
+def test_a_router_of_fitted_weights_alone_logs_but_refuses_reloads(
+    router: R2Router, upstreams_file: Path, tmp_path: Path
+) -> None:
+    """A router converted from the research release has no rows to add logged outcomes to: a 409 that says
+    what to do, not a 500; a reload schedule is refused before the gateway starts."""
+    import shutil
+
+    from r2router_core import ConfigError
+    from r2router_integrations.server import create_app, load_upstreams
+
+    from .support import ENV
+
+    saved = router.with_settings(predictor="ridge").save(tmp_path / "ridge")
+    shutil.rmtree(saved / "training_data")
+    weights = R2Router.from_pretrained(saved, embedder=router.embedder)
+    assert not weights.has_training_data
+    with pytest.raises(ConfigError, match="--reload-every needs a router with training rows"):
+        upstreams = load_upstreams(upstreams_file, weights.config, environ=ENV)
+        create_app(weights, upstreams, store=tmp_path / "refused.db", reload_every=60)
+    server = start_gateway(weights, upstreams_file, store=tmp_path / "log.db", api_key=KEY)
+    try:
+        body = {"model": "r2router", "messages": [{"role": "user", "content": "math question number 1"}]}
+        assert _post(server, "/v1/chat/completions", body).status_code == 200
+        refused = _post(server, "/admin/reload", {})
+    finally:
+        server.__exit__()
+    assert refused.status_code == 409
+    assert "r2router train --store URL" in refused.json()["error"]["message"]
+
+
 def test_exploration_sends_a_share_elsewhere_and_logs_its_propensity(
     router: R2Router, upstreams_file: Path, stub: Stub, tmp_path: Path
 ) -> None:
