@@ -28,6 +28,7 @@ from r2router_core import ConfigError, missing_dependency
 from r2router_integrations.cli.common import add_router_argument, load_router
 from r2router_integrations.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH
+from r2router_integrations.server.header_timeout import DEFAULT_HEADER_TIMEOUT, header_timeout_protocol
 
 DEFAULT_DRAIN_SECONDS = 30.0
 """Seconds a stopping server gives the requests it holds before cancelling them."""
@@ -98,6 +99,13 @@ def add_parser(sub: Any) -> None:
         help=f"seconds a client may take to send its body; 408 after (default: {DEFAULT_BODY_TIMEOUT:g})",
     )
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="seconds a client may take to send a request's headers; 408 and the connection closed after "
+        f"(default: {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    p.add_argument(
         "--store",
         metavar="URL",
         help="log every routed call to this outcome store (SQLAlchemy URL or SQLite path) and accept "
@@ -142,7 +150,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.drain_seconds >= 0:
         raise ConfigError(f"--drain-seconds must be >= 0, got {args.drain_seconds}")
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
-    server = {"host": args.host, "port": args.port, "log_level": level, "timeout_graceful_shutdown": args.drain_seconds}
+    server = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": level,
+        "timeout_graceful_shutdown": args.drain_seconds,
+        "http": header_timeout_protocol(args.header_timeout),
+    }
     if args.workers == 1:
         app = _build_app(args)
         _announce(args)
