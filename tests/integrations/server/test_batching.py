@@ -135,7 +135,7 @@ def test_a_request_alone_never_waits_for_the_window(router: R2Router) -> None:
 def test_the_window_bounds_the_wait_for_requests_still_arriving(router: R2Router) -> None:
     recorded, embedder = _recording(router)
 
-    async def waiting() -> tuple[Any, int]:
+    async def waiting() -> tuple[Any, float]:
         batcher = RoutingBatcher(recorded, window=0.05)
         try:
             with batcher.arriving(), batcher.arriving():  # a second request is read but never asks
