@@ -53,7 +53,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,7 @@ class Run:
     errors: int
     sent: int
     seconds: float
+    kinds: Counter[str] = field(default_factory=Counter)  # each error: its HTTP status or exception name
 
     @property
     def rps(self) -> float:
@@ -230,6 +232,7 @@ async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float,
     """One request in flight per client until ``seconds`` pass (or ``limit`` are sent)."""
     latencies: list[float] = []
     counter = {"sent": 0, "errors": 0}
+    kinds: Counter[str] = Counter()
     stop = time.perf_counter() + seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -242,14 +245,17 @@ async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float,
             try:
                 resp = await client.post(target.url, json=body, headers=dict(target.headers))
                 ok = resp.status_code == 200 and (not target.pool or resp.json().get("model") in target.pool)
-            except (httpx.HTTPError, ValueError):
-                ok = False
+                kind = f"HTTP {resp.status_code}" if resp.status_code != 200 else "a model outside the pool"
+            except (httpx.HTTPError, ValueError) as exc:
+                ok, kind = False, type(exc).__name__
             latencies.append(time.perf_counter() - start)
-            counter["errors"] += not ok
+            if not ok:
+                counter["errors"] += 1
+                kinds[kind] += 1
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(client) for client in clients))
-    return Run(latencies, counter["errors"], counter["sent"], time.perf_counter() - start)
+    return Run(latencies, counter["errors"], counter["sent"], time.perf_counter() - start, kinds)
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -260,25 +266,29 @@ async def measure(targets: list[Target], levels: list[int], repeats: int, second
     """For each level and round: every target in turn; returns per-level medians of the rounds."""
     out: dict[str, Any] = {}
     errors = lost = 0
+    failures: list[dict[str, Any]] = []  # where every error happened: level, round, target, phase, kinds
     for level in levels:
         users = {t.name: [httpx.AsyncClient(timeout=60.0) for _ in range(level)] for t in targets}
         rounds: list[dict[str, Run]] = []
         try:
-            for _ in range(repeats):
+            for round_ in range(repeats):
                 runs = {}
                 for t in targets:  # warm-up opens the connections; each target back to back (keep-alive)
                     warm = await fire(users[t.name], t, 0.3)
                     runs[t.name] = await fire(users[t.name], t, seconds)
-                    for r in (warm, runs[t.name]):
+                    for phase, r in (("warm-up", warm), ("measured", runs[t.name])):
                         errors += r.errors
                         lost += r.sent - len(r.latencies)
+                        if r.errors:
+                            where = {"level": level, "round": round_, "target": t.name, "phase": phase}
+                            failures.append({**where, "kinds": dict(r.kinds)})
                 rounds.append(runs)
         finally:
             for clients in users.values():
                 for client in clients:
                     await client.aclose()
         out[str(level)] = _summarise(rounds, [t.name for t in targets])
-    return {"levels": out, "errors": errors, "lost": lost}
+    return {"levels": out, "errors": errors, "lost": lost, "failures": failures}
 
 
 def _summarise(rounds: list[dict[str, Run]], names: list[str]) -> dict[str, Any]:
@@ -474,6 +484,8 @@ def main() -> int:
     )
     print(table(result))
     print(f"\nerrors: {result['errors']}, lost: {result['lost']}")
+    for failure in result["failures"]:
+        print(f"  errors {failure}")
     print(f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -391,32 +391,33 @@ class _Gateway:
         return self.error_response(GatewayError(status, detail, code=code))
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 async def _until_disconnect(request: Request, work: Awaitable[Response]) -> Response:
     """Await ``work`` unless the client disconnects first, which cancels it.
 
+    ``work`` runs in the request's own task; one watcher task cancels that task if
+    the client goes away (no second task for the work, no ``asyncio.wait``).
+
     Raises:
         _ClientGone: The client went away first.
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(request.receive))
+    task = asyncio.current_task()
+    if task is None:  # not in a task (never under uvicorn): nothing to cancel
+        return await work
+    watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(request.receive, task))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled() and task.uncancel() == 0:
+            raise _ClientGone from None  # cancelled by the watcher alone: the client left
+        raise
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-    if task.cancelled():
-        raise _ClientGone
-    return task.result()
 
 
 class _Observe:

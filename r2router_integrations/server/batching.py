@@ -18,7 +18,12 @@ When a batch starts:
   meanwhile go together as soon as it ends.
 
 So a request waits for its batch to start at most ``max(window, the batch in
-progress)``. Each request gets the decision it would get alone: rows of a batch
+progress)``. A batch predicted to route within :data:`INLINE_SECONDS` (from the
+time per character of the batches before it) runs on the event loop instead of
+the thread: the hand-over to a thread costs more CPU than such a batch (GIL
+hand-offs; 0.4 ms per request measured with the weightless embedder), and a
+pure-Python embedder holds the GIL in the thread anyway. A slow embedder (MiniLM)
+or a long prompt always goes to the thread. Each request gets the decision it would get alone: rows of a batch
 are routed independently, and if a batch fails, its requests are routed one by
 one so one bad prompt fails only itself.
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,6 +60,11 @@ load test measured a 2 ms window costing throughput with the weightless embedder
 
 DEFAULT_MAX_BATCH = 64
 """Most prompts embedded in one forward pass."""
+
+INLINE_SECONDS = 0.002
+"""A batch predicted to route faster than this is routed on the event loop, not in the thread."""
+
+_MIN_CHARS = 256  # a text is costed as at least this many characters (the kNN's cost does not shrink with it)
 
 
 Routed = tuple[RoutingDecision, NDArray[np.float32]]
@@ -101,6 +112,7 @@ class RoutingBatcher:
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._per_char: float | None = None  # seconds per character of recent batches (None: none yet)
 
     # -- the event-loop side ---------------------------------------------------------------
     @contextmanager
@@ -168,9 +180,12 @@ class RoutingBatcher:
 
     async def _run(self, jobs: list[_Job]) -> None:
         try:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="r2router-routing")
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._route_all, jobs)
+            if self._per_char is not None and self._per_char * _chars(jobs) < INLINE_SECONDS:
+                results = self._timed(jobs)  # cheap: on the event loop (see the module docstring)
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix="r2router-routing")
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, jobs)
         except BaseException as exc:  # the executor itself failed (shut down): every job gets the error
             results = [exc] * len(jobs)
         finally:
@@ -186,6 +201,15 @@ class RoutingBatcher:
             self._dispatch()
 
     # -- the worker-thread side ------------------------------------------------------------
+    def _timed(self, jobs: list[_Job]) -> list[Any]:
+        """:meth:`_route_all`, updating the cost per character (a slower batch counts at once, a faster one slowly)."""
+        started = time.perf_counter()
+        results = self._route_all(jobs)
+        per_char = (time.perf_counter() - started) / _chars(jobs)
+        last = self._per_char
+        self._per_char = per_char if last is None else max(per_char, 0.9 * last)
+        return results
+
     def _route_all(self, jobs: list[_Job]) -> list[Any]:
         """One (decision, embedding row) (or the exception routing alone would raise) per job, in order."""
         if len(jobs) == 1:
@@ -217,3 +241,7 @@ class RoutingBatcher:
             return self.router.route_batch(embedding, job.options)[0], embedding[0]
         except Exception as exc:
             return exc
+
+
+def _chars(jobs: list[_Job]) -> int:
+    return sum(max(len(job.text), _MIN_CHARS) for job in jobs)

@@ -17,6 +17,7 @@ Exposed at ``GET /metrics`` in the Prometheus text format::
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from r2router_core import Budget, format_budget, missing_dependency
 
@@ -79,14 +80,24 @@ class GatewayMetrics:
             ["type", "code"],
             registry=reg,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: Any) -> Any:
+        """``metric.labels(*values)``, looked up once per label set (prometheus_client's own lookup
+        takes a lock and rebuilds the key on every call)."""
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*(str(v) for v in values))
+        return child
 
     def request(self, route: str, status: int) -> None:
         """Count one answered HTTP request."""
-        self._requests.labels(route=route, status=str(status)).inc()
+        self._child(self._requests, route, status).inc()
 
     def decision(self, model: str, budget: Budget) -> None:
         """Count one routing decision."""
-        self._decisions.labels(model=model, budget=format_budget(budget)).inc()
+        self._child(self._decisions, model, format_budget(budget)).inc()
 
     def routing_time(self, seconds: float) -> None:
         """Observe the time one routing call took."""
@@ -98,19 +109,19 @@ class GatewayMetrics:
 
     def upstream_time(self, model: str, seconds: float) -> None:
         """Observe one completed upstream call."""
-        self._upstream.labels(model=model).observe(seconds)
+        self._child(self._upstream, model).observe(seconds)
 
     def upstream_error(self, model: str, reason: str) -> None:
         """Count one failed upstream call."""
-        self._upstream_errors.labels(model=model, reason=reason).inc()
+        self._child(self._upstream_errors, model, reason).inc()
 
     def fallback(self, model: str) -> None:
         """Count one fallback away from ``model``."""
-        self._fallbacks.labels(model=model).inc()
+        self._child(self._fallbacks, model).inc()
 
     def error(self, type: str, code: str | None) -> None:
         """Count one error response of the gateway."""
-        self._errors.labels(type=type, code=code or "none").inc()
+        self._child(self._errors, type, code or "none").inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition; under ``PROMETHEUS_MULTIPROC_DIR``, summed over every worker process."""

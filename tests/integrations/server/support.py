@@ -42,8 +42,10 @@ UPSTREAM_TIMEOUT = 1.0
 class ServerThread:
     """A uvicorn server on 127.0.0.1 (a free port) in a daemon thread."""
 
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+    def __init__(self, app: Any, **config_options: Any) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1, **config_options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -135,7 +135,7 @@ def test_a_request_alone_never_waits_for_the_window(router: R2Router) -> None:
 def test_the_window_bounds_the_wait_for_requests_still_arriving(router: R2Router) -> None:
     recorded, embedder = _recording(router)
 
-    async def waiting() -> tuple[Any, int]:
+    async def waiting() -> tuple[Any, float]:
         batcher = RoutingBatcher(recorded, window=0.05)
         try:
             with batcher.arriving(), batcher.arriving():  # a second request is read but never asks
@@ -193,3 +193,52 @@ def test_health_answers_while_a_slow_embedder_is_busy(router: R2Router, upstream
         finally:
             embedder.release.set()
         assert chat.result().status_code == 200
+
+
+class _ThreadRecordingEmbedder:
+    """Wraps an embedder and records the thread of every call; ``delay`` seconds per call."""
+
+    def __init__(self, inner: Any, delay: float = 0.0) -> None:
+        self._inner = inner
+        self.id = inner.id
+        self.dim = inner.dim
+        self.delay = delay
+        self.threads: list[int] = []
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.threads.append(threading.get_ident())
+        if self.delay:
+            threading.Event().wait(self.delay)
+        return np.asarray(self._inner.embed(texts), dtype=np.float32)
+
+
+def _threads_of(router: R2Router, texts: Sequence[str], delay: float = 0.0) -> tuple[list[bool], list[Any]]:
+    """For each text routed in turn by one batcher: whether it was embedded on the event loop's thread."""
+    copy = router.with_settings()
+    embedder = _ThreadRecordingEmbedder(router.embedder, delay)
+    copy.embedder = embedder
+
+    async def in_turn() -> list[Any]:
+        batcher = RoutingBatcher(copy)
+        try:
+            return [await batcher.route(text, RoutingOptions()) for text in texts]
+        finally:
+            batcher.close()
+
+    decisions = asyncio.run(in_turn())
+    main = threading.get_ident()
+    return [ident == main for ident in embedder.threads], decisions
+
+
+def test_a_cheap_router_routes_on_the_event_loop_after_its_first_batch(router: R2Router) -> None:
+    on_loop, decisions = _threads_of(router, [MATH_PROMPT, POEM_PROMPT, MATH_PROMPT])
+    assert on_loop == [False, True, True]  # the first batch has no cost estimate yet: the thread
+    assert [d.model for d in decisions] == [router.route_text(t).model for t in (MATH_PROMPT, POEM_PROMPT, MATH_PROMPT)]
+
+
+def test_a_long_prompt_or_a_slow_embedder_stays_off_the_event_loop(router: R2Router) -> None:
+    long_prompt = MATH_PROMPT + " and more" * 50_000
+    on_loop, _ = _threads_of(router, [MATH_PROMPT, MATH_PROMPT, long_prompt])
+    assert on_loop == [False, True, False]
+    slow, _ = _threads_of(router, [MATH_PROMPT, POEM_PROMPT, MATH_PROMPT], delay=0.05)
+    assert slow == [False, False, False]

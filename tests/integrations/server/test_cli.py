@@ -57,6 +57,7 @@ def test_r2router_serve_runs_as_a_process(
     args = [sys.executable, "-m", "r2router_integrations", "--log-level", "DEBUG", "serve"]
     args += ["--router", str(saved_router), "--upstreams", str(upstreams_file), "--port", str(port)]
     args += ["--api-key-env", "GATEWAY_TOKEN", "--store", f"sqlite:///{tmp_path / 'log.db'}"]
+    args += ["--header-timeout", "0.5"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -72,6 +73,9 @@ def test_r2router_serve_runs_as_a_process(
         feedback = {"id": decision_id, "quality": 1.0}
         auth = {"authorization": f"Bearer {TOKEN}"}
         assert httpx.post(f"{url}/v1/feedback", json=feedback, headers=auth).status_code == 204
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # --header-timeout is wired
+            sock.sendall(b"GET /health HTTP/1.1\r\nHo")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408")
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=15)
