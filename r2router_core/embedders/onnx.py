@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,12 @@ def export_onnx(source: str | Path, dest: str | Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     ids = torch.ones((2, 8), dtype=torch.long)
     axes = {name: {0: "batch", 1: "sequence"} for name in _INPUTS}
-    with torch.no_grad():
+    logger.info("exporting %s to ONNX once (about 20 s on 2 cores; cached in %s)", source, dest.parent)
+    # the TorchScript exporter's deprecation and tracer notes are about this fixed, tested graph, not the user's code
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", category=getattr(torch.jit, "TracerWarning", UserWarning))
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")  # tested: matches PyTorch
         torch.onnx.export(
             _pooled_module(source),
             (ids, torch.ones_like(ids), torch.zeros_like(ids)),
