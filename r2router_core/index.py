@@ -30,6 +30,7 @@ records a fingerprint of ``training_data/embeddings.npy`` and its parameters;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -378,10 +379,21 @@ def fingerprint_file(path: Path) -> str:
     The sampled form (64 MiB read from a file of any size) detects a replaced,
     resized or re-saved matrix; an in-place edit of bytes between the sampled
     blocks goes unseen, the price of opening a 1M-row router in well under a second.
+    The sampled form is remembered per (path, inode, size, modification time):
+    opening a checkpoint asks for the embeddings' fingerprint twice (training
+    data, then index). Smaller files are hashed again each time (cheap, and
+    exact even when rewritten within one tick of the file system's clock).
     """
-    size = path.stat().st_size
+    st = path.stat()
+    fingerprint = _fingerprint if st.st_size > _FULL_HASH_BYTES else _fingerprint.__wrapped__
+    return fingerprint(str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _fingerprint(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    del inode, mtime_ns  # part of the cache key only: a rewritten or replaced file is hashed again
     digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         if size <= _FULL_HASH_BYTES:
             digest.update(f.read())
             return "sha256:" + digest.hexdigest()
