@@ -177,7 +177,7 @@ class KNNPredictor:
             if all_rows and heads == list(range(Y.shape[1])):
                 labels = Y  # every label observed: the group reads Y itself (a memory map stays a map)
             else:
-                labels = Y[rows][:, heads] if not all_rows else Y[:, heads]
+                labels = Y[:, heads] if all_rows else Y[rows][:, heads]
             groups.append(
                 _HeadGroup(
                     heads=np.asarray(heads, dtype=np.intp),
