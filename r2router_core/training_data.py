@@ -319,7 +319,9 @@ class TrainingData:
 
         The embeddings and ``labels.npy`` are memory-mapped read-only
         (``np.load(mmap_mode="r")``): pages are read from disk when used, never
-        copied whole. Labels given inline in ``labels.json`` are parsed.
+        copied whole. Labels given inline in ``labels.json`` are parsed. Files
+        whose fingerprints are those :meth:`save` recorded get their shapes
+        checked, not every value again.
 
         Raises:
             CheckpointError: A file is missing or unreadable.
@@ -342,8 +344,13 @@ class TrainingData:
             raise CheckpointError(f"{labels_path} is not valid JSON ({exc})") from exc
         if not (isinstance(labels, dict) and "labels_file" in labels):
             return cls.from_labels(embeddings, labels)
+        return cls._from_label_matrix(directory, embeddings, labels)
+
+    @classmethod
+    def _from_label_matrix(cls, directory: Path, embeddings: NDArray[Any], labels: dict[str, Any]) -> TrainingData:
+        """The data of a directory whose ``labels.json`` names its ``labels.npy``; quality and tokens view the map."""
         matrix = _open_label_matrix(directory, labels["labels_file"])
-        quality, tokens = _split_label_matrix(matrix, labels, embeddings.shape[0])
+        quality, tokens = _split_label_matrix(matrix, labels, embeddings.shape[0] if embeddings.ndim else 0)
         data = cls(
             embeddings,
             labels["models"],
