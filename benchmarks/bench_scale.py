@@ -15,8 +15,17 @@ Measured per N, in the same process: build time of each router (the exact one
 normalises a copy; the ann one trains k-means and fills the lists), the index
 size, one-query latency (median of ``route()`` calls), batch latency
 (``route_batch`` of the query set), the share of decisions (model, budget)
-equal to exact search, and, for the largest N, the time and RSS growth of
-opening a saved checkpoint's embeddings and index (memory-mapped).
+equal to exact search, and, for the largest N, opening the saved ann router
+(``R2Router.from_pretrained``: memory-mapped embeddings, labels and index): its
+time, the private memory (RssAnon) and mapped file pages (RssFile) it adds, and
+its one-query latency; then the same for the same checkpoint with its labels
+inline in ``labels.json`` (the layout before ``labels.npy``).
+
+The real data sets (``--datasets``, read from ../shared/data or ``--data-dir``):
+RouterArena sub_10 and AlpacaEval length at their own size, prompts embedded
+with MiniLM through the library's embedding cache; 20 % of the prompts (seeded)
+are the queries, the rest the training rows. At their size ``index="auto"``
+searches exactly; the ann rows show what forcing ``index="ann"`` would do.
 """
 
 from __future__ import annotations
@@ -38,10 +47,11 @@ from bench_routing import CARD_BUDGETS, CARD_MODELS  # the card's pool, defined 
 from numpy.typing import NDArray
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
-from r2router_core.index import FaissIVFIndex, fingerprint_file
+from r2router_core.index import FaissIVFIndex, resolve_index_kind
 
 DIM = 384
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scale.json"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def mixture(
@@ -92,31 +102,19 @@ def _median_ms(fn: Any, items: Any) -> float:
     return statistics.median(times) * 1e3
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _memory_kb() -> dict[str, int]:
+    """Private (RssAnon) and mapped-file (RssFile) resident memory of this process, in kB."""
+    with open("/proc/self/status") as f:
+        return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("RssAnon", "RssFile")}
 
 
-def measure(n: int, n_query: int, n_single: int, seed: int, open_checkpoint: bool) -> dict[str, Any]:
-    X, Q, cx, _ = mixture(n, n_query, seed)
-    config, data = training_data(X, cx, seed)
-    row: dict[str, Any] = {"n": n, "dim": DIM, "queries": n_query}
-    t = time.perf_counter()
-    exact = R2Router(config.with_options(index="exact"), data)
-    row["exact_build_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ann = R2Router(config.with_options(index="ann"), data)
-    row["ann_build_s"] = time.perf_counter() - t
-    index = ann._predictor.index_
-    assert isinstance(index, FaissIVFIndex)
-    row["ann_params"] = index.params
-    row["exact_index_mb"] = X.nbytes / 2**20
-    row["ann_index_mb"] = index.size_bytes / 2**20
-    singles = [Q[i : i + 1] for i in range(min(n_single, n_query))]
-    exact_singles = singles[: max(20, n_single // 10)] if n >= 1_000_000 else singles
+def compare(exact: R2Router, ann: R2Router, Q: NDArray[np.float32], n_single: int, exact_single: int) -> dict[str, Any]:
+    """One-query and batch latency of both routers on ``Q``, and their agreement."""
+    row: dict[str, Any] = {}
+    singles = [Q[i : i + 1] for i in range(min(n_single, Q.shape[0]))]
     exact.route(singles[0])
     ann.route(singles[0])
-    row["exact_single_ms"] = _median_ms(exact.route, exact_singles)
+    row["exact_single_ms"] = _median_ms(exact.route, singles[:exact_single])
     row["ann_single_ms"] = _median_ms(ann.route, singles)
     row["single_speedup"] = row["exact_single_ms"] / row["ann_single_ms"]
     t = time.perf_counter()
@@ -129,32 +127,102 @@ def measure(n: int, n_query: int, n_single: int, seed: int, open_checkpoint: boo
     row["decision_agreement"] = float(
         np.mean([(x.model, x.token_limit) == (y.model, y.token_limit) for x, y in zip(a, b, strict=True)])
     )
+    return row
+
+
+def build_both(config: RouterConfig, data: TrainingData) -> tuple[R2Router, R2Router, dict[str, Any]]:
+    """The exact and the ann router over ``data``, with build times and index sizes."""
+    row: dict[str, Any] = {"n": data.n_queries, "dim": data.dim}
+    t = time.perf_counter()
+    exact = R2Router(config.with_options(index="exact"), data)
+    row["exact_build_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ann = R2Router(config.with_options(index="ann"), data)
+    row["ann_build_s"] = time.perf_counter() - t
+    index = ann._predictor.index_
+    assert isinstance(index, FaissIVFIndex)
+    row["ann_params"] = index.params
+    row["auto_index"] = resolve_index_kind("auto", data.n_queries)
+    row["exact_index_mb"] = data.embeddings.nbytes / 2**20
+    row["ann_index_mb"] = index.size_bytes / 2**20
+    return exact, ann, row
+
+
+def measure(n: int, n_query: int, n_single: int, seed: int, open_checkpoint: bool) -> dict[str, Any]:
+    X, Q, cx, _ = mixture(n, n_query, seed)
+    config, data = training_data(X, cx, seed)
+    exact, ann, row = build_both(config, data)
+    row["queries"] = n_query
+    exact_single = max(20, n_single // 10) if n >= 1_000_000 else n_single
+    row.update(compare(exact, ann, Q, n_single, exact_single))
+    del exact
     if open_checkpoint:
-        row.update(open_saved(ann, Q[:1]))
+        row.update(open_saved(ann, Q[:n_single]))
     print(json.dumps(row), file=sys.stderr, flush=True)
     return row
 
 
-def open_saved(router: R2Router, query: NDArray[np.float32]) -> dict[str, Any]:
-    """Save the ann router, then time opening its embeddings (memory map) and index, and the RSS they add."""
-    import faiss
+def _write_inline_labels(data: TrainingData, directory: Path) -> None:
+    """labels.json with the labels inline (null = missing), as every checkpoint held them before labels.npy."""
 
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        emb_file = Path(tmp) / "embeddings.npy"
-        np.save(emb_file, router.training_data.embeddings)
-        router._predictor.index_.save(Path(tmp) / "index", fingerprint_file(emb_file))  # type: ignore[union-attr]
-        rss = _rss_mb()
-        t = time.perf_counter()
-        emb = np.load(emb_file, mmap_mode="r")
-        fp = fingerprint_file(emb_file)
-        index = faiss.read_index(str(Path(tmp) / "index" / "index.faiss"), faiss.IO_FLAG_MMAP)
-        out["open_embeddings_and_index_s"] = time.perf_counter() - t
-        out["open_rss_growth_mb"] = _rss_mb() - rss
-        out["embeddings_mb"] = emb.nbytes / 2**20
-        out["fingerprint"] = fp.split(":")[0]
-        index.search(query, 80)
+    def nested(x: NDArray[Any]) -> Any:
+        obj = x.astype(object)
+        obj[np.isnan(x)] = None
+        return obj.tolist()
+
+    labels = {"models": list(data.models), "budgets": list(data.budgets)}
+    labels.update(quality=nested(data.quality), tokens=nested(data.tokens))
+    (directory / "labels.json").write_text(json.dumps(labels, separators=(",", ":")), encoding="utf-8")
+    (directory / "labels.npy").unlink()
+
+
+def _open_timed(path: Path, queries: NDArray[np.float32], prefix: str) -> dict[str, Any]:
+    """Open a saved router in this process: time, memory added, and its one-query latency."""
+    before = _memory_kb()
+    t = time.perf_counter()
+    router = R2Router.from_pretrained(path)
+    out: dict[str, Any] = {f"{prefix}_s": time.perf_counter() - t}
+    after = _memory_kb()
+    out[f"{prefix}_rss_anon_mb"] = (after["RssAnon"] - before["RssAnon"]) / 1024
+    out[f"{prefix}_rss_file_mb"] = (after["RssFile"] - before["RssFile"]) / 1024
+    singles = [queries[i : i + 1] for i in range(queries.shape[0])]
+    for q in singles:  # one pass to fault in the mapped pages these queries read, then the timed pass
+        router.route(q)
+    out[f"{prefix}_single_ms"] = _median_ms(router.route, singles)
     return out
+
+
+def open_saved(router: R2Router, queries: NDArray[np.float32]) -> dict[str, Any]:
+    """Save the ann router, open it (memory maps), then open it again with the labels inline in labels.json."""
+    out: dict[str, Any] = {"embeddings_mb": router.training_data.embeddings.nbytes / 2**20}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = router.save(Path(tmp) / "router")
+        out.update(_open_timed(path, queries, "open"))
+        _write_inline_labels(router.training_data, path / "training_data")
+        out.update(_open_timed(path, queries[:20], "open_inline_labels"))
+    return out
+
+
+def real_dataset(name: str, data_dir: Path, embedder_id: str, n_single: int, seed: int) -> dict[str, Any]:
+    """Exact vs ann on a real data set at its size: 80 % training rows, 20 % queries (seeded)."""
+    from r2router_core.embedders import load_embedder
+    from r2router_core.evaluation import datasets
+
+    load = datasets.load_routerarena if name == "routerarena" else datasets.load_alpacaeval_length
+    dataset = load(data_dir)
+    embedder = load_embedder(embedder_id, cache_size=0)
+    t = time.perf_counter()
+    emb = np.asarray(datasets.embed_dataset(dataset, embedder), dtype=np.float32)  # cached on disk after a first run
+    embed_s = time.perf_counter() - t
+    order = np.random.default_rng(seed).permutation(dataset.n_queries)
+    n_query = dataset.n_queries // 5
+    train, query = np.sort(order[n_query:]), np.sort(order[:n_query])
+    sub = dataset.subset(train)
+    exact, ann, row = build_both(sub.config(), sub.training_data(emb[train]))
+    row.update(dataset=name, queries=int(n_query), embedder=embedder.id, embed_s=embed_s)
+    row.update(compare(exact, ann, emb[query], n_single, n_single))
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
 
 
 def main() -> None:
@@ -163,19 +231,27 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="batch size (and source of single queries)")
     parser.add_argument("--single", type=int, default=200, help="single-query calls timed per N")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--datasets", default="routerarena,alpacaeval-length", help="real data sets ('' for none)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared data (default: ../shared/data)")
+    parser.add_argument("--embedder", default="minilm", help="embedder of the real data's prompts")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    load_at_start = os.getloadavg()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     rows = [measure(n, args.queries, args.single, args.seed, open_checkpoint=n == max(sizes)) for n in sizes]
+    names = [d for d in args.datasets.split(",") if d]
+    real = [real_dataset(name, args.data_dir, args.embedder, args.single, args.seed) for name in names]
     result = {
         "setting": {"dim": DIM, "models": len(CARD_MODELS), "budgets": list(CARD_BUDGETS), "k": 80, "seed": args.seed},
         "machine": {
             "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
             "python": platform.python_version(),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
         "rows": rows,
+        "datasets": real,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

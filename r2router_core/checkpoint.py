@@ -4,7 +4,8 @@ A checkpoint is a directory of arrays and JSON, no pickles::
 
     config.json                  RouterConfig.to_dict()
     training_data/embeddings.npy (N, D) float32 or float16; memory-mapped on load
-    training_data/labels.json    see r2router_core.training_data
+    training_data/labels.json    models, budgets, query ids; see r2router_core.training_data
+    training_data/labels.npy     the labels (N, heads), NaN = missing; memory-mapped on load
     index/index.faiss, index.json  the ann neighbour index, if the router uses one
                                  (faiss's format; see r2router_core.index)
     predictor/arrays.npz, predictor.json  a fitted linear predictor (see r2router_core.predictors)

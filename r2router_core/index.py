@@ -30,6 +30,7 @@ records a fingerprint of ``training_data/embeddings.npy`` and its parameters;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -238,10 +239,16 @@ class FaissIVFIndex:
 
     @classmethod
     def read(cls, path: Path, nprobe: int) -> FaissIVFIndex:
-        """Open a saved index with its inverted lists memory-mapped."""
+        """Open a saved index with its inverted lists memory-mapped.
+
+        faiss >= 1.10 maps the lists zero-copy (``IO_FLAG_MMAP_IFC``): searched as
+        fast as lists in memory. The older ``IO_FLAG_MMAP`` (its on-disk inverted
+        lists) searched 4-5x slower at N = 1M (3.1-3.4 ms against 0.7 ms per
+        query, measured); it is used only when faiss lacks the newer flag.
+        """
         faiss = _faiss()
         self = cls.__new__(cls)
-        self._index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        self._index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP))
         self._path = path
         self.nlist = int(self._index.nlist)
         self.nprobe = nprobe
@@ -378,10 +385,21 @@ def fingerprint_file(path: Path) -> str:
     The sampled form (64 MiB read from a file of any size) detects a replaced,
     resized or re-saved matrix; an in-place edit of bytes between the sampled
     blocks goes unseen, the price of opening a 1M-row router in well under a second.
+    The sampled form is remembered per (path, inode, size, modification time):
+    opening a checkpoint asks for the embeddings' fingerprint twice (training
+    data, then index). Smaller files are hashed again each time (cheap, and
+    exact even when rewritten within one tick of the file system's clock).
     """
-    size = path.stat().st_size
+    st = path.stat()
+    fingerprint = _fingerprint if st.st_size > _FULL_HASH_BYTES else _fingerprint.__wrapped__
+    return fingerprint(str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _fingerprint(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    del inode, mtime_ns  # part of the cache key only: a rewritten or replaced file is hashed again
     digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         if size <= _FULL_HASH_BYTES:
             digest.update(f.read())
             return "sha256:" + digest.hexdigest()

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 class _HeadGroup:
     heads: NDArray[np.intp]  # which output columns this group serves
     rows: GrowableRows | None  # training rows observed for all of them (sorted); None = every row
-    labels: GrowableRows  # (n_rows, len(heads) + 1): the labels, then a column of ones
+    labels: GrowableRows  # (n_rows, len(heads)): their labels (a view of Y, no copy, when they are all of Y)
     k: int
 
 
@@ -154,9 +154,10 @@ class KNNPredictor:
 
     def _group_heads(self, Y: NDArray[np.float64]) -> list[_HeadGroup]:
         observed = ~np.isnan(Y)
-        patterns: dict[bytes, list[int]] = {}
-        for h in range(Y.shape[1]):
-            patterns.setdefault(np.packbits(observed[:, h]).tobytes(), []).append(h)
+        complete = observed.all(axis=0)  # heads observed on every row: one group, no pattern to compare
+        patterns: dict[bytes, list[int]] = {b"all": list(np.flatnonzero(complete))} if complete.any() else {}
+        for h in np.flatnonzero(~complete):
+            patterns.setdefault(np.packbits(observed[:, h]).tobytes(), []).append(int(h))
         groups = []
         for heads in patterns.values():
             rows = np.flatnonzero(observed[:, heads[0]])
@@ -173,8 +174,10 @@ class KNNPredictor:
                 )
                 k = int(rows.size)
             all_rows = rows.size == Y.shape[0]
-            labels = np.ones((rows.size, len(heads) + 1))  # the last column of ones sums the weights
-            labels[:, :-1] = Y[rows][:, heads]
+            if all_rows and heads == list(range(Y.shape[1])):
+                labels = Y  # every label observed: the group reads Y itself (a memory map stays a map)
+            else:
+                labels = Y[:, heads] if all_rows else Y[rows][:, heads]
             groups.append(
                 _HeadGroup(
                     heads=np.asarray(heads, dtype=np.intp),
@@ -227,9 +230,7 @@ class KNNPredictor:
             g.rows = GrowableRows(np.arange(n_old, dtype=np.intp))
         if g.rows is not None:
             g.rows.append(new + n_old)
-        labels = np.ones((new.size, len(g.heads) + 1))
-        labels[:, :-1] = Y[new][:, g.heads]
-        g.labels.append(labels)
+        g.labels.append(Y[new][:, g.heads])
         g.k = min(self.n_neighbors, g.labels.array.shape[0])
 
     def _check_query(self, X: NDArray[Any]) -> NDArray[Any]:
@@ -292,8 +293,8 @@ class KNNPredictor:
 
     @staticmethod
     def _fill(out: NDArray[np.float64], g: _HeadGroup, idx: NDArray[np.intp], w: NDArray[np.float64]) -> None:
-        acc = np.einsum("nk,nkh->nh", w, g.labels.array[idx])  # (c, h + 1): weighted sums, then sum of weights
-        out[:, g.heads] = acc[:, :-1] / acc[:, -1:]
+        acc = np.einsum("nk,nkh->nh", w, g.labels.array[idx])  # (c, h): weighted sums
+        out[:, g.heads] = acc / w.sum(axis=1, keepdims=True)
 
     def _neighbours(self, sim: NDArray[Any], k: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Indices (c, k) of the k most similar rows and their weights (c, k)."""
@@ -349,5 +350,5 @@ class KNNPredictor:
             w = np.divide(1.0, nd, dtype=np.float64)  # == 1.0 / nd.astype(np.float64)
         else:  # distances <= 0 clip to 0: those exact matches share all the weight
             w = (nd <= 0.0).astype(np.float64)
-        acc = w @ g.labels.array.take(idx, axis=0)  # (h + 1,): weighted sums, then the sum of weights
-        return acc[:-1] / acc[-1]
+        acc = w @ g.labels.array.take(idx, axis=0)  # (h,): weighted sums
+        return acc / w.sum()

@@ -72,9 +72,11 @@ def make_predictor(config: RouterConfig) -> Predictor:
 
 
 def head_labels(data: TrainingData) -> NDArray[np.float64]:
-    """The label matrix of every head: quality (N, M*B), then tokens (N, M) or (N, M*B)."""
-    n, m, b = data.quality.shape
-    return np.concatenate([data.quality.reshape(n, m * b), data.tokens.reshape(n, -1)], axis=1)
+    """The label matrix of every head: quality (N, M*B), then tokens (N, M) or (N, M*B).
+
+    :meth:`TrainingData.label_matrix`: a memory-mapped view, not a copy, for data loaded from a checkpoint.
+    """
+    return data.label_matrix()
 
 
 def fit_predictor(

@@ -32,7 +32,7 @@ def knn_to_arrays(predictor: KNNPredictor) -> tuple[dict[str, NDArray[Any]], dic
     Y = np.full((predictor.n_samples_fit_, predictor.n_outputs_), np.nan)
     for g in predictor.groups_:
         rows = np.arange(predictor.n_samples_fit_) if g.rows is None else g.rows.array
-        Y[np.ix_(rows, g.heads)] = g.labels.array[:, :-1]
+        Y[np.ix_(rows, g.heads)] = g.labels.array
     meta = {"kind": "knn", "n_neighbors": predictor.n_neighbors, "weights": predictor.weights}
     return {"X": np.asarray(predictor.index_.unit_rows()), "Y": Y}, meta
 

@@ -6,11 +6,43 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from r2router_core import ConfigError, R2Router, RoutingDecision, format_budget
 
 ROUTER_ENV = "R2ROUTER_ROUTER"
+ENGINES = ("local", "ray")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, work: str) -> None:
+    """``--engine local|ray``, ``--ray-address`` and ``--concurrency``; ``work`` says what the engine does."""
+    parser.add_argument("--engine", choices=ENGINES, default="local", help=f"where to {work} (default: local)")
+    parser.add_argument("--ray-address", help="Ray cluster address, e.g. ray://head:10001 or auto (--engine ray)")
+    parser.add_argument("--concurrency", type=int, help="Ray actors (default: one per cluster CPU; --engine ray)")
+
+
+def check_engine_arguments(args: argparse.Namespace) -> None:
+    """The Ray options only with ``--engine ray``."""
+    if args.engine != "ray" and (args.ray_address or args.concurrency):
+        raise ConfigError("--ray-address and --concurrency need --engine ray")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
+
+
+@contextmanager
+def embedding_engine(args: argparse.Namespace, spec: str) -> Iterator[Any]:
+    """``None`` for ``--engine local`` (the caller loads ``spec`` itself); for ``--engine ray`` a
+    ``RayEmbedder`` for ``spec``, inside a Ray session that ends with the block."""
+    check_engine_arguments(args)
+    if args.engine != "ray":
+        yield None
+        return
+    from r2router_integrations.ray import RayEmbedder, session
+
+    with session(args.ray_address):
+        yield RayEmbedder(spec, concurrency=args.concurrency)
 
 
 def add_router_argument(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,10 @@ DATASET is ``routerarena`` (RouterArena sub_10 cached results),
 ``alpacaeval-length`` (AlpacaEval length modes as budgets), ``synthetic``
 (a generated pool, labelled SYNTHETIC), or your own data in any form
 ``r2router train`` reads: a card-layout directory or a long-format file.
+
+``--engine ray`` embeds the prompts on a pool of Ray actors (each loads the
+embedder once; ``--ray-address`` joins a cluster), the same vectors as the
+local default; the embedding cache is shared by both.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from r2router_core.evaluation import RoutingDataset
 if TYPE_CHECKING:
     from r2router_core.evaluation import RouterArenaFiles
 
+from r2router_integrations.cli.common import add_engine_arguments, embedding_engine
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -80,6 +85,7 @@ def add_parser(sub: Any) -> None:
         default="r2router",
         help="NAME of the RouterArena submission files (default: r2router)",
     )
+    add_engine_arguments(p, "embed DATASET's prompts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -95,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if args.export_routerarena and args.dataset != "routerarena":
         raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
     inp = resolve_training_input(args)
-    emb, embedder_id = embed_training_input(inp, args.embedder, cache_dir=args.cache_dir, progress=not args.quiet)
+    with embedding_engine(args, args.embedder) as engine:
+        emb, embedder_id = embed_training_input(
+            inp, args.embedder, cache_dir=args.cache_dir, progress=not args.quiet, engine=engine
+        )
     dataset = inp.dataset
     start = time.perf_counter()
     result = evaluate(

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +19,9 @@ from numpy.typing import NDArray
 from r2router_core import ConfigError, DataError, ModelSpec, RouterConfig, TrainingData, missing_dependency
 from r2router_core.embedders import TRAINING_DEFAULT
 from r2router_core.evaluation import RoutingDataset
+
+if TYPE_CHECKING:
+    from r2router_core.embedders import Embedder
 
 __all__ = [
     "DATA_DESCRIPTION",
@@ -115,9 +118,22 @@ def resolve_training_input(args: argparse.Namespace) -> TrainingInput:
 
 
 def embed_training_input(
-    inp: TrainingInput, embedder: str, *, cache_dir: str | None = None, progress: bool = False
+    inp: TrainingInput,
+    embedder: str,
+    *,
+    cache_dir: str | None = None,
+    progress: bool = False,
+    engine: Embedder | None = None,
 ) -> tuple[NDArray[np.float32], str | None]:
     """DATA's vectors: the ones it carries, else its prompts embedded (cached on disk).
+
+    Args:
+        inp: The data.
+        embedder: Embedder id or path.
+        cache_dir: The embedding cache (default: the library's).
+        progress: Show a progress bar.
+        engine: Embed with this instead of ``load_embedder(embedder)``: the same embedder on
+            other workers (``r2router_integrations.ray.RayEmbedder``), sent every uncached prompt at once.
 
     Returns:
         (embeddings of shape (N, D), the embedder id, ``None`` for vectors no embedder made).
@@ -127,9 +143,10 @@ def embed_training_input(
     from r2router_core.embedders import load_embedder
     from r2router_core.evaluation.datasets import embed_dataset
 
-    model = load_embedder(embedder, cache_size=0)
+    model = load_embedder(embedder, cache_size=0) if engine is None else engine
+    batch = {} if engine is None else {"batch_size": max(1, inp.dataset.n_queries)}
     start = time.perf_counter()
-    emb = embed_dataset(inp.dataset, model, cache_dir=cache_dir, progress=progress)
+    emb = embed_dataset(inp.dataset, model, cache_dir=cache_dir, progress=progress, **batch)
     logger.info("embedded %d prompts with %s in %.1f s", inp.dataset.n_queries, model.id, time.perf_counter() - start)
     return np.asarray(emb, dtype=np.float32), model.id
 

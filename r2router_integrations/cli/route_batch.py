@@ -16,8 +16,14 @@ import argparse
 import time
 from typing import Any
 
-from r2router_core import ConfigError
-from r2router_integrations.cli.common import add_router_argument, add_routing_options, load_router, routing_options
+from r2router_integrations.cli.common import (
+    add_engine_arguments,
+    add_router_argument,
+    add_routing_options,
+    check_engine_arguments,
+    load_router,
+    routing_options,
+)
 
 DEFAULT_BATCH_SIZE = 1024  # the same as r2router_core.batch.DEFAULT_BATCH_SIZE, without importing pyarrow here
 
@@ -32,9 +38,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("input", metavar="INPUT", help="prompts: .parquet, .jsonl or .csv")
     p.add_argument("--out", required=True, metavar="OUTPUT", help="Parquet file to write")
-    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where to run (default: local)")
-    p.add_argument("--ray-address", help="Ray cluster address, e.g. ray://head:10001 or auto (--engine ray)")
-    p.add_argument("--concurrency", type=int, help="Ray actors (default: one per cluster CPU)")
+    add_engine_arguments(p, "run")
     p.add_argument("--text-column", default="prompt", help="column with the prompt text (default: prompt)")
     p.add_argument("--id-column", default="id", help="column with the prompt id (default: id; else row numbers)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="prompts per embedding/routing batch")
@@ -45,8 +49,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Route the file and print a one-line summary."""
-    if args.engine != "ray" and (args.ray_address or args.concurrency):
-        raise ConfigError("--ray-address and --concurrency need --engine ray")
+    check_engine_arguments(args)
     common = {
         "text_column": args.text_column,
         "id_column": args.id_column,

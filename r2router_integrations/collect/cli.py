@@ -3,7 +3,7 @@
 r2router collect run PROMPTS --upstreams U.yaml --budgets 64,256,uncapped --store S.db --grader exact --yes
 r2router collect grade --store S.db --grader judge:UPSTREAM --judge-upstreams U.yaml
 r2router collect grade-log --store S.db --grader exact --references PROMPTS   (logged answers, kept text)
-r2router collect export --store S.db --out DIR
+r2router collect export --store S.db --out DIR [--engine ray]
 r2router collect status --store S.db
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from r2router_core import ConfigError
 from r2router_core.embedders import TRAINING_DEFAULT
 from r2router_core.store import DEFAULT_STORE_URL, OutcomeStore, store_url
+from r2router_integrations.cli.common import add_engine_arguments, embedding_engine
 
 __all__ = ["add_parser", "run"]
 
@@ -130,6 +131,7 @@ def _add_export(actions: Any) -> None:
         help=f"embedder id (default: {TRAINING_DEFAULT}, the offline MiniLM in ONNX Runtime)",
     )
     p.add_argument("--grader", help="whose grades are the quality (default: the only grader)")
+    add_engine_arguments(p, "embed the prompts")
 
 
 def _add_status(actions: Any) -> None:
@@ -289,10 +291,9 @@ def _export(args: argparse.Namespace) -> int:
     from r2router_core.embedders import load_embedder
     from r2router_integrations.collect.export import export_store
 
-    with _open(args.store, must_exist=True) as store:
-        out = export_store(
-            store, args.out, load_embedder(args.embedder), prompt_set=args.prompt_set, grader=args.grader
-        )
+    with embedding_engine(args, args.embedder) as engine, _open(args.store, must_exist=True) as store:
+        embedder = load_embedder(args.embedder) if engine is None else engine
+        out = export_store(store, args.out, embedder, prompt_set=args.prompt_set, grader=args.grader)
     print(f"wrote {out / 'config.json'} and {out / 'training_data'}; train with: r2router train {out} --out ROUTER_DIR")
     return 0
 

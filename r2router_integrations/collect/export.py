@@ -2,7 +2,8 @@
 
     DIR/config.json                      the pool (names, provider ids, prices), budgets, embedder id
     DIR/training_data/embeddings.npy     float32 (N, D)
-    DIR/training_data/labels.json        quality, tokens (N x M x B), mask (1 = observed), query_ids
+    DIR/training_data/labels.json        models, budgets, query_ids, the name of the label matrix
+    DIR/training_data/labels.npy         float64 (N, 2 M B): quality, then tokens per arm; NaN = not observed
 
 ``R2Router.from_training_data(DIR)``, ``r2router train DIR`` and ``r2router calibrate`` read it.
 """
@@ -47,7 +48,7 @@ def export_store(
     config = config_from_store(store, data, embedder)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
-    data.save(out / "training_data")  # labels.json carries the mask of observed cells
+    data.save(out / "training_data")  # NaN in labels.npy marks the cells not observed
     logger.info(
         "exported %d prompts x %d models x %d budgets to %s", data.n_queries, len(data.models), len(data.budgets), out
     )

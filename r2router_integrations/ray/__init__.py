@@ -6,6 +6,9 @@ and calls :func:`r2router_core.batch.route_table` on every batch it receives.
 :func:`route_file` reads a Parquet/JSONL/CSV file with Ray Data and writes one
 Parquet file, in input order.
 
+:class:`RayEmbedder` embeds texts on the same kind of actor pool, for
+``r2router eval`` and ``r2router collect export`` with ``--engine ray``.
+
 Needs ``pip install 'r2router[ray]'``. On a multi-node cluster pass its address
 (``ray_address="ray://head:10001"`` or ``"auto"`` on a node of the cluster); the
 checkpoint directory must then be readable at the same path on every node.
@@ -16,19 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from r2router_core import ConfigError, missing_dependency
+from r2router_core import ConfigError
 from r2router_core.batch import DEFAULT_BATCH_SIZE, input_format, normalise_columns, route_table
+from r2router_integrations.ray._engine import actor_pool, ray_module, session
+from r2router_integrations.ray.embed import EmbedderActor, RayEmbedder
 
-__all__ = ["RouterActor", "route_dataset", "route_file"]
-
-
-def _ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError as exc:
-        raise missing_dependency("ray", "ray", "Batch routing on Ray (--engine ray)") from exc
-    return ray
+__all__ = ["EmbedderActor", "RayEmbedder", "RouterActor", "route_dataset", "route_file", "session"]
 
 
 class RouterActor:
@@ -77,12 +73,10 @@ def route_dataset(
             cluster's CPU count.
         **options: Routing options of :meth:`R2Router.route_batch`.
     """
-    ray = _ray()
+    ray = ray_module()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    # a fixed pool of as many actors as CPUs would hold every CPU and starve the read tasks
-    pool = (1, actors)
+    pool = actor_pool(ray, concurrency)
 
     def prepare(batch: Any) -> Any:
         return normalise_columns(batch, text_column=text_column, id_column=id_column, where="the dataset")
@@ -118,22 +112,14 @@ def route_file(
     Returns:
         The number of prompts routed.
     """
-    ray = _ray()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     fmt = input_format(input_path)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=ray_address, log_to_driver=False)
-    try:
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
+    with session(ray_address) as ray:
         read = {"parquet": ray.data.read_parquet, "jsonl": ray.data.read_json, "csv": ray.data.read_csv}[fmt]
         routed = route_dataset(read(str(input_path)), router_dir, **kwargs)
         table = pa.concat_tables(list(routed.iter_batches(batch_format="pyarrow", batch_size=None)))
-    finally:
-        if started:
-            ray.shutdown()
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, output_path)
     return int(table.num_rows)

@@ -68,7 +68,7 @@ def make_data() -> MakeData:
 
 
 def write_card_layout(directory: Path, config: RouterConfig, data: TrainingData) -> Path:
-    """The model card's directory: config.json + training_data/{embeddings.npy, labels.json}."""
+    """The model card's directory: config.json + training_data/{embeddings.npy, labels.json, labels.npy}."""
     directory.mkdir(parents=True, exist_ok=True)
     config.save(directory / "config.json")
     data.save(directory / "training_data")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,17 @@ def test_appended_rows_match_a_refit_on_all_rows(per_budget_tokens: bool) -> Non
     np.testing.assert_allclose(got.tokens, want.tokens, rtol=1e-5, atol=1e-4)
     assert [d.model for d in grown.route_batch(queries)] == [d.model for d in oracle.route_batch(queries)]
     assert grown.training_data.n_queries == 150
+
+
+def test_a_router_opened_from_its_checkpoint_takes_rows_too(tmp_path: Path) -> None:
+    """Its labels are a read-only memory map of labels.npy, which the kNN reads in place: appending copies them."""
+    config, data = random_training_data(n=150, seed=5)
+    path = R2Router(config, data.subset(np.arange(120))).save(tmp_path / "router")
+    grown = R2Router.from_pretrained(path).add_outcomes(data.subset(np.arange(120, 150)))
+    queries = np.random.default_rng(2).normal(size=(30, data.dim)).astype(np.float32)
+    want = R2Router(config, data).predict(queries)
+    np.testing.assert_allclose(grown.predict(queries).quality, want.quality, rtol=1e-5, atol=1e-6)
+    assert not np.load(path / "training_data" / "labels.npy")[120:].size  # the file itself was not written
 
 
 def test_outcomes_of_another_pool_are_refused() -> None:

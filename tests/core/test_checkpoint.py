@@ -22,7 +22,12 @@ def test_save_writes_arrays_and_json_only(tmp_path: Path, make_data: MakeData) -
     config, data = make_data()
     out = save_checkpoint(config, data, tmp_path / "ckpt")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == ["config.json", "training_data/embeddings.npy", "training_data/labels.json"]
+    assert files == [
+        "config.json",
+        "training_data/embeddings.npy",
+        "training_data/labels.json",
+        "training_data/labels.npy",
+    ]
     loaded_config, loaded_data = load_checkpoint(out)
     assert loaded_config == config
     np.testing.assert_array_equal(loaded_data.quality, data.quality)

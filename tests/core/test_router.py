@@ -315,7 +315,7 @@ def test_save_then_from_pretrained_gives_identical_decisions(tmp_path: Path, mak
         b = [d.to_dict(with_candidates=True) for d in loaded.route_batch(queries, lambda_=lam)]
         assert json.dumps(a) == json.dumps(b)
     loaded.save(tmp_path / "again")
-    for name in ("config.json", "training_data/labels.json", "training_data/embeddings.npy"):
+    for name in ("config.json", *(f"training_data/{f}" for f in ("labels.json", "embeddings.npy", "labels.npy"))):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "ckpt" / name).read_bytes()
 
 

@@ -78,17 +78,141 @@ def test_save_load_round_trip_keeps_nan_none_budget_and_ids(tmp_path: Path, make
 
 
 def test_on_disk_format_is_the_documented_one(tmp_path: Path) -> None:
-    data = TrainingData(**arrays())
+    a = arrays()
+    a["quality"][1, 0, 2] = np.nan
+    data = TrainingData(**a)
     data.save(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.npy", "labels.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.npy", "labels.json", "labels.npy"]
     emb = np.load(tmp_path / "embeddings.npy", allow_pickle=False)
     assert emb.dtype == np.float32 and emb.shape == (N, D)
     labels = json.loads((tmp_path / "labels.json").read_text())
-    assert set(labels) == {"models", "budgets", "quality", "tokens", "mask"}
-    assert labels["budgets"] == [100, 200, None]
-    assert np.array_equal(np.asarray(labels["mask"]), ~np.isnan(data.quality))  # 1 = observed cell
-    assert np.asarray(labels["quality"]).shape == (N, M, B)
-    assert np.asarray(labels["tokens"]).shape == (N, M)
+    assert set(labels) == {"models", "budgets", "labels_file", "token_heads", "checked"}
+    assert (labels["models"], labels["budgets"]) == (["a", "b"], [100, 200, None])
+    assert (labels["labels_file"], labels["token_heads"]) == ("labels.npy", "model")
+    assert set(labels["checked"]) == {"embeddings.npy", "labels.npy"}
+    matrix = np.load(tmp_path / "labels.npy", allow_pickle=False)
+    assert matrix.dtype == np.float64 and matrix.shape == (N, M * B + M)
+    np.testing.assert_array_equal(matrix[:, : M * B], data.quality.reshape(N, M * B))  # NaN marks the missing cell
+    np.testing.assert_array_equal(matrix[:, M * B :], data.tokens)
+
+
+def save_inline(data: TrainingData, directory: Path) -> Path:
+    """The layout every checkpoint had before labels.npy: labels inline in labels.json, null + mask."""
+
+    def nested(x: np.ndarray) -> Any:
+        obj = x.astype(object)
+        obj[np.isnan(x)] = None
+        return obj.tolist()
+
+    labels: dict[str, Any] = {
+        "models": list(data.models),
+        "budgets": list(data.budgets),
+        "quality": nested(data.quality),
+        "tokens": nested(data.tokens),
+        "mask": (~np.isnan(data.quality)).astype(int).tolist(),
+    }
+    if data.query_ids is not None:
+        labels["query_ids"] = list(data.query_ids)
+    return write_dir(directory, labels, embeddings=data.embeddings)
+
+
+@pytest.mark.parametrize("per_budget_tokens", [False, True])
+def test_checkpoints_with_inline_labels_still_load_as_saved_ones(
+    tmp_path: Path, make_data: MakeData, per_budget_tokens: bool
+) -> None:
+    _, data = make_data(n=40, per_budget_tokens=per_budget_tokens, missing=0.3, seed=8)
+    data = TrainingData(*(data.embeddings, data.models, data.budgets, data.quality, data.tokens), query_ids=range(40))
+    old = TrainingData.load(save_inline(data, tmp_path / "old"))
+    new = TrainingData.load(data.save(tmp_path / "new"))
+    for loaded in (old, new):
+        np.testing.assert_array_equal(loaded.quality, data.quality)
+        np.testing.assert_array_equal(loaded.tokens, data.tokens)
+        np.testing.assert_array_equal(loaded.label_matrix(), data.label_matrix())
+        assert (loaded.models, loaded.budgets, loaded.query_ids) == (data.models, data.budgets, data.query_ids)
+    matrix = new.label_matrix()  # the memory-mapped file itself, shared by quality and tokens: nothing parsed or copied
+    assert not matrix.flags.writeable and np.may_share_memory(matrix, new.quality)
+    assert np.may_share_memory(matrix, new.tokens)
+
+
+def test_saving_over_the_loaded_directory_keeps_its_label_map_valid(tmp_path: Path) -> None:
+    TrainingData(**arrays(0)).save(tmp_path)
+    loaded = TrainingData.load(tmp_path)
+    expected = loaded.quality.copy()
+    TrainingData(**arrays(1)).save(tmp_path)  # new files renamed into place; the old map keeps the old inode
+    np.testing.assert_array_equal(loaded.quality, expected)
+    np.testing.assert_array_equal(TrainingData.load(tmp_path).quality, arrays(1)["quality"])
+
+
+def rewrite_labels_json(directory: Path, **changes: Any) -> None:
+    labels = json.loads((directory / "labels.json").read_text())
+    (directory / "labels.json").write_text(json.dumps({**labels, **changes}))
+
+
+@pytest.mark.parametrize("name", ["../labels.npy", "sub/labels.npy", "labels.txt", 3])
+def test_the_label_file_must_be_a_npy_beside_labels_json(tmp_path: Path, name: Any) -> None:
+    TrainingData(**arrays()).save(tmp_path)
+    rewrite_labels_json(tmp_path, labels_file=name)
+    with pytest.raises(DataError, match=r"'labels_file' must name a \.npy file beside it"):
+        TrainingData.load(tmp_path)
+
+
+def test_a_missing_or_corrupt_label_file_is_a_checkpoint_error(tmp_path: Path) -> None:
+    TrainingData(**arrays()).save(tmp_path)
+    raw = (tmp_path / "labels.npy").read_bytes()
+    (tmp_path / "labels.npy").write_bytes(raw[:-16])
+    with pytest.raises(CheckpointError, match=r"labels\.npy is not a readable \.npy array"):
+        TrainingData.load(tmp_path)
+    np.save(tmp_path / "labels.npy", np.array([{"x": 1}] * N, dtype=object))
+    with pytest.raises(CheckpointError, match="not a readable"):
+        TrainingData.load(tmp_path)
+    (tmp_path / "labels.npy").unlink()
+    with pytest.raises(CheckpointError, match=r"missing .*labels\.npy, the label matrix labels\.json names"):
+        TrainingData.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"token_heads": "budget"}, "'token_heads' must be one of ['model', 'arm']"),
+        ({"token_heads": "arm"}, "must have shape (N, M*B + M*B) = (6, 12)"),
+        ({"models": ["a", "b", "c"]}, "must have shape (N, M*B + M) = (6, 12) for 6 embeddings, 3 models"),
+    ],
+)
+def test_a_label_matrix_of_another_layout_is_refused(tmp_path: Path, change: dict[str, Any], needle: str) -> None:
+    TrainingData(**arrays()).save(tmp_path)
+    rewrite_labels_json(tmp_path, **change)
+    with pytest.raises(DataError) as info:
+        TrainingData.load(tmp_path)
+    assert needle in str(info.value)
+
+
+def test_files_changed_since_save_are_checked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import r2router_core.training_data as td
+
+    TrainingData(**arrays()).save(tmp_path)
+    scans: list[int] = []
+    real = td._all_finite
+    monkeypatch.setattr(td, "_all_finite", lambda emb: scans.append(1) or real(emb))
+    TrainingData.load(tmp_path)
+    assert scans == []  # the files save() wrote, unchanged: only shapes are checked
+    matrix = np.load(tmp_path / "labels.npy")
+    matrix[0, 0] = 1.5
+    np.save(tmp_path / "labels.npy", matrix)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        TrainingData.load(tmp_path)
+    emb = np.load(tmp_path / "embeddings.npy")
+    emb[2, 1] = np.nan
+    np.save(tmp_path / "embeddings.npy", emb)
+    with pytest.raises(DataError, match="NaN or inf"):
+        TrainingData.load(tmp_path)
+    assert scans == [1, 1]  # after each change every value was checked
+
+
+def test_float16_saving_refuses_embeddings_beyond_its_range(tmp_path: Path) -> None:
+    a = arrays()
+    a["embeddings"][0, 0] = 1e6
+    with pytest.raises(DataError, match="exceed the range of float16"):
+        TrainingData(**a).save(tmp_path, embedding_dtype="float16")
 
 
 def test_null_marks_missing_cells(tmp_path: Path) -> None:

@@ -96,11 +96,11 @@ def _progress_bar(total: int, enabled: bool, description: str) -> Any:
 def _embed_missing(
     embedder: Embedder, texts: list[str], folder: Path, batch_size: int, progress: bool
 ) -> dict[str, NDArray[np.float32]]:
-    """Embed ``texts`` in batches, writing a shard every :data:`_SHARD_TEXTS` texts."""
+    """Embed ``texts`` in batches, writing a shard every :data:`_SHARD_TEXTS` texts (or every batch, if larger)."""
     fresh: dict[str, NDArray[np.float32]] = {}
     bar = _progress_bar(len(texts), progress, f"embedding with {embedder.id}")
     try:
-        for chunk in _chunks(texts, _SHARD_TEXTS):
+        for chunk in _chunks(texts, max(_SHARD_TEXTS, batch_size)):
             rows = []
             for batch in _chunks(chunk, batch_size):
                 out = check_embeddings(embedder.embed(batch), embedder.dim, what=f"embeddings from {embedder.id}")
@@ -137,7 +137,8 @@ def embed_dataset(
         embedder: Any :class:`~r2router_core.embedders.Embedder`.
         cache_dir: The cache root; default ``~/.cache/r2router/embeddings``
             (``$R2ROUTER_CACHE_DIR`` moves it).
-        batch_size: Texts per ``embedder.embed`` call.
+        batch_size: Texts per ``embedder.embed`` call (an engine that starts workers per call, such as
+            ``r2router_integrations.ray.RayEmbedder``, wants them all in one).
         progress: Show a tqdm progress bar (if tqdm is installed).
 
     Returns:

@@ -109,3 +109,10 @@ def test_calibrate_on_a_dataset_in_place(
 def test_calibrate_needs_a_local_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--router", str(tmp_path / "nope"), "--target", "arena"]) == 1
     assert "checkpoint directory" in capsys.readouterr().err
+
+
+def test_eval_ray_options_need_engine_ray(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "synthetic", "--ray-address", "auto", "-q"]) == 1
+    assert "--ray-address and --concurrency need --engine ray" in capsys.readouterr().err
+    assert main(["eval", "synthetic", "--engine", "ray", "--concurrency", "0", "-q"]) == 1
+    assert "--concurrency must be >= 1, got 0" in capsys.readouterr().err

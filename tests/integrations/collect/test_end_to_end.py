@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r2router_core import R2Router
+from r2router_core import R2Router, TrainingData
 from r2router_core.store import OutcomeStore
 from r2router_integrations.server.protocol import upstream_request_body
 from r2router_integrations.server.upstreams import read_upstreams
@@ -83,8 +83,7 @@ def test_export_train_and_route_to_the_best_arm(collected: tuple[Path, list[dict
         "collect", "export", "--store", str(store), "--out", str(out), "--embedder", "r2router-hash-embedder-64"
     )
     assert result.returncode == 0, result.stderr
-    labels = json.loads((out / "training_data" / "labels.json").read_text())
-    assert np.asarray(labels["mask"]).all()  # every cell observed
+    assert not np.isnan(TrainingData.load(out / "training_data").quality).any()  # every cell observed
     config = json.loads((out / "config.json").read_text())
     assert [(m["name"], m["output_price"]) for m in config["models"]] == [("small", 1.0), ("big", 10.0)]
     assert config["budgets"] == [64, 256, None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,6 @@ from r2router_integrations.ray import route_dataset
 from tests.core.test_batch import hash_router, prompts, write_input
 
 N_PROMPTS = 3000
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def test_route_batch_ray_equals_local(tmp_path: Path, cluster: None, capsys: pytest.CaptureFixture[str]) -> None:
