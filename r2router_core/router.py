@@ -359,14 +359,14 @@ class R2Router:
         """
         return self._shape(self._predictor.predict(self._checked(embeddings)))
 
-    def _checked(self, embeddings: Any) -> NDArray[np.float32]:
+    def _checked(self, embeddings: Any, what: str = "embeddings") -> NDArray[np.float32]:
         """:func:`check_embeddings`, with a shortcut for one valid float32 row (the latency path)."""
         if isinstance(embeddings, np.ndarray) and embeddings.dtype is _FLOAT32 and embeddings.shape == (1, self._dim):
             # a finite, positive sum of squares means finite values, not all zero; else the full check says why
             sq = float(np.dot(embeddings[0], embeddings[0]))
             if 0.0 < sq < math.inf:
                 return embeddings
-        return check_embeddings(embeddings, self._dim)
+        return check_embeddings(embeddings, self._dim, what=what)
 
     def _shape(self, raw: NDArray[np.float64]) -> Prediction:
         """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets.
@@ -464,7 +464,8 @@ class R2Router:
     def _route_resolved(self, embeddings: NDArray[Any], options: RoutingOptions) -> list[RoutingDecision]:
         lam = self._config.lambda_ if options.lambda_ is None else options.lambda_
         pred = self.predict(embeddings)
-        capped = self._pricing.capped_tokens(pred.tokens)
+        # _shape clipped the tokens at the anchor budgets; only interpolated budgets need capping again
+        capped = self._pricing.capped_tokens(pred.tokens) if self._config.interpolated_budgets else pred.tokens
         cost = self._pricing.costs(capped, options.input_tokens)
         util = utilities(pred.quality, cost, lam)
         if options.restricts_arms or not self._all_predicted:
@@ -485,10 +486,10 @@ class R2Router:
             model=spec.name,
             model_full_name=spec.full_name,
             token_limit=table.budgets[bi],
-            predicted_quality=float(table.quality[row, mi, bi]),
-            predicted_tokens=float(table.tokens[row, mi, bi]),
-            predicted_cost=float(table.cost[row, mi, bi]),
-            utility=float(table.utility[row, mi, bi]),
+            predicted_quality=table.quality.item(row, mi, bi),
+            predicted_tokens=table.tokens.item(row, mi, bi),
+            predicted_cost=table.cost.item(row, mi, bi),
+            utility=table.utility.item(row, mi, bi),
             lambda_=lambda_,
             _table=table,
             _row=row,
@@ -526,7 +527,7 @@ class R2Router:
                 "this router has no embedder, so it can route embeddings but not text; attach one: "
                 f"R2Router.from_pretrained(path, embedder='auto') or router.embedder = ... ({needed})"
             )
-        return check_embeddings(self._embedder.embed(texts), self._dim, what=f"embeddings from {self._embedder.id}")
+        return self._checked(self._embedder.embed(texts), what=f"embeddings from {self._embedder.id}")
 
 
 def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:
