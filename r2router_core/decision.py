@@ -57,6 +57,9 @@ class Candidate:
         }
 
 
+_new_candidate = object.__new__
+
+
 @dataclass(frozen=True, eq=False)
 class ArmTable:
     """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row."""
@@ -69,6 +72,63 @@ class ArmTable:
     cost: NDArray[np.float64]
     utility: NDArray[np.float64]
     eligible: NDArray[np.bool_]
+
+    def order(self, row: int) -> list[int]:
+        """Flat arm indices (into M x C) of ``row``, best utility first, ineligible arms last.
+
+        Ties keep (model, budget) order, as the argmax does (``lexsort`` is stable); a NaN
+        utility sorts last among its group.
+        """
+        utility = self.utility[row].ravel()
+        key = np.where(np.isnan(utility), np.inf, -utility)
+        order: list[int] = np.lexsort((key, ~self.eligible[row].ravel())).tolist()
+        return order
+
+    def candidate(self, row: int, flat: int) -> Candidate:
+        """The :class:`Candidate` of arm ``flat`` (index into M x C) of ``row``."""
+        mi, bi = divmod(flat, len(self.budgets))
+        spec = self.config.models[mi]
+        return Candidate(
+            model=spec.name,
+            model_full_name=spec.full_name,
+            token_limit=self.budgets[bi],
+            predicted_quality=self.quality.item(row, mi, bi),
+            predicted_tokens=self.tokens.item(row, mi, bi),
+            predicted_cost=self.cost.item(row, mi, bi),
+            utility=self.utility.item(row, mi, bi),
+            eligible=self.eligible.item(row, mi, bi),
+            interpolated=bi >= len(self.config.budgets),
+        )
+
+    def candidates(self, row: int) -> tuple[Candidate, ...]:
+        """Every arm of ``row`` as a :class:`Candidate`, in :meth:`order`.
+
+        Each array's row is read once as Python numbers (``tolist``), not element by element.
+        """
+        n_budgets, n_anchor = len(self.budgets), len(self.config.budgets)
+        values = [a[row].ravel().tolist() for a in (self.quality, self.tokens, self.cost, self.utility, self.eligible)]
+        quality, tokens, cost, utility, eligible = values
+        models = self.config.models
+        out = []
+        for flat in self.order(row):
+            mi, bi = divmod(flat, n_budgets)
+            spec = models[mi]
+            # Candidate's own fields set directly: a frozen dataclass's __init__ sets each through
+            # object.__setattr__, about 4x slower, and Candidate has no __post_init__ to skip
+            candidate = _new_candidate(Candidate)
+            candidate.__dict__.update(
+                model=spec.name,
+                model_full_name=spec.full_name,
+                token_limit=self.budgets[bi],
+                predicted_quality=quality[flat],
+                predicted_tokens=tokens[flat],
+                predicted_cost=cost[flat],
+                utility=utility[flat],
+                eligible=eligible[flat],
+                interpolated=bi >= n_anchor,
+            )
+            out.append(candidate)
+        return tuple(out)
 
 
 # Keys of the model card's dict result, and our aliases, for result["..."].
@@ -118,28 +178,8 @@ class RoutingDecision:
 
     @cached_property
     def candidates(self) -> tuple[Candidate, ...]:
-        """Every (model, budget) arm, best utility first; ineligible arms last."""
-        t, i = self._table, self._row
-        n_anchor = len(t.config.budgets)
-        out = []
-        for mi, spec in enumerate(t.config.models):
-            for bi, budget in enumerate(t.budgets):
-                out.append(
-                    Candidate(
-                        model=spec.name,
-                        model_full_name=spec.full_name,
-                        token_limit=budget,
-                        predicted_quality=float(t.quality[i, mi, bi]),
-                        predicted_tokens=float(t.tokens[i, mi, bi]),
-                        predicted_cost=float(t.cost[i, mi, bi]),
-                        utility=float(t.utility[i, mi, bi]),
-                        eligible=bool(t.eligible[i, mi, bi]),
-                        interpolated=bi >= n_anchor,
-                    )
-                )
-        # stable sort keeps (model, budget) order among ties, as the argmax does
-        out.sort(key=lambda c: (not c.eligible, -c.utility if c.utility == c.utility else np.inf))
-        return tuple(out)
+        """Every (model, budget) arm, best utility first; ineligible arms last (built on first access)."""
+        return self._table.candidates(self._row)
 
     @property
     def options(self) -> RoutingOptions:
@@ -149,7 +189,9 @@ class RoutingDecision:
     @cached_property
     def chosen(self) -> Candidate:
         """The chosen arm as a :class:`Candidate`."""
-        return next(c for c in self.candidates if c.model == self.model and c.token_limit == self.token_limit)
+        t = self._table
+        mi = next(i for i, spec in enumerate(t.config.models) if spec.name == self.model)
+        return t.candidate(self._row, mi * len(t.budgets) + t.budgets.index(self.token_limit))
 
     @property
     def max_tokens(self) -> int | None:
@@ -178,12 +220,17 @@ class RoutingDecision:
         again at another budget.
         """
         plan, seen = [self.chosen], {self.model}
-        for candidate in self.candidates:
+        t, row = self._table, self._row
+        if fallbacks < 1:
+            return tuple(plan)
+        eligible = t.eligible[row].ravel().tolist()
+        for flat in t.order(row):  # the candidates' order, building only the arms taken
             if len(plan) > fallbacks:
                 break
-            if candidate.eligible and candidate.model not in seen:
-                plan.append(candidate)
-                seen.add(candidate.model)
+            model = t.config.models[flat // len(t.budgets)].name
+            if eligible[flat] and model not in seen:
+                plan.append(t.candidate(row, flat))
+                seen.add(model)
         return tuple(plan)
 
     def answered_by(self, used: Candidate | None = None, failures: Sequence[Any] = ()) -> dict[str, Any]:

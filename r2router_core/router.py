@@ -70,6 +70,7 @@ class OptionKeywords(TypedDict, total=False):
 
 _PREDICTOR_FIELDS = {"predictor", "k", "weights", "alpha", "blend_weight", "metric"}
 _FLOAT32 = np.dtype(np.float32)
+_RESOLVED_CACHE = 256  # distinct RoutingOptions remembered resolved (cleared when full)
 
 
 class R2Router:
@@ -176,6 +177,8 @@ class R2Router:
         self._pricing = ArmPricing.of(c)
         self._anchor_caps = ArmPricing.of(c, c.budgets).caps
         self._default_options = RoutingOptions.build(c)
+        self._resolved: dict[RoutingOptions, RoutingOptions] = {}
+        self._resolved_for = c
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -356,14 +359,14 @@ class R2Router:
         """
         return self._shape(self._predictor.predict(self._checked(embeddings)))
 
-    def _checked(self, embeddings: Any) -> NDArray[np.float32]:
+    def _checked(self, embeddings: Any, what: str = "embeddings") -> NDArray[np.float32]:
         """:func:`check_embeddings`, with a shortcut for one valid float32 row (the latency path)."""
         if isinstance(embeddings, np.ndarray) and embeddings.dtype is _FLOAT32 and embeddings.shape == (1, self._dim):
             # a finite, positive sum of squares means finite values, not all zero; else the full check says why
             sq = float(np.dot(embeddings[0], embeddings[0]))
             if 0.0 < sq < math.inf:
                 return embeddings
-        return check_embeddings(embeddings, self._dim)
+        return check_embeddings(embeddings, self._dim, what=what)
 
     def _shape(self, raw: NDArray[np.float64]) -> Prediction:
         """Predictor output (n, M*B + M*B or M) as a :class:`Prediction` over the candidate budgets.
@@ -374,11 +377,13 @@ class R2Router:
         """
         n = raw.shape[0]
         m, b = len(self._config.models), len(self._config.budgets)
-        quality = np.clip(raw[:, : m * b].reshape(n, m, b), 0.0, 1.0)
+        # np.minimum(np.maximum(...)) is np.clip (NaN kept; a -0.0 may come out 0.0) without its Python
+        # wrappers: 2 instead of 6 us a call on one query
+        quality = np.minimum(np.maximum(raw[:, : m * b].reshape(n, m, b), 0.0), 1.0)
         tokens = raw[:, m * b :].reshape(n, m, -1)
         if tokens.shape[2] == 1:  # one token head per model serves all its budgets
             tokens = tokens.repeat(b, axis=2)
-        tokens = np.clip(tokens, 0.0, self._anchor_caps)
+        tokens = np.minimum(np.maximum(tokens, 0.0), self._anchor_caps)
         extra = self._config.interpolated_budgets
         if extra:
             quality = interpolate_budgets(quality, self._config.budgets, extra)
@@ -441,13 +446,26 @@ class R2Router:
                 f"got {type(options).__name__}"
             )
         else:
-            resolved = options.resolved(self._config)
+            resolved = self._resolve(options)
         return self._route_resolved(embeddings, resolved)
+
+    def _resolve(self, options: RoutingOptions) -> RoutingOptions:
+        """``options.resolved(config)``, remembered per options value (a server sees few distinct ones)."""
+        if self._resolved_for is not self._config:  # the config changed (e.g. an embedder recorded): start over
+            self._resolved, self._resolved_for = {}, self._config
+        resolved = self._resolved.get(options)
+        if resolved is None:
+            resolved = options.resolved(self._config)
+            if len(self._resolved) >= _RESOLVED_CACHE:
+                self._resolved.clear()
+            self._resolved[options] = resolved
+        return resolved
 
     def _route_resolved(self, embeddings: NDArray[Any], options: RoutingOptions) -> list[RoutingDecision]:
         lam = self._config.lambda_ if options.lambda_ is None else options.lambda_
         pred = self.predict(embeddings)
-        capped = self._pricing.capped_tokens(pred.tokens)
+        # _shape clipped the tokens at the anchor budgets; only interpolated budgets need capping again
+        capped = self._pricing.capped_tokens(pred.tokens) if self._config.interpolated_budgets else pred.tokens
         cost = self._pricing.costs(capped, options.input_tokens)
         util = utilities(pred.quality, cost, lam)
         if options.restricts_arms or not self._all_predicted:
@@ -468,10 +486,10 @@ class R2Router:
             model=spec.name,
             model_full_name=spec.full_name,
             token_limit=table.budgets[bi],
-            predicted_quality=float(table.quality[row, mi, bi]),
-            predicted_tokens=float(table.tokens[row, mi, bi]),
-            predicted_cost=float(table.cost[row, mi, bi]),
-            utility=float(table.utility[row, mi, bi]),
+            predicted_quality=table.quality.item(row, mi, bi),
+            predicted_tokens=table.tokens.item(row, mi, bi),
+            predicted_cost=table.cost.item(row, mi, bi),
+            utility=table.utility.item(row, mi, bi),
             lambda_=lambda_,
             _table=table,
             _row=row,
@@ -509,7 +527,7 @@ class R2Router:
                 "this router has no embedder, so it can route embeddings but not text; attach one: "
                 f"R2Router.from_pretrained(path, embedder='auto') or router.embedder = ... ({needed})"
             )
-        return check_embeddings(self._embedder.embed(texts), self._dim, what=f"embeddings from {self._embedder.id}")
+        return self._checked(self._embedder.embed(texts), what=f"embeddings from {self._embedder.id}")
 
 
 def _model_tuple(models: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -64,7 +64,7 @@ from r2router_core import (
 from r2router_core.store import training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.jsonio import dumps, loads_upstream
-from r2router_integrations.server.proxy import Attempt, plan_attempts
+from r2router_integrations.server.proxy import Attempt, JSONAnswer, plan_attempts
 
 __all__ = ["DECISION_HEADER", "CallContext", "Learning"]
 
@@ -220,7 +220,7 @@ class Learning:
             ctx.decision, self.escalation, _used_arm(ctx.decision, response.headers)
         )
         while True:
-            reason, usage = _facts(bytes(response.body))
+            reason, usage = _facts(response)
             arm = escalation.after(
                 reason, _int(usage.get("completion_tokens")), _cost(ctx.decision, escalation.current, usage)
             )
@@ -239,7 +239,7 @@ class Learning:
             ctx.cut.append((escalation.tried[-2], usage, reason))
             response = retry
         if escalation.truncated:
-            _, usage = _facts(bytes(response.body))
+            _, usage = _facts(response)
             total = escalation.cost_usd + _cost(ctx.decision, escalation.current, usage)
             response.headers["x-r2router-escalations"] = json.dumps(
                 [t.to_dict() for t in escalation.truncated], separators=(",", ":")
@@ -270,7 +270,7 @@ class Learning:
             response.body_iterator = self._stream(response.body_iterator, response, ctx)
             return response
         if response.status_code == 200 and response.body:
-            body = _stamp(bytes(response.body), ctx)
+            body = _stamp(bytes(response.body), ctx, response.parsed() if isinstance(response, JSONAnswer) else None)
             response.body = body
             response.headers["content-length"] = str(len(body))
         if self.log is not None:
@@ -403,14 +403,23 @@ class Learning:
         return Response(status_code=204)
 
 
-def _facts(content: bytes) -> tuple[str | None, dict[str, Any]]:
-    """``(finish_reason, usage)`` of a chat completion body."""
+def _parsed(response: Response) -> Any:
+    """The decoded JSON body of a non-streamed answer: the proxy's object when it has one, else read
+    leniently (:func:`loads_upstream`: lone surrogates survive); ``None`` when it is not JSON."""
+    data = response.parsed() if isinstance(response, JSONAnswer) else None
+    if data is None:
+        try:
+            data = loads_upstream(bytes(response.body))
+        except ValueError:
+            return None
+    return data
+
+
+def _facts(response: Response) -> tuple[str | None, dict[str, Any]]:
+    """``(finish_reason, usage)`` of a chat completion answer."""
     ctx = CallContext.__new__(CallContext)
     ctx.finish_reason, ctx.usage, ctx.answer = None, {}, []
-    try:
-        data = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, {}
+    data = _parsed(response)
     if isinstance(data, dict):
         _observe(data, ctx)
     return ctx.finish_reason, ctx.usage
@@ -429,6 +438,10 @@ def _used_arm(decision: RoutingDecision, headers: Mapping[str, str]) -> Candidat
     """The candidate that answered: ``x-r2router-model`` at the budget ``x-r2router-budget`` names."""
     model = headers.get("x-r2router-model", decision.model)
     cap = headers.get("x-r2router-budget")
+    if model == decision.model and format_budget(decision.max_tokens) == cap:
+        # the chosen arm answered (the common case): it is the first eligible candidate, so the loop
+        # below would pick it too, after building every candidate
+        return decision.chosen
     arms = [c for c in decision.candidates if c.model == model and c.eligible]
     for arm in arms:
         if format_budget(decision.max_tokens_for(arm.token_limit)) == cap:
@@ -451,11 +464,13 @@ def _observe(data: dict[str, Any], ctx: CallContext) -> None:
         ctx.usage = data["usage"]
 
 
-def _stamp(content: bytes, ctx: CallContext) -> bytes:
-    try:
-        data = loads_upstream(content)  # the gateway's one JSON reader and writer (lone surrogates survive)
-    except ValueError:
-        return content
+def _stamp(content: bytes, ctx: CallContext, data: Any = None) -> bytes:
+    """``content`` with the decision id as its ``id``; ``data`` is its decoded JSON if already read."""
+    if data is None:
+        try:
+            data = loads_upstream(content)  # the gateway's one JSON reader and writer (lone surrogates survive)
+        except ValueError:
+            return content
     if not isinstance(data, dict):
         return content
     data["id"] = ctx.decision_id

@@ -49,7 +49,16 @@ from r2router_integrations.server.metrics import GatewayMetrics
 from r2router_integrations.server.protocol import ChatRequest, upstream_request_body
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
-__all__ = ["CLIENT_SHARDS", "PASSED_HEADERS", "Attempt", "Proxy", "SSERewriter", "bypass_attempts", "plan_attempts"]
+__all__ = [
+    "CLIENT_SHARDS",
+    "PASSED_HEADERS",
+    "Attempt",
+    "JSONAnswer",
+    "Proxy",
+    "SSERewriter",
+    "bypass_attempts",
+    "plan_attempts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +209,25 @@ class SSERewriter:
         return b"data: " + dumps(data)
 
 
+class JSONAnswer(Response):
+    """An upstream's non-streamed JSON answer that keeps the object its body was written from.
+
+    The gateway's learning hooks read the answer's finish reason and usage, and stamp the
+    decision id, from :meth:`parsed` instead of decoding the body again.
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, data: dict[str, Any], *, status_code: int, headers: dict[str, str]) -> None:
+        super().__init__(dumps(data), status_code=status_code, headers=headers)
+        self._data = data
+        self._written = self.body
+
+    def parsed(self) -> dict[str, Any] | None:
+        """The decoded body, or ``None`` once the body was replaced (it may no longer match)."""
+        return self._data if self.body is self._written else None
+
+
 class SSEResponse(StreamingResponse):
     """A streaming response that always watches for the client going away, and then cancels the stream."""
 
@@ -331,9 +359,9 @@ class Proxy:
                 handed_over = True
                 stream = self._relay(first, chunks, response, upstream, started, deadline)
                 return SSEResponse(stream, headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
-            content = self._rewrite_body(await self._read(response, upstream, deadline), attempt.model)
+            data = self._rewrite_body(await self._read(response, upstream, deadline), attempt.model)
             self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-            return Response(content, status_code=status, headers=headers, media_type="application/json")
+            return JSONAnswer(data, status_code=status, headers=headers)
         finally:
             if not handed_over:
                 with anyio.CancelScope(shield=True):
@@ -395,7 +423,8 @@ class Proxy:
             raise _Failure(upstream.name, FailureKind.INVALID_RESPONSE, "empty stream")
         return first, chunks
 
-    def _rewrite_body(self, content: bytes, model: str) -> bytes:
+    def _rewrite_body(self, content: bytes, model: str) -> dict[str, Any]:
+        """The upstream's JSON object with ``model`` set to the pool model's full name."""
         try:
             data = loads_upstream(content)
         except ValueError:
@@ -404,7 +433,7 @@ class Proxy:
             raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
         if "model" in data:
             data["model"] = self._full_names[model]
-        return dumps(data)
+        return data
 
     async def _relay(
         self,

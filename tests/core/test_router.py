@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from r2router_core import R2Router, RouterConfig, RoutingDecision, TrainingData
+from r2router_core import R2Router, RouterConfig, RoutingDecision, RoutingOptions, TrainingData
 from r2router_core.errors import (
     CheckpointError,
     ConfigError,
@@ -461,6 +461,22 @@ def test_bad_options(router: R2Router, options: dict[str, Any], error: type[Exce
     with pytest.raises(error):
         router.route_batch(emb[None], **options)
     assert issubclass(error, ConfigError | ConstraintError)
+
+
+def test_options_routed_again_give_the_same_decisions_and_errors(router: R2Router) -> None:
+    """The router remembers resolved options; a repeat, or a config change (an embedder recorded), changes nothing."""
+    emb = router.training_data.embeddings[:3]
+    options = RoutingOptions(allowed_models=("m1", "m2"), max_budget=400)
+    first = [d.to_dict(with_candidates=True) for d in router.route_batch(emb, options)]
+    assert [d.to_dict(with_candidates=True) for d in router.route_batch(emb, options)] == first
+    router.embedder = HashEmbedder(dim=router.training_data.dim)
+    assert [
+        d.to_dict(with_candidates=True) for d in router.route_batch(emb, RoutingOptions(**options.to_dict()))
+    ] == first
+    unknown = RoutingOptions(allowed_models=("gpt-9",))
+    for _ in range(2):
+        with pytest.raises(UnknownModelError):
+            router.route_batch(emb, unknown)
 
 
 def test_bad_prompts(text_router: R2Router) -> None:

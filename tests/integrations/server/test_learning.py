@@ -282,3 +282,24 @@ def test_a_request_whose_every_upstream_failed_is_logged(
     assert (row.model, row.budget) == (last["model"], last["token_limit"])
     assert row.embedding is not None and row.prompt is None
     assert log.store.decisions() == [row]  # one row per request; training skips it (no answer)
+
+
+@pytest.mark.parametrize("content", ["plain answer", "lone \ud800 surrogate"])
+def test_an_answer_is_read_from_the_proxys_object_and_read_again_once_its_body_changes(content: str) -> None:
+    """The learning hooks take the proxy's decoded answer; a replaced body is decoded afresh, leniently."""
+    from r2router_integrations.server.learning import CallContext, _facts, _stamp
+    from r2router_integrations.server.proxy import JSONAnswer
+
+    choice = {"message": {"content": content}, "finish_reason": "length"}
+    data: dict[str, Any] = {"id": "up-1", "model": "m", "choices": [choice]}
+    data["usage"] = {"prompt_tokens": 3, "completion_tokens": 7}
+    answer = JSONAnswer(data, status_code=200, headers={})
+    assert answer.parsed() is data
+    assert _facts(answer) == ("length", {"prompt_tokens": 3, "completion_tokens": 7})
+    ctx = CallContext.__new__(CallContext)
+    ctx.decision_id, ctx.finish_reason, ctx.usage, ctx.answer = "dec-1", None, {}, []
+    stamped = _stamp(bytes(answer.body), ctx, answer.parsed())
+    assert json.loads(stamped)["id"] == "dec-1" and ctx.answer == [content] and ctx.finish_reason == "length"
+    answer.body = json.dumps({"choices": [{"finish_reason": "stop"}]}).encode()
+    assert answer.parsed() is None
+    assert _facts(answer) == ("stop", {})
