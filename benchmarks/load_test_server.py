@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -228,6 +229,10 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+PROMPT_IDS = itertools.count()
+"""Numbers the prompts of the whole run, so none repeats (see :func:`fire`)."""
+
+
 async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float, limit: int | None = None) -> Run:
     """One request in flight per client until ``seconds`` pass (or ``limit`` are sent)."""
     latencies: list[float] = []
@@ -240,7 +245,9 @@ async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float,
             i = counter["sent"]
             counter["sent"] += 1
             topic = TOPICS[i % len(TOPICS)]
-            body = {"model": target.model, "messages": [{"role": "user", "content": f"a {topic} question number {i}"}]}
+            # unique across rounds and paths: a repeated prompt would hit the gateway's embedding cache
+            content = f"a {topic} question number {next(PROMPT_IDS)}"
+            body = {"model": target.model, "messages": [{"role": "user", "content": content}]}
             start = time.perf_counter()
             try:
                 resp = await client.post(target.url, json=body, headers=dict(target.headers))

@@ -114,3 +114,24 @@ def test_serve_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> Non
     for option in (*options, "--store", "--keep-text", "--reload-every", "--no-escalation", "--explore"):
         assert option in out
     assert "--no-length-instruction" in out
+
+
+def test_embed_threads_must_be_positive(
+    saved_router: Path, upstreams_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--router", str(saved_router), "--upstreams", str(upstreams_file), "--embed-threads", "0"]
+    assert main(argv) == 1
+    assert "--embed-threads must be at least 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("torch_first", [True, False])
+def test_embed_threads_reach_torch_whether_or_not_it_was_imported(torch_first: bool) -> None:
+    """Set on torch if it is loaded, else through OMP_NUM_THREADS, which torch reads when imported."""
+    code = (
+        ("import torch; " if torch_first else "")
+        + "from r2router_integrations.cli.serve import _limit_torch_threads; _limit_torch_threads(1); "
+        + "import torch; print(torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=True)
+    assert out.stdout.strip() == "1"
