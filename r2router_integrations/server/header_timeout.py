@@ -43,12 +43,28 @@ _RESPONSE_408 = (
 
 
 class _HeaderDeadline:
-    """The timer shared by both protocols: armed while a request's headers are incomplete."""
+    """The timer shared by both protocols: armed while a request's headers are incomplete.
+
+    Mixed in before uvicorn's protocol class, so ``super()`` here is that protocol; each
+    subclass only says when a request begins and when its headers are complete.
+    """
 
     header_timeout: float
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     _header_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, header_timeout: float = DEFAULT_HEADER_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]  # uvicorn's protocol, after this mixin
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
@@ -91,18 +107,6 @@ if importlib.util.find_spec("httptools") is not None:  # pragma: no branch - uvi
             **kwargs: uvicorn's protocol arguments.
         """
 
-        def __init__(self, *args: Any, header_timeout: float = DEFAULT_HEADER_TIMEOUT, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.header_timeout = header_timeout
-
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(transport)
-            self._arm_header_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_timer()
-            super().connection_lost(exc)
-
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._arm_header_timer()
@@ -117,18 +121,6 @@ else:  # pragma: no cover
 
 class H11HeaderTimeout(_HeaderDeadline, _h11_base()):  # type: ignore[misc]
     """uvicorn's h11 protocol with a deadline on each request's headers (see :class:`HttpToolsHeaderTimeout`)."""
-
-    def __init__(self, *args: Any, header_timeout: float = DEFAULT_HEADER_TIMEOUT, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.header_timeout = header_timeout
-
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)
-        self._arm_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_timer()
-        super().connection_lost(exc)
 
     def handle_events(self) -> None:
         super().handle_events()
