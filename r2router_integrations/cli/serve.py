@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -224,8 +225,6 @@ def _build_app(args: argparse.Namespace) -> Any:
 
 def _limit_torch_threads(threads: int) -> None:
     """PyTorch's intra-op threads for this process, set before the embedder imports torch (or on it, if it did)."""
-    import sys
-
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     else:
