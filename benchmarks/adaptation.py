@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
-from r2router_core.decision_log import DecisionLog, decision_record
-from r2router_core.exploration import ExplorationPolicy
+from r2router_core.execute.exploration import ExplorationPolicy
+from r2router_core.execute.records import decision_record
 from r2router_core.store import training_data_from_decisions
+from r2router_core.store.decision_log import DecisionLog
 from r2router_core.testing import HashEmbedder
 
 VERDICT = {"large": 0.0, "medium": 1.0, "small": 0.2}

@@ -6,7 +6,7 @@ Run by hand::
 
 Both engines route the same Parquet file of synthetic prompts with the same
 router (HashEmbedder, 4 models x 3 budgets, exact search over 300 rows; the
-router of tests/core/test_batch.py). Ray runs on a local cluster of all the
+router of tests/core/engine/test_batch.py). Ray runs on a local cluster of all the
 machine's CPUs: once cold (``ray.init`` and actor start-up included, as
 ``r2router route-batch --engine ray`` does) and once warm (cluster already up).
 """
@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from r2router_core.batch import route_file
-from tests.core.test_batch import hash_router, prompts, write_input
+from r2router_core.engine.batch import route_file
+from tests.core.engine.test_batch import hash_router, prompts, write_input
 
 
 def main() -> None:

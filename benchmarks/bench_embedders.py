@@ -40,7 +40,7 @@ from real_data import embed_named, load_named
 
 from r2router_core import R2Router
 from r2router_core.embedders import Embedder, load_embedder
-from r2router_core.evaluation.protocol import complete_queries
+from r2router_core.evaluation.cross_validation import complete_queries
 from r2router_core.evaluation.runner import evaluate
 
 BACKENDS = {

@@ -47,7 +47,7 @@ from bench_routing import CARD_BUDGETS, CARD_MODELS  # the card's pool, defined 
 from numpy.typing import NDArray
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
-from r2router_core.index import FaissIVFIndex, resolve_index_kind
+from r2router_core.engine.index import FaissIVFIndex, resolve_index_kind
 
 DIM = 384
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scale.json"

@@ -7,6 +7,8 @@ Public API::
     RoutingDecision, Candidate
     RoutingOptions      per-call options (lambda, allowed models, caps), validated once
     FallbackPolicy      which provider failures move a call on to the next arm
+    ServingSettings     fallback, escalation, exploration, instruction, log: declared once
+    CallPlan            what a routed call does after its decision (sans-IO; drivers in execute)
     add_length_instruction  the paper's "Use at most N tokens." for any message type
     TrainingData
     KNNPredictor        multi-head kNN, one neighbour search per batch
@@ -17,9 +19,21 @@ from __future__ import annotations
 
 import logging
 
-from r2router_core.config import DEFAULT_TARGET, PREDICTORS, Budget, ModelSpec, RouterConfig, check_price, format_budget
-from r2router_core.decision import Candidate, RoutingDecision
-from r2router_core.decision_log import DecisionLog, LogStats, call_cost, decision_record, new_decision_id, open_log
+from r2router_core.engine.config import (
+    DEFAULT_TARGET,
+    PREDICTORS,
+    Budget,
+    ModelSpec,
+    RouterConfig,
+    check_price,
+    format_budget,
+)
+from r2router_core.engine.decision import Candidate, RoutingDecision
+from r2router_core.engine.options import OPTION_KEYS, STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
+from r2router_core.engine.predictors.knn import KNNPredictor
+from r2router_core.engine.router import R2Router
+from r2router_core.engine.scoring import Prediction
+from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import (
     CheckpointError,
     ConfigError,
@@ -37,9 +51,10 @@ from r2router_core.errors import (
     UnknownModelError,
     missing_dependency,
 )
-from r2router_core.escalation import Escalation, EscalationPolicy, TruncatedAttempt
-from r2router_core.exploration import ExplorationPolicy, IPSEstimate, ips_estimate, ips_from_store
-from r2router_core.fallback import (
+from r2router_core.evaluation.off_policy import IPSEstimate, ips_estimate, ips_from_store
+from r2router_core.execute.escalation import Escalation, EscalationPolicy, TruncatedAttempt
+from r2router_core.execute.exploration import ExplorationPolicy
+from r2router_core.execute.fallback import (
     DEFAULT_FALLBACKS,
     AttemptLog,
     FailedAttempt,
@@ -49,7 +64,7 @@ from r2router_core.fallback import (
     classify,
     parse_retry_after,
 )
-from r2router_core.instruction import (
+from r2router_core.execute.instruction import (
     LENGTH_INSTRUCTION,
     OPENAI_MESSAGES,
     MessageStyle,
@@ -58,11 +73,10 @@ from r2router_core.instruction import (
     join_instruction,
     length_instruction,
 )
-from r2router_core.options import OPTION_KEYS, STRUCTURED_OUTPUT_MIN_BUDGET, RoutingOptions
-from r2router_core.predictor import KNNPredictor
-from r2router_core.router import R2Router
-from r2router_core.scoring import Prediction
-from r2router_core.training_data import TrainingData
+from r2router_core.execute.plan import AnswerFacts, CallOutcome, CallPlan, PlanStateError
+from r2router_core.execute.records import call_cost, decision_record
+from r2router_core.execute.settings import ServingSettings
+from r2router_core.store.decision_log import DecisionLog, LogStats, new_decision_id, open_log
 
 __version__ = "0.1.0"
 
@@ -74,8 +88,11 @@ __all__ = [
     "OPTION_KEYS",
     "PREDICTORS",
     "STRUCTURED_OUTPUT_MIN_BUDGET",
+    "AnswerFacts",
     "AttemptLog",
     "Budget",
+    "CallOutcome",
+    "CallPlan",
     "Candidate",
     "CheckpointError",
     "ConfigError",
@@ -100,6 +117,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelSpec",
     "NoCandidateError",
+    "PlanStateError",
     "Prediction",
     "R2Router",
     "R2RouterError",
@@ -107,6 +125,7 @@ __all__ = [
     "RouterConfig",
     "RoutingDecision",
     "RoutingOptions",
+    "ServingSettings",
     "TrainingData",
     "TruncatedAttempt",
     "UnknownDecisionError",

@@ -31,7 +31,7 @@ META_FILE = "meta.json"
 
 def default_models_dir() -> Path:
     """``$R2ROUTER_CACHE_DIR/models``, else ``$XDG_CACHE_HOME/r2router/models``, else ``~/.cache/r2router/models``."""
-    from r2router_core.evaluation.datasets.fetch import default_cache_dir  # lazy: keeps the import graph flat
+    from r2router_core.cache_dir import default_cache_dir
 
     return default_cache_dir() / "models"
 

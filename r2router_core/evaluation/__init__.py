@@ -29,17 +29,8 @@ from r2router_core.evaluation.calibration import (
     calibrate,
     dataset_from_training_data,
 )
+from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
-from r2router_core.evaluation.dataset import RoutingDataset
-from r2router_core.evaluation.export import (
-    RouterArenaFiles,
-    load_cached_results,
-    routerarena_config,
-    routerarena_pool,
-    routerarena_predictions,
-    write_routerarena_predictions,
-    write_routerarena_submission,
-)
 from r2router_core.evaluation.metrics import (
     accuracy,
     arena_score,
@@ -52,9 +43,18 @@ from r2router_core.evaluation.metrics import (
     qnc,
     realise,
 )
-from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
 from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
+from r2router_core.interop.routerarena import (
+    RouterArenaFiles,
+    load_cached_results,
+    routerarena_config,
+    routerarena_pool,
+    routerarena_predictions,
+    write_routerarena_predictions,
+    write_routerarena_submission,
+)
 
 __all__ = [
     "CalibrationResult",

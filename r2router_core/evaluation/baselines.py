@@ -11,7 +11,7 @@ expectation. The realised accuracy and cost always come from
 Routers see only the test prompts' embeddings (and input token counts, known
 before a call); only the oracle reads the test outcomes, by definition.
 
-* :class:`RouterMethod`: :class:`~r2router_core.router.R2Router` (kNN, one
+* :class:`RouterMethod`: :class:`~r2router_core.engine.router.R2Router` (kNN, one
   search per batch) over all arms, or, restricted to one budget per model
   with :meth:`TrainingData.select`, the CARROT-style point router
   (:func:`point_router`): the same code path with the budget axis removed.
@@ -31,13 +31,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, PredictorName, RouterConfig, format_budget
+from r2router_core.engine.config import Budget, PredictorName, RouterConfig, format_budget
+from r2router_core.engine.options import RoutingOptions
+from r2router_core.engine.router import R2Router
+from r2router_core.engine.scoring import arm_costs, choose, eligibility, utilities
 from r2router_core.errors import ConfigError, DataError
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import oracle_arms
-from r2router_core.options import RoutingOptions
-from r2router_core.router import R2Router
-from r2router_core.scoring import arm_costs, choose, eligibility, utilities
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = [
     "Method",
@@ -234,7 +234,7 @@ class RouterMethod(Method):
         return pred, cost
 
     def choose(self, test: RoutingDataset, embeddings: NDArray[Any], lambdas: NDArray[np.float64]) -> NDArray[np.intp]:
-        """The router's argmax of predicted utility at each lambda (through ``r2router_core.scoring``)."""
+        """The router's argmax of predicted utility at each lambda (through ``r2router_core.engine.scoring``)."""
         pred, cost = self.predicted_costs(test, embeddings)
         config = self.router_.config
         lams = np.array([float(RoutingOptions.build(config, lambda_=float(lam)).lambda_ or 0.0) for lam in lambdas])
@@ -256,7 +256,7 @@ class _NoLabelFilter(logging.Filter):
 
 @contextmanager
 def _known_missing_arms() -> Iterator[None]:
-    target = logging.getLogger("r2router_core.predictor")
+    target = logging.getLogger("r2router_core.engine.predictors.knn")
     quiet = _NoLabelFilter()
     target.addFilter(quiet)
     try:

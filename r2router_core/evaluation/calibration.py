@@ -29,15 +29,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import RouterConfig
+from r2router_core.engine.config import RouterConfig
+from r2router_core.engine.router import R2Router
+from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.baselines import RouterMethod, flat_outcomes
+from r2router_core.evaluation.cross_validation import complete_queries, cross_validate
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import arena_score, lambda_grid, realise
-from r2router_core.evaluation.protocol import complete_queries, cross_validate
-from r2router_core.router import R2Router
-from r2router_core.training_data import TrainingData
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = [
     "CalibrationResult",

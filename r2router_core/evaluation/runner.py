@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from r2router_core.errors import ConfigError
 from r2router_core.evaluation.baselines import Method, RouterMethod, arm_label, default_methods, flat_outcomes
 from r2router_core.evaluation.calibration import CalibrationTarget, select_operating_point
+from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.curves import DeferralCurve, plot_deferral_curves
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import (
     arena_score,
     arm_means,
@@ -39,7 +39,7 @@ from r2router_core.evaluation.metrics import (
     peak_quality,
     qnc,
 )
-from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate, kfold_splits
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 from r2router_core.evaluation.token_error import token_errors
 
 __all__ = ["EvalResult", "MethodResult", "evaluate", "held_out_choices", "plot_results", "write_results"]
@@ -441,7 +441,7 @@ def held_out_choices(
 
     With the ``fold_lambdas`` of an :class:`EvalResult` row (and its dataset's
     complete queries, folds and seed) these are the choices behind the row's
-    accuracy and cost, e.g. for :func:`~r2router_core.evaluation.export.routerarena_predictions`.
+    accuracy and cost, e.g. for :func:`~r2router_core.interop.routerarena.routerarena_predictions`.
 
     Returns:
         shape (N,), flat arm indices.

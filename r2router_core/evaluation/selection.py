@@ -1,10 +1,10 @@
 """Let the training data choose: the predictor, its main knob, and lambda, by k-fold cross-validation.
 
 Every candidate (a predictor and its knob) is run through the evaluation's own
-:func:`~r2router_core.evaluation.protocol.cross_validate` on the training set
+:func:`~r2router_core.evaluation.cross_validation.cross_validate` on the training set
 and scored on the decisions it produces, with the evaluation's metrics:
 
-* target ``arena`` (the default, :data:`~r2router_core.config.DEFAULT_TARGET`):
+* target ``arena`` (the default, :data:`~r2router_core.engine.config.DEFAULT_TARGET`):
   the RouterArena arena score at the best lambda of the pooled held-out curve;
 * target ``cost=X`` or ``quality=Y``: the AUDC of the pooled held-out curve.
 
@@ -30,16 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.config import DEFAULT_TARGET, RouterConfig
+from r2router_core.engine.config import DEFAULT_TARGET, RouterConfig
+from r2router_core.engine.router import R2Router
+from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import DataError
 from r2router_core.evaluation.baselines import RouterMethod, flat_outcomes
 from r2router_core.evaluation.calibration import CalibrationTarget, dataset_from_training_data, select_operating_point
+from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate
 from r2router_core.evaluation.curves import DeferralCurve
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.metrics import arena_score, arm_means, audc, lambda_grid
-from r2router_core.evaluation.protocol import MethodRun, complete_queries, cross_validate
-from r2router_core.router import R2Router
-from r2router_core.training_data import TrainingData
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["ALPHA_GRID", "BLEND_GRID", "K_GRID", "Candidate", "SelectionResult", "select_predictor", "train_router"]
 

@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from r2router_core.evaluation.baselines import RouterMethod, arm_label
-from r2router_core.evaluation.dataset import RoutingDataset
-from r2router_core.evaluation.protocol import kfold_splits
+from r2router_core.evaluation.cross_validation import kfold_splits
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["token_errors"]
 

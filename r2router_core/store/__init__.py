@@ -39,12 +39,6 @@ with their text into ``feedback`` too, with the source ``grader:<spec>``
 
 from __future__ import annotations
 
-from r2router_core.store.export import (
-    config_from_store,
-    logged_outcomes,
-    training_data_from_decisions,
-    training_data_from_store,
-)
 from r2router_core.store.records import (
     ArmSummary,
     CallRecord,
@@ -55,6 +49,12 @@ from r2router_core.store.records import (
     StoredCall,
 )
 from r2router_core.store.store import DEFAULT_STORE_URL, OutcomeStore, store_url
+from r2router_core.store.training_export import (
+    config_from_store,
+    logged_outcomes,
+    training_data_from_decisions,
+    training_data_from_store,
+)
 
 __all__ = [
     "DEFAULT_STORE_URL",

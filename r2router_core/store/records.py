@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, format_budget
+from r2router_core.engine.config import Budget, format_budget
 from r2router_core.errors import DataError
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 CALL_STATUSES = ("ok", "error")
+DECISION_STATUSES = ("ok", "error", "abandoned")
+"""A logged decision may also be ``abandoned``: the caller left before the (paid) answer was complete."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,8 @@ class DecisionRecord:
         predicted_cost: The router's predicted USD of that arm.
         lambda_: The cost weight used.
         propensity: The probability with which this arm was chosen (1.0 without exploration).
-        status: ``"ok"`` or ``"error"`` (every attempt failed).
+        status: ``"ok"``, ``"error"`` (every attempt failed) or ``"abandoned"`` (the caller left
+            before the answer was complete; what the provider reported is kept).
         input_tokens: Prompt tokens from the provider's usage.
         output_tokens: Completion tokens from the provider's usage.
         finish_reason: The provider's finish reason (``"length"``: cut by the cap).
@@ -240,8 +243,8 @@ class DecisionRecord:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise DataError(f"a decision id must be a non-empty string, got {self.id!r}")
-        if self.status not in CALL_STATUSES:
-            raise DataError(f"decision {self.id}: status must be one of {CALL_STATUSES}, got {self.status!r}")
+        if self.status not in DECISION_STATUSES:
+            raise DataError(f"decision {self.id}: status must be one of {DECISION_STATUSES}, got {self.status!r}")
         if not 0.0 < self.propensity <= 1.0:
             raise DataError(f"decision {self.id}: propensity must be in (0, 1], got {self.propensity!r}")
 

@@ -115,7 +115,7 @@ def build_metadata() -> Any:
         Column("predicted_cost", Float),
         Column("lambda_", Float),
         Column("propensity", Float, nullable=False),
-        Column("status", String(16), nullable=False),  # ok | error
+        Column("status", String(16), nullable=False),  # ok | error | abandoned
         Column("input_tokens", Integer),
         Column("output_tokens", Integer),
         Column("finish_reason", String(40)),

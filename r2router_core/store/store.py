@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.config import Budget, ModelSpec
+from r2router_core.engine.config import Budget, ModelSpec
 from r2router_core.errors import ConfigError, DataError, UnknownDecisionError, missing_dependency
 from r2router_core.store.records import (
     ArmSummary,

@@ -25,7 +25,7 @@ from r2router_integrations.cli.common import (
     routing_options,
 )
 
-DEFAULT_BATCH_SIZE = 1024  # the same as r2router_core.batch.DEFAULT_BATCH_SIZE, without importing pyarrow here
+DEFAULT_BATCH_SIZE = 1024  # the same as r2router_core.engine.batch.DEFAULT_BATCH_SIZE, without importing pyarrow here
 
 
 def add_parser(sub: Any) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             **common,
         )
     else:
-        from r2router_core.batch import route_file
+        from r2router_core.engine.batch import route_file
 
         n = route_file(load_router(args), args.input, args.out, **common)
     seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ Libraries, and why:
   the limit, retries included (every attempt passes the limiter). A larger bucket
   would allow a burst of ``rpm`` on top of the steady rate within the first minute.
 * ``tenacity`` retries 429, 5xx, timeouts and connection errors (as the core's
-  :func:`~r2router_core.fallback.classify` sees them) with exponential backoff and
+  :func:`~r2router_core.execute.fallback.classify` sees them) with exponential backoff and
   full jitter (``wait_random_exponential``), waiting exactly the ``Retry-After`` a provider sends instead (capped at
   ``max_wait``); any other error (a 400, an auth error) is not retried.
 * ``asyncio.timeout`` puts a total deadline on each attempt (``call_timeout``), not

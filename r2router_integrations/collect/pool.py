@@ -10,7 +10,7 @@ Each member makes one (prompt, budget) call exactly as routing will later make i
   by the core's :func:`~r2router_core.add_length_instruction`.
 
 A member raises on failure; the runner classifies the error with the core's
-:func:`~r2router_core.fallback.classify` (429, 5xx, timeouts and connection
+:func:`~r2router_core.execute.fallback.classify` (429, 5xx, timeouts and connection
 errors are retried; anything else is recorded at once).
 """
 

@@ -4,7 +4,7 @@ Each routed call carries a :class:`CallContext` in its kwargs (under
 :data:`CALL_KEY`, beside the decision): its id, the prompt's embedding (only
 when a log is open) and its start time. The id goes to
 ``response_metadata["r2router"]["decision_id"]``; the log row is written by the
-core's :class:`~r2router_core.decision_log.DecisionLog` off the caller's path.
+core's :class:`~r2router_core.store.decision_log.DecisionLog` off the caller's path.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The id goes to ``additional_kwargs["r2router"]["decision_id"]``; with ``store=``
 each call's row is queued on the core's
-:class:`~r2router_core.decision_log.DecisionLog` (written off the caller's path).
+:class:`~r2router_core.store.decision_log.DecisionLog` (written off the caller's path).
 Tokens and the finish reason are read from the pool LLM's ``raw`` answer
 (OpenAI's shape) or its ``additional_kwargs`` (``prompt_tokens``,
 ``completion_tokens``), when it reports them.

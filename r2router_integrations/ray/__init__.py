@@ -1,8 +1,8 @@
-"""Batch routing on Ray Data: the same decisions as :mod:`r2router_core.batch`, on a cluster.
+"""Batch routing on Ray Data: the same decisions as :mod:`r2router_core.engine.batch`, on a cluster.
 
 :func:`route_dataset` maps a ``ray.data.Dataset`` of prompts through a pool of
 actors; each actor loads the router and its embedder once, in its constructor,
-and calls :func:`r2router_core.batch.route_table` on every batch it receives.
+and calls :func:`r2router_core.engine.batch.route_table` on every batch it receives.
 :func:`route_file` reads a Parquet/JSONL/CSV file with Ray Data and writes one
 Parquet file, in input order.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from r2router_core import ConfigError
-from r2router_core.batch import DEFAULT_BATCH_SIZE, input_format, normalise_columns, route_table
+from r2router_core.engine.batch import DEFAULT_BATCH_SIZE, input_format, normalise_columns, route_table
 from r2router_integrations.ray._engine import actor_pool, ray_module, session
 from r2router_integrations.ray.embed import EmbedderActor, RayEmbedder
 

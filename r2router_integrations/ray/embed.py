@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.batch import DEFAULT_BATCH_SIZE
 from r2router_core.embedders import check_embeddings, check_texts, load_embedder
+from r2router_core.engine.batch import DEFAULT_BATCH_SIZE
 from r2router_integrations.ray._engine import actor_pool, ray_module
 
 __all__ = ["EmbedderActor", "RayEmbedder"]

@@ -20,7 +20,7 @@ Hooks in the app (kept apart from the forwarding code)::
 
 The log row is built after the last byte went to the client (a Starlette
 background task, or the end of the stream) and written by the core's
-:class:`~r2router_core.decision_log.DecisionLog` thread: logging never delays or
+:class:`~r2router_core.store.decision_log.DecisionLog` thread: logging never delays or
 fails an answer. The row stores the embedding the request was routed on (the
 micro-batcher hands it out: the prompt is embedded once); text is kept only with
 ``keep_text``.

@@ -13,7 +13,7 @@ Routing options come from two places; the body object wins on a key given in bot
 
 The client's ``max_completion_tokens``/``max_tokens`` (the smaller if both) is the
 options' ``max_tokens``: an upper bound on the budget the router may choose (see
-:mod:`r2router_core.options`). A request with ``tools``, ``functions`` or a JSON
+:mod:`r2router_core.engine.options`). A request with ``tools``, ``functions`` or a JSON
 ``response_format`` gets the structured-output budget floor.
 """
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from r2router_core.config import Budget, ModelSpec
+from r2router_core.engine.config import Budget, ModelSpec
 from r2router_core.errors import ConfigError, DataError
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.datasets._jsonl import field, read_jsonl
 from r2router_core.evaluation.datasets.fetch import alpacaeval_dir
 from r2router_core.evaluation.datasets.tokens import count_tokens
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["ALPACAEVAL_MODELS", "LENGTH_MODES", "load_alpacaeval_length"]
 

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 
 from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
 from r2router_core.errors import ConfigError, EmbeddingError
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.datasets.fetch import default_cache_dir
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["embed_dataset", "embedding_cache_dir"]
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r2router_core.cache_dir import CACHE_DIR_ENV, default_cache_dir
 from r2router_core.errors import DataError, ResourceUnavailableError
 
 __all__ = [
@@ -45,8 +46,6 @@ logger = logging.getLogger(__name__)
 DATA_DIR_ENV = "R2ROUTER_DATA_DIR"
 """Environment variable naming a directory that holds the dataset folders."""
 
-CACHE_DIR_ENV = "R2ROUTER_CACHE_DIR"
-"""Environment variable moving r2router's cache root (default ``~/.cache/r2router``)."""
 
 ROUTERARENA_FOLDER = "routerarena_sub10"
 ROUTERARENA_MODELS = ("claude-3-haiku-20240307", "gemini-2.0-flash-001")
@@ -104,12 +103,6 @@ _ALPACAEVAL = _Source(
 )
 
 
-def default_cache_dir() -> Path:
-    """r2router's cache root: ``$R2ROUTER_CACHE_DIR``, else ``$XDG_CACHE_HOME/r2router``, else ``~/.cache/r2router``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    base = Path(os.environ["XDG_CACHE_HOME"]) if os.environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "r2router"
 
 
 def _datasets_cache(cache_dir: str | Path | None) -> Path:

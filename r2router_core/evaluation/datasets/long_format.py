@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.config import Budget, ModelSpec
+from r2router_core.engine.config import Budget, ModelSpec
 from r2router_core.errors import ConfigError, DataError
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.datasets._jsonl import read_jsonl
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["load_long_format", "load_r2bench_judge_dir", "parse_budget"]
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core.config import ModelSpec
+from r2router_core.engine.config import ModelSpec
 from r2router_core.errors import DataError
-from r2router_core.evaluation.dataset import RoutingDataset
 from r2router_core.evaluation.datasets._jsonl import field, read_jsonl
 from r2router_core.evaluation.datasets.fetch import routerarena_dir
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = ["load_routerarena"]
 

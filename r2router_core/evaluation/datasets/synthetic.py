@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.config import Budget, ModelSpec, RouterConfig, validate_lambda
+from r2router_core.engine.config import Budget, ModelSpec, RouterConfig, validate_lambda
 from r2router_core.errors import ConfigError, DataError
-from r2router_core.evaluation.dataset import RoutingDataset
+from r2router_core.evaluation.routing_dataset import RoutingDataset
 
 __all__ = [
     "DEFAULT_SYNTHETIC_MODELS",
@@ -308,7 +308,7 @@ def synthetic_optimum(dataset: RoutingDataset, lambda_: float) -> NDArray[np.int
     ``utility = (1 - lambda) * E[quality] - lambda * E[tokens] * output_price / 1e6``,
     the router's rule applied to the generator's exact expectations. Budgets an
     answer always fits are the same arm as uncapped, so exact ties exist; the
-    first arm wins them, as in :func:`r2router_core.scoring.choose`
+    first arm wins them, as in :func:`r2router_core.engine.scoring.choose`
     (:func:`synthetic_optimal_arms` gives them all).
 
     Args:

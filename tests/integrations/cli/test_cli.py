@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
-from r2router_core.config import format_budget
+from r2router_core.engine.config import format_budget
 from r2router_core.testing import HashEmbedder
 from r2router_integrations import cli as cli_module
 from r2router_integrations.cli import main

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from r2router_core import R2Router
-from r2router_core.decision_log import decision_record
-from r2router_core.exploration import ExplorationPolicy, ips_from_store
+from r2router_core.evaluation.off_policy import ips_from_store
+from r2router_core.execute.exploration import ExplorationPolicy
+from r2router_core.execute.records import decision_record
 from r2router_core.store import OutcomeStore
 from r2router_integrations.cli import main
 

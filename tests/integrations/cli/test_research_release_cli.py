@@ -9,7 +9,7 @@ import pytest
 
 from r2router_core import R2Router
 from r2router_integrations.cli import main
-from tests.core.test_research_release import write_release
+from tests.core.interop.test_research_release import write_release
 
 
 @pytest.fixture

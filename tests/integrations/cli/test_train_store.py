@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from r2router_core import ModelSpec, R2Router
-from r2router_core.decision_log import decision_record
+from r2router_core.execute.records import decision_record
 from r2router_core.store import CallRecord, GradeRecord, OutcomeStore, PromptRecord
 from r2router_integrations.cli import main
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from r2router_core import ConfigError, R2Router, UnknownDecisionError
-from r2router_core.decision_log import call_cost
+from r2router_core.execute.records import call_cost
 from r2router_integrations.langchain import R2RouterChatModel
 from tests.integrations.langchain.conftest import CHAT, LONG_ANSWER, MATH, fake_pool
 

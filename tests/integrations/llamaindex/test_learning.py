@@ -9,7 +9,7 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from r2router_core import ConfigError, UnknownDecisionError
-from r2router_core.decision_log import call_cost
+from r2router_core.execute.records import call_cost
 from r2router_integrations.llamaindex import R2RouterLLM
 from r2router_integrations.llamaindex.testing import RecordingLLM
 from tests.integrations.server.support import MATH_PROMPT, build_router

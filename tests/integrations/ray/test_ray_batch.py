@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from r2router_core.batch import route_file
+from r2router_core.engine.batch import route_file
 from r2router_integrations.cli import main
 from r2router_integrations.ray import route_dataset
-from tests.core.test_batch import hash_router, prompts, write_input
+from tests.core.engine.test_batch import hash_router, prompts, write_input
 
 N_PROMPTS = 3000
 

@@ -14,8 +14,8 @@ import pytest
 from numpy.typing import NDArray
 
 from r2router_core import R2Router
-from r2router_core.decision_log import DecisionLog
 from r2router_core.store import DecisionRecord
+from r2router_core.store.decision_log import DecisionLog
 
 from .support import ServerThread, Stub, start_gateway
 

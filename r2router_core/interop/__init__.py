@@ -1,0 +1,1 @@
+"""Formats of other projects: the R2-Router research release (read) and RouterArena (write)."""

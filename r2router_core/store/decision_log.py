@@ -1,0 +1,197 @@
+"""The decision log: every routed call, written to the outcome store in the background.
+
+The caller's path only builds a :class:`~r2router_core.store.DecisionRecord` and
+puts it on a bounded queue (:meth:`DecisionLog.record` never blocks and never
+raises); one daemon thread drains the queue in batches into the store. A full
+queue or a broken store is logged and counted (:attr:`DecisionLog.stats`), and
+the answer still goes out. Privacy by default: the prompt and answer text are
+dropped here, the one place every integration goes through, unless the
+deployment opts in with ``keep_text=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from r2router_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from r2router_core.store import DecisionRecord, FeedbackRecord, OutcomeStore
+
+__all__ = ["DecisionLog", "LogStats", "new_decision_id", "open_log"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE = 10_000
+"""Records waiting for the writer before new ones are dropped (and counted)."""
+
+BATCH_SIZE = 256
+"""Records written per transaction at most."""
+
+
+def new_decision_id() -> str:
+    """A fresh decision id: 32 hex digits of a random UUID (unique across processes and hosts)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Counters of a :class:`DecisionLog` since it opened.
+
+    Attributes:
+        queued: Records accepted onto the queue.
+        written: Records handed to the store without error (it keeps one row per id).
+        dropped: Records refused because the queue was full.
+        failed: Records lost because the store refused a batch.
+        pending: Records still waiting for the writer.
+    """
+
+    queued: int
+    written: int
+    dropped: int
+    failed: int
+    pending: int
+
+
+class DecisionLog:
+    """Writes :class:`~r2router_core.store.DecisionRecord` rows to an outcome store, off the caller's path.
+
+    Args:
+        store: An :class:`~r2router_core.store.OutcomeStore`, or its SQLAlchemy URL / SQLite path.
+        keep_text: Keep the prompt and answer text in the store (off: privacy by default;
+            only the embedding and the numbers are written).
+        max_queue: Records waiting at most; more are dropped and counted.
+
+    Raises:
+        ConfigError: ``max_queue`` is not a positive integer.
+        MissingDependencyError: SQLAlchemy is not installed (the ``store`` extra).
+    """
+
+    def __init__(
+        self, store: OutcomeStore | str | Path, *, keep_text: bool = False, max_queue: int = DEFAULT_MAX_QUEUE
+    ) -> None:
+        from r2router_core.store import OutcomeStore
+
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise ConfigError(f"max_queue must be a positive integer, got {max_queue!r}")
+        self.store = store if isinstance(store, OutcomeStore) else OutcomeStore(store)
+        self.keep_text = bool(keep_text)
+        self._queue: queue.Queue[DecisionRecord | None] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._counts = {"queued": 0, "written": 0, "dropped": 0, "failed": 0}
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="r2router-decision-log", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"DecisionLog({self.store!r}, keep_text={self.keep_text})"
+
+    # -- the caller's side: never blocks, never raises --------------------------------
+    def record(self, record: DecisionRecord) -> bool:
+        """Queue one record for the store; ``False`` if it was dropped (queue full or log closed)."""
+        if not self.keep_text and (record.prompt is not None or record.answer is not None):
+            record = replace(record, prompt=None, answer=None)
+        try:
+            if self._closed:
+                raise queue.Full
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._count("dropped")
+            logger.warning("decision log: queue full or closed, decision %s not logged", record.id)
+            return False
+        self._count("queued")
+        return True
+
+    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> FeedbackRecord:
+        """Store a quality score in [0, 1] for a logged decision (waits for it if still queued).
+
+        Raises:
+            DataError: ``quality`` is not a number in [0, 1].
+            UnknownDecisionError: No decision with this id is logged.
+        """
+        if self.store.decision(decision_id) is None:
+            self.flush(timeout=5.0)
+        return self.store.record_feedback(decision_id, quality, source=source)
+
+    @property
+    def stats(self) -> LogStats:
+        """The counters, and how many records wait."""
+        with self._lock:
+            return LogStats(pending=self._queue.unfinished_tasks, **self._counts)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued record is written or failed; ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to ``timeout`` seconds), stop the writer, release the store."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=1.0)
+        self._thread.join(timeout)
+        self.store.close()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread -------------------------------------------------------------
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while len(batch) < BATCH_SIZE:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            records = [r for r in batch if r is not None]
+            try:
+                if records:
+                    self.store.record_decisions(records)
+                    self._count("written", len(records))
+            except Exception:  # a broken store must not kill the writer
+                self._count("failed", len(records))
+                logger.exception("decision log: the store refused %d decisions", len(records))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if any(r is None for r in batch):
+                return
+
+
+def open_log(store: Any, keep_text: bool = False) -> DecisionLog | None:
+    """The decision log of a ``store=`` setting: a URL, a path, an ``OutcomeStore``, a ``DecisionLog`` or ``None``.
+
+    Raises:
+        ConfigError: Any other value.
+    """
+    from r2router_core.store import OutcomeStore
+
+    if store is None or isinstance(store, DecisionLog):
+        return store
+    if not isinstance(store, str | Path | OutcomeStore):
+        raise ConfigError(f"store must be a SQLAlchemy URL, a path, an OutcomeStore or a DecisionLog, got {store!r}")
+    return DecisionLog(store, keep_text=keep_text)

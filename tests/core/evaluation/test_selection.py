@@ -1,0 +1,107 @@
+"""Choosing the predictor and lambda by cross-validation on the training data (``predictor="auto"``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
+from r2router_core.engine.config import DEFAULT_LAMBDA
+from r2router_core.errors import DataError
+from r2router_core.evaluation.baselines import RouterMethod
+from r2router_core.evaluation.calibration import dataset_from_training_data, select_operating_point
+from r2router_core.evaluation.cross_validation import cross_validate
+from r2router_core.evaluation.selection import select_predictor, train_router
+
+POOL = (ModelSpec("gpt-4o", output_price=10.0, input_price=2.5), ModelSpec("gpt-4o-mini", output_price=0.6))
+
+
+def pool_data(
+    X: np.ndarray, mini_quality: np.ndarray, *, dear_quality: float = 0.9
+) -> tuple[RouterConfig, TrainingData]:
+    """gpt-4o vs gpt-4o-mini, one uncapped budget, ~300 output tokens per answer."""
+    n = len(X)
+    quality = np.stack([np.full(n, dear_quality), mini_quality], axis=1)[:, :, None]
+    tokens = np.full((n, 2), 300.0)
+    config = RouterConfig(models=POOL, budgets=(None,))
+    return config, TrainingData(X.astype(np.float32), config.model_names, (None,), quality, tokens)
+
+
+def linear_problem(n: int = 300, d: int = 24, seed: int = 0) -> tuple[RouterConfig, TrainingData]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    w = rng.normal(size=d) / np.sqrt(d)
+    return pool_data(X, np.clip(0.55 + 0.3 * X @ w, 0.0, 1.0))
+
+
+def clustered_problem(n: int = 300, d: int = 24, seed: int = 0) -> tuple[RouterConfig, TrainingData]:
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(n, 2))  # four clusters at (+-1, +-1, 0, ...), noise elsewhere
+    X = 0.2 * rng.normal(size=(n, d))
+    X[:, :2] += signs
+    good = signs[:, 0] * signs[:, 1] > 0  # XOR: mini as good as 4o on two diagonal clusters, useless on the others
+    return pool_data(X, np.where(good, 0.9, 0.1))
+
+
+def test_labels_linear_in_the_embedding_make_auto_pick_ridge() -> None:
+    config, data = linear_problem()
+    result = select_predictor(config.with_options(predictor="auto"), data)
+    assert result.chosen.predictor == "ridge"
+    by_label = {c.label: c.score for c in result.candidates}
+    assert result.chosen.score > by_label["knn k=80"]
+    assert result.config.predictor == "ridge" and result.config.alpha == result.chosen.alpha
+    record = result.config.selection["predictor"]  # type: ignore[index]
+    assert record["chosen"] == result.chosen.label and record["metric"] == "arena"
+    assert len(record["candidates"]) == len(result.candidates) and len(record["candidates"][0]["fold_scores"]) == 5
+
+
+def test_clustered_labels_make_auto_keep_knn() -> None:
+    config, data = clustered_problem()
+    result = select_predictor(config.with_options(predictor="auto"), data)
+    assert result.chosen.predictor == "knn"
+    best_ridge = max(c.score for c in result.candidates if c.predictor == "ridge")
+    assert result.chosen.score > best_ridge
+
+
+def test_scores_are_the_evaluations_cross_validated_arena_score() -> None:
+    config, data = clustered_problem(n=120)
+    result = select_predictor(config, data, calibrate_lambda=True)  # knn given: only scored
+    assert len(result.candidates) == 1
+    ds = dataset_from_training_data(data, config)
+    run = cross_validate(ds, data.embeddings, [RouterMethod("x", k=80)], lambdas=result.curve.lambdas)["x"]
+    np.testing.assert_allclose(result.curve.quality, run.curve().quality)
+    index, _ = select_operating_point(run.curve(), "arena")
+    assert result.config.lambda_ == run.lambdas[index]
+    assert "predictor" not in (result.config.selection or {})
+
+
+def test_router_with_auto_resolves_it_when_fitted() -> None:
+    config, data = linear_problem(n=150)
+    router = R2Router(config.with_options(predictor="auto"), data)
+    assert router.config.predictor == "ridge" and "predictor" in (router.config.selection or {})
+
+
+def test_default_lambda_routes_everything_to_the_cheapest_but_the_calibrated_one_mixes() -> None:
+    config, data = clustered_problem(seed=1)
+    X_new = clustered_problem(seed=1)[1].embeddings  # the same topics: a deployment like the training data
+    untuned = R2Router(config, data)
+    assert untuned.config.lambda_ == DEFAULT_LAMBDA
+    assert {d.model for d in untuned.route_batch(X_new)} == {"gpt-4o-mini"}
+    router = train_router(config, data)
+    chosen = [d.model for d in router.route_batch(X_new)]
+    assert 0.3 < chosen.count("gpt-4o") / len(chosen) < 0.7
+    lam = router.config.selection["lambda"]  # type: ignore[index]
+    assert lam["lambda"] == router.config.lambda_ < DEFAULT_LAMBDA and lam["target"] == "arena"
+    assert lam["accuracy"] > 0.85 and len(lam["curve"]["quality"]) == len(lam["curve"]["lambda"])
+
+
+def test_cost_target_scores_by_audc_and_meets_the_budget() -> None:
+    config, data = clustered_problem(n=150)
+    result = select_predictor(config, data, target="cost=1.5", calibrate_lambda=True)
+    assert result.config.selection["lambda"]["cost_per_1k"] <= 1.5  # type: ignore[index]
+
+
+def test_too_few_complete_queries_is_a_clear_error() -> None:
+    config, data = clustered_problem(n=8)
+    with pytest.raises(DataError, match=r"needs at least 10 training queries with every arm observed, got 8"):
+        select_predictor(config.with_options(predictor="auto"), data)
