@@ -7,7 +7,7 @@ import pytest
 
 from r2router_core import ModelSpec, R2Router, RouterConfig, TrainingData
 from r2router_core.engine.config import DEFAULT_LAMBDA
-from r2router_core.errors import DataError
+from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.baselines import RouterMethod
 from r2router_core.evaluation.calibration import dataset_from_training_data, select_operating_point
 from r2router_core.evaluation.cross_validation import cross_validate
@@ -75,9 +75,12 @@ def test_scores_are_the_evaluations_cross_validated_arena_score() -> None:
     assert "predictor" not in (result.config.selection or {})
 
 
-def test_router_with_auto_resolves_it_when_fitted() -> None:
+def test_auto_is_resolved_by_the_trainer_and_the_engine_refuses_it() -> None:
+    """The engine never runs cross-validation: an unresolved 'auto' names the trainer that resolves it."""
     config, data = linear_problem(n=150)
-    router = R2Router(config.with_options(predictor="auto"), data)
+    with pytest.raises(ConfigError, match="train_router"):
+        R2Router(config.with_options(predictor="auto"), data).route(data.embeddings[0])
+    router = train_router(config.with_options(predictor="auto"), data, calibrate_lambda=False)
     assert router.config.predictor == "ridge" and "predictor" in (router.config.selection or {})
 
 
