@@ -519,6 +519,15 @@ class R2Router:
         """Embed one prompt and route it; options as :meth:`route_batch`."""
         return self.route_texts([text], options, **keywords)[0]
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each prompt's length in tokens, for its input cost.
+
+        Uses :func:`~r2router_core.engine.tokens.estimate_tokens` (``max(1, ceil(1.3 x words))``).
+        """
+        from r2router_core.engine.tokens import estimate_tokens
+
+        return estimate_tokens(texts)
+
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed prompts with the attached embedder, shape (n, D)."""
         if self._embedder is None:
