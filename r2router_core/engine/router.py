@@ -522,7 +522,7 @@ class R2Router:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each prompt's length in tokens, for its input cost.
 
-        Uses :func:`~r2router_core.engine.tokens.estimate_tokens` (``max(1, ceil(1.3 x words))``).
+        Uses :func:`~r2router_core.engine.tokens.estimate_tokens` (``max(1, int(1.3 x words))``).
         """
         from r2router_core.engine.tokens import estimate_tokens
 
