@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "r2router_integrations.cli.calibrate",
     "serve": "r2router_integrations.cli.serve",
     "demo": "r2router_integrations.cli.demo",
-    "collect": "r2router_integrations.collect.cli",
+    "collect": "r2router_integrations.cli.collect",
 }
 
 

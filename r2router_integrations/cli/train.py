@@ -38,6 +38,11 @@ def add_parser(sub: Any) -> None:
     add_training_input_arguments(p, required=False)
     p.add_argument("--store", metavar="URL", help="outcome store: its collected calls and logged feedback")
     p.add_argument("--grader", help="whose grades are the collected quality (default: the store's only grader)")
+    p.add_argument(
+        "--accept-degenerate-grades",
+        action="store_true",
+        help="train on collected grades that give one score to nearly every answer (refused by default)",
+    )
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
     p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: calibrated by CV)")
@@ -102,9 +107,14 @@ def run(args: argparse.Namespace) -> int:
 def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
     from r2router_core.embedders import load_embedder
     from r2router_core.store import OutcomeStore, config_from_store, training_data_from_store
+    from r2router_integrations.collect.graders import require_usable_grades
 
     embedder = load_embedder(args.embedder, cache_size=0)
     with OutcomeStore(args.store) as store:
+        names = store.graders()
+        grader = args.grader if args.grader is not None else (names[0] if len(names) == 1 else None)
+        if grader in names:  # a grader that scores every answer alike labels nothing
+            require_usable_grades(store, grader, accept_degenerate=args.accept_degenerate_grades)
         data = training_data_from_store(store, embedder, grader=args.grader)
         return config_from_store(store, data, embedder), data
 

@@ -9,7 +9,7 @@ model card's training-data layout::
 
     store = OutcomeStore("runs.db")
     collect(read_prompts("prompts.jsonl"), "upstreams.yaml", (64, 256, None), store,
-            prompt_set="prompts", graders=["exact"])
+            prompt_set="prompts", graders=["contains"])
     export_store(store, "my-router-data", embedder)
 
 ``grade_log`` grades the answers of the decision log whose text was kept
@@ -20,15 +20,27 @@ Needs the ``collect`` extra: ``pip install 'r2router[collect]'``.
 
 from __future__ import annotations
 
-from r2router_integrations.collect.export import export_store
-from r2router_integrations.collect.graders import GRADER_SPECS, JUDGE_RUBRIC, JudgeGrader, RuleGrader
+from r2router_integrations.collect.graders import (
+    GRADER_SPECS,
+    JUDGE_RUBRIC,
+    GradeCheck,
+    JudgeGrader,
+    RuleGrader,
+    check_grades,
+    per_row_grader,
+    require_usable_grades,
+)
+from r2router_integrations.collect.grading import GradePlan, GradeResult
 from r2router_integrations.collect.limits import Limits
 from r2router_integrations.collect.logged import LogGradePlan, LogGradeResult
 from r2router_integrations.collect.plan import CollectPlan, build_plan, parse_budgets
 from r2router_integrations.collect.pool import Answer, ChatModelMember, PoolMember, UpstreamMember
-from r2router_integrations.collect.prompts import read_prompts
+from r2router_integrations.collect.prompts import Prompt, read_prompts
 from r2router_integrations.collect.runner import (
+    EXIT_CELLS_FAILED,
+    EXIT_MAX_USD,
     CollectResult,
+    PreflightError,
     acollect,
     agrade,
     agrade_log,
@@ -37,19 +49,27 @@ from r2router_integrations.collect.runner import (
     grade,
     grade_log,
 )
+from r2router_integrations.collect.training_dir import export_store
 
 __all__ = [
+    "EXIT_CELLS_FAILED",
+    "EXIT_MAX_USD",
     "GRADER_SPECS",
     "JUDGE_RUBRIC",
     "Answer",
     "ChatModelMember",
     "CollectPlan",
     "CollectResult",
+    "GradeCheck",
+    "GradePlan",
+    "GradeResult",
     "JudgeGrader",
     "Limits",
     "LogGradePlan",
     "LogGradeResult",
     "PoolMember",
+    "PreflightError",
+    "Prompt",
     "RuleGrader",
     "UpstreamMember",
     "acollect",
@@ -57,10 +77,13 @@ __all__ = [
     "agrade_log",
     "build_plan",
     "chat_model_pool",
+    "check_grades",
     "collect",
     "export_store",
     "grade",
     "grade_log",
     "parse_budgets",
+    "per_row_grader",
     "read_prompts",
+    "require_usable_grades",
 ]

@@ -10,8 +10,12 @@ Named by a spec string (the ``--grader`` of ``r2router collect``)::
                             PATTERN, its first group (or match) in the answer must equal the reference
     contains                the normalised reference occurs in the normalised answer
     python:MODULE:FUNCTION  your function(answer, reference, prompt) -> float in [0, 1], bool or None
-    judge:UPSTREAM          an LLM judge: an upstream of the yaml (or --judge-upstreams)
-    judge:MODULE:ATTR       an LLM judge: a LangChain chat model (or a function returning one)
+                            (MODULE is imported from the current directory too)
+    per-row                 each prompt's own rule grader: the ``grader`` of its row in the prompts file
+                            (e.g. numeric for maths, contains for the rest)
+    judge:UPSTREAM          an LLM judge: an upstream of the yaml (or --judge-upstreams), priced there
+    judge:MODULE:ATTR       an LLM judge: a LangChain chat model (or a function returning one), priced
+                            with --judge-price IN,OUT
 
 Rule graders score a missing answer or letter as 0: the model failed. A score
 of ``None`` means *ungraded*, never 0: a judge answer that does not follow the
@@ -20,27 +24,47 @@ rubric is stored as ungraded with the reason, and export leaves that cell out.
 The judge's rubric is :data:`JUDGE_RUBRIC`; its answer must be exactly one line
 ``SCORE: <number in [0, 1]>``, anything else is unparseable (strict on purpose:
 a lenient parser turns "I cannot score this" into a number).
+
+Grades are checked before they label anything (:func:`check_grades`): a grader that
+gives one score to at least :data:`DEGENERATE_SHARE` of the answers cannot tell the
+models apart (``exact`` on free-text answers scores everything 0), so export and
+``r2router train --store`` refuse its grades unless told to accept them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
+import os
 import re
+import statistics
+import sys
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from r2router_core import ConfigError, DataError
 from r2router_core.store import PromptRecord
 
+if TYPE_CHECKING:
+    from r2router_core.store import OutcomeStore
+
 __all__ = [
+    "DEGENERATE_SHARE",
     "GRADER_SPECS",
     "JUDGE_RUBRIC",
+    "PER_ROW",
+    "GradeCheck",
     "JudgeGrader",
     "RuleGrader",
+    "check_grades",
     "parse_judge_score",
+    "per_row_grader",
+    "require_usable_grades",
     "rule_grader",
 ]
 
@@ -51,12 +75,22 @@ GRADER_SPECS = (
     "regex[:PATTERN]",
     "contains",
     "python:MODULE:FUNCTION",
+    "per-row",
     "judge:UPSTREAM",
     "judge:MODULE:ATTR",
 )
 """The grader specs ``--grader`` accepts."""
 
 DEFAULT_NUMERIC_TOLERANCE = 1e-6
+
+PER_ROW = "per-row"
+"""The grader that grades each prompt with the rule grader its row names."""
+
+DEGENERATE_SHARE = 0.95
+"""A grader that gives one score to at least this share of the answers is degenerate."""
+
+MIN_GRADES_CHECKED = 20
+"""Fewer scored answers than this are too few to call a grader degenerate."""
 
 JUDGE_RUBRIC = """You are grading one answer to a question.
 
@@ -251,12 +285,32 @@ def _python(spec: str, target: str) -> RuleGrader:
     if not module_name or not attr:
         raise ConfigError(f"grader {spec!r}: write python:MODULE:FUNCTION, e.g. python:my_graders:score")
     try:
-        func = getattr(importlib.import_module(module_name), attr)
+        func = getattr(_import_user_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"grader {spec!r}: cannot import {attr!r} from module {module_name!r} ({exc})") from exc
     if not callable(func):
         raise ConfigError(f"grader {spec!r}: {target} is not callable")
     return RuleGrader(spec, lambda answer, prompt: func(answer, prompt.reference, prompt), needs_reference=False)
+
+
+@contextlib.contextmanager
+def _cwd_on_path() -> Iterator[None]:
+    """The current directory on ``sys.path`` while importing (the ``r2router`` script's own
+    ``sys.path`` starts at its bin directory, so ``my_graders.py`` beside the prompts would not import)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def _import_user_module(name: str) -> ModuleType:
+    with _cwd_on_path():
+        return importlib.import_module(name)
 
 
 def rule_grader(spec: str) -> RuleGrader | None:
@@ -270,6 +324,8 @@ def rule_grader(spec: str) -> RuleGrader | None:
     kind, _, arg = spec.strip().partition(":")
     if kind == "judge":
         return None
+    if kind == PER_ROW:
+        raise ConfigError(f"grader {PER_ROW!r} is built from the prompts (per_row_grader), not from a spec alone")
     if kind == "python":
         return _python(spec, arg)
     if kind in ("exact", "choice", "contains") and not arg:
@@ -316,10 +372,157 @@ def import_chat_model(spec: str, target: str) -> Any:
 
     module_name, _, attr = target.partition(":")
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        obj = getattr(_import_user_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"grader {spec!r}: cannot import {attr!r} from module {module_name!r} ({exc})") from exc
     model = obj if isinstance(obj, BaseChatModel) else obj() if callable(obj) else None
     if not isinstance(model, BaseChatModel):
         raise ConfigError(f"grader {spec!r}: {target} is not a LangChain chat model (nor a function returning one)")
     return model
+
+
+# -- per-row graders -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _RowGrader(RuleGrader):
+    """``per-row``: each prompt graded by its own rule grader."""
+
+    by_prompt: Mapping[str, RuleGrader] | None = None
+
+    def check(self, prompt: PromptRecord) -> None:
+        """Refuse a prompt without a grader of its own, or one its grader cannot grade."""
+        grader = (self.by_prompt or {}).get(prompt.id)
+        if grader is None:
+            raise DataError(
+                f"grader {PER_ROW!r} needs a 'grader' on every prompt's row; prompt {prompt.id!r} has none "
+                '(add e.g. "grader": "contains" to its line, or give --grader SPEC for all rows)'
+            )
+        grader.check(prompt)
+
+
+def per_row_grader(prompts: Sequence[PromptRecord]) -> RuleGrader:
+    """The ``per-row`` grader of prompts read by :func:`~r2router_integrations.collect.prompts.read_prompts`.
+
+    Each prompt is graded by the rule grader its row names (``grader``), so a file can
+    grade maths with ``numeric`` and the rest with ``contains``; grades are stored under
+    the one grader name ``per-row``.
+
+    Raises:
+        ConfigError: A row's grader is unknown or a judge (rule graders only).
+    """
+    specs = {p.id: getattr(p, "grader", None) for p in prompts}
+    graders: dict[str, RuleGrader] = {}
+    for spec in sorted({s for s in specs.values() if s}):
+        rule = rule_grader(spec)
+        if rule is None:
+            raise ConfigError(
+                f"a row's grader must be a rule grader, not the judge {spec!r}; give judges with --grader"
+            )
+        graders[spec] = rule
+    by_prompt = {pid: graders[spec] for pid, spec in specs.items() if spec}
+
+    def score(answer: str, prompt: PromptRecord) -> float | None:
+        grader = by_prompt.get(prompt.id)
+        if grader is None:
+            raise DataError(f"grader {PER_ROW!r}: prompt {prompt.id!r} has no grader of its own")
+        return grader.score(answer, prompt)
+
+    return _RowGrader(PER_ROW, score, needs_reference=False, by_prompt=by_prompt)
+
+
+# -- are the grades usable? ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GradeCheck:
+    """How one grader's scores spread over the stored answers.
+
+    Attributes:
+        grader: The grader.
+        scored: Answers it scored.
+        unscored: Answers it left without a score (a judge off its rubric).
+        top_score: The score it gave most often (``None``: nothing scored).
+        top_share: The share of scored answers that got ``top_score``.
+        median_words: Median words per scored answer (free text when above a few).
+    """
+
+    grader: str
+    scored: int
+    unscored: int
+    top_score: float | None
+    top_share: float
+    median_words: float
+
+    @property
+    def degenerate(self) -> bool:
+        """One score for at least :data:`DEGENERATE_SHARE` of at least :data:`MIN_GRADES_CHECKED` answers."""
+        return self.scored >= MIN_GRADES_CHECKED and self.top_share >= DEGENERATE_SHARE
+
+    @property
+    def likely_cause(self) -> str:
+        """Why a degenerate grader probably is one."""
+        kind = self.grader.partition(":")[0]
+        if kind == "exact" and self.median_words > 3:
+            return (
+                f"'exact' compares the whole answer with the reference, and these answers are free text "
+                f"(median {self.median_words:g} words); grade them with contains, numeric, choice, regex:PATTERN "
+                "or a judge"
+            )
+        if self.top_score == 0.0:
+            return (
+                "the grader finds no right answer: check that it reads the answers' format (numeric for a number in "
+                "text, choice for a letter, contains for a word in a sentence) and that the references are right"
+            )
+        if self.top_score == 1.0:
+            return "the grader accepts nearly everything: it is too lenient, or the prompts are too easy to tell apart"
+        return "the grader gives nearly every answer the same score: check its rubric against a few answers by hand"
+
+    def describe(self) -> str:
+        """One line for people (loud when degenerate)."""
+        text = f"grader {self.grader!r}: {self.scored} answers scored, {self.unscored} unscored"
+        if self.top_score is not None:
+            text += f"; most common score {self.top_score:g} on {self.top_share:.0%}"
+        if self.scored < MIN_GRADES_CHECKED:
+            text += f" (fewer than {MIN_GRADES_CHECKED} scored answers: not checked for a constant score)"
+        if self.degenerate:
+            text = (
+                f"WARNING: grader {self.grader!r} gives {self.top_score:g} to {self.top_share:.0%} of "
+                f"{self.scored} answers, so its grades cannot tell the models apart and a router trained on them "
+                f"learns only the prices. Likely cause: {self.likely_cause}. Export and train refuse these grades "
+                "unless given --accept-degenerate-grades"
+            )
+        return text
+
+
+def check_grades(store: OutcomeStore, grader: str, prompt_set: str | None = None) -> GradeCheck:
+    """The spread of ``grader``'s stored scores over the ``ok`` calls (of ``prompt_set``, or all)."""
+    grades = store.grades(grader, prompt_set)
+    answers = {c.id: c.call.answer or "" for c in store.calls(prompt_set, status="ok")}
+    scores = [g.score for cid, g in grades.items() if cid in answers and g.score is not None]
+    unscored = sum(1 for cid, g in grades.items() if cid in answers and g.score is None)
+    counts = Counter(round(s, 6) for s in scores)
+    top, n = counts.most_common(1)[0] if counts else (None, 0)
+    words = [len(answers[cid].split()) for cid, g in grades.items() if cid in answers and g.score is not None]
+    return GradeCheck(
+        grader=grader,
+        scored=len(scores),
+        unscored=unscored,
+        top_score=top,
+        top_share=n / len(scores) if scores else 0.0,
+        median_words=float(statistics.median(words)) if words else 0.0,
+    )
+
+
+def require_usable_grades(
+    store: OutcomeStore, grader: str, prompt_set: str | None = None, *, accept_degenerate: bool = False
+) -> GradeCheck:
+    """:func:`check_grades`, refusing a degenerate grader unless ``accept_degenerate``.
+
+    Raises:
+        DataError: The grader gives one score to nearly every answer (the cause and the way out named).
+    """
+    check = check_grades(store, grader, prompt_set)
+    if check.degenerate and not accept_degenerate:
+        raise DataError(
+            f"grader {grader!r} gives {check.top_score:g} to {check.top_share:.0%} of {check.scored} answers; "
+            f"a router trained on these grades learns only the prices. Likely cause: {check.likely_cause}. "
+            "Grade again with a better grader, or pass --accept-degenerate-grades to use them anyway"
+        )
+    return check

@@ -8,10 +8,13 @@ Libraries, and why:
   no window of a minute (or of a second, with ``rps``) ever holds more requests than
   the limit, retries included (every attempt passes the limiter). A larger bucket
   would allow a burst of ``rpm`` on top of the steady rate within the first minute.
-* ``tenacity`` retries 429, 5xx, timeouts and connection errors (as the core's
-  :func:`~r2router_core.execute.fallback.classify` sees them) with exponential backoff and
-  full jitter (``wait_random_exponential``), waiting exactly the ``Retry-After`` a provider sends instead (capped at
-  ``max_wait``); any other error (a 400, an auth error) is not retried.
+* Retries are the core's call plan
+  (:class:`~r2router_core.execute.CallPlan`, built by :meth:`Limits.policy`): 429, 5xx,
+  timeouts and connection errors (as :func:`~r2router_core.execute.fallback.classify`
+  sees them) are retried on the same arm with exponential backoff and full jitter, or
+  after exactly the ``Retry-After`` a provider sends (capped at ``max_wait``); any other
+  error (a 400, an auth error) is not retried. Serving and collecting thus retry, price
+  and record a call the same way.
 * ``asyncio.timeout`` puts a total deadline on each attempt (``call_timeout``), not
   only on the gaps between bytes (httpx's own timeout), so a stream that trickles
   forever still ends.
@@ -21,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from r2router_core import ConfigError, classify, missing_dependency
+from r2router_core import ConfigError, missing_dependency
+from r2router_core.execute import FallbackPolicy
 
 __all__ = ["CallGate", "Limits"]
 
@@ -45,6 +48,8 @@ class Limits:
         call_timeout: Seconds one attempt may take in total.
         max_wait: Longest wait between attempts (backoff or ``Retry-After``), seconds.
         backoff: Backoff multiplier in seconds: attempt n waits a random time up to ``backoff * 2**n``.
+        pause_after: Connection errors in a row after which a model's upstream is paused for the
+            rest of the run (its remaining cells are not called; the next run tries them again).
     """
 
     concurrency: int = 8
@@ -54,12 +59,15 @@ class Limits:
     call_timeout: float = 300.0
     max_wait: float = 60.0
     backoff: float = 0.5
+    pause_after: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigError(f"concurrency must be an int >= 1, got {self.concurrency!r}", field="concurrency")
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}", field="max_attempts")
+        if isinstance(self.pause_after, bool) or not isinstance(self.pause_after, int) or self.pause_after < 1:
+            raise ConfigError(f"pause_after must be an int >= 1, got {self.pause_after!r}", field="pause_after")
         for name in ("rpm", "rps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | float) or not math.isfinite(value) or value <= 0):
@@ -68,6 +76,12 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}", field=name)
+
+    def policy(self) -> FallbackPolicy:
+        """The call plan's policy: one arm (no fallback), ``max_attempts - 1`` same-arm retries."""
+        return FallbackPolicy(
+            max_fallbacks=0, retries=self.max_attempts - 1, backoff=self.backoff, max_wait=self.max_wait
+        )
 
     @property
     def interval(self) -> float | None:
@@ -78,7 +92,7 @@ class Limits:
 
 
 class CallGate:
-    """One model's semaphore, limiter and retry policy.
+    """One model's semaphore (calls in flight) and limiter (request spacing).
 
     Args:
         limits: The limits.
@@ -87,52 +101,17 @@ class CallGate:
     def __init__(self, limits: Limits) -> None:
         try:
             import aiolimiter
-            import tenacity
         except ImportError as exc:
-            raise missing_dependency(exc.name or "tenacity", "collect", "r2router collect") from exc
+            raise missing_dependency(exc.name or "aiolimiter", "collect", "r2router collect") from exc
         self.limits = limits
-        self._semaphore = asyncio.Semaphore(limits.concurrency)
+        self.slot = asyncio.Semaphore(limits.concurrency)
+        """Held for a whole call (its retries and their waits included)."""
         interval = limits.interval
         self._limiter = None if interval is None else aiolimiter.AsyncLimiter(1, interval)
-        self._backoff = tenacity.wait_random_exponential(multiplier=limits.backoff, max=limits.max_wait)
 
-    def _wait(self, state: Any) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        failure = classify(exc) if exc is not None else None
-        if failure is not None and failure.retry_after is not None:
-            return min(failure.retry_after, self.limits.max_wait)
-        return float(self._backoff(state))
-
-    async def call(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, int, float]:
-        """Run ``attempt`` under the limits, retrying provider failures.
-
-        Returns:
-            The result, the number of attempts made, and the seconds of the last attempt.
-
-        Raises:
-            Exception: The last error, once attempts run out or for an error that is not retried;
-                its ``r2router_attempts`` attribute holds the number of attempts.
-        """
-        import tenacity
-
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.limits.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda e: classify(e) is not None),
-            reraise=True,
-        )
-        tries, started = 0, time.perf_counter()
-        async with self._semaphore:
-            try:
-                async for state in retrying:
-                    with state:
-                        tries += 1
-                        if self._limiter is not None:
-                            await self._limiter.acquire()
-                        started = time.perf_counter()
-                        async with asyncio.timeout(self.limits.call_timeout):
-                            result = await attempt()
-            except Exception as exc:
-                exc.r2router_attempts = tries  # type: ignore[attr-defined]
-                raise
-        return result, tries, time.perf_counter() - started
+    async def attempt(self, call: Callable[[], Awaitable[T]], *, timeout: float | None = None) -> T:
+        """One attempt: wait for the limiter, then run ``call`` under the per-attempt deadline."""
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        async with asyncio.timeout(self.limits.call_timeout if timeout is None else timeout):
+            return await call()

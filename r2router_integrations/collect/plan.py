@@ -4,7 +4,9 @@ The worst case counts every capped answer at its full budget and every uncapped
 answer at :data:`DEFAULT_UNCAPPED_MAX_TOKENS` (``--uncapped-max-tokens``); input
 tokens are estimated at one token per :data:`CHARS_PER_TOKEN` characters plus the
 length instruction and the chat template's overhead. Cells already done in the
-store are not planned again.
+store are not planned again. A judge among the graders adds, per new answer, its
+rubric's estimated input (the answer counted at its whole budget) and an answer of
+``uncapped_max_tokens`` at the judge's prices.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from dataclasses import dataclass
 from r2router_core import Budget, ConfigError, ModelSpec, format_budget
 from r2router_core.store import PromptRecord
 
-__all__ = ["CHARS_PER_TOKEN", "DEFAULT_UNCAPPED_MAX_TOKENS", "Cell", "CollectPlan", "build_plan", "parse_budgets"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "DEFAULT_UNCAPPED_MAX_TOKENS",
+    "Cell",
+    "CollectPlan",
+    "build_plan",
+    "parse_budgets",
+    "price_text",
+]
 
 DEFAULT_UNCAPPED_MAX_TOKENS = 4096
 """Output tokens an uncapped answer is counted at in the worst-case cost."""
@@ -80,6 +90,7 @@ class CollectPlan:
     models: tuple[ModelSpec, ...]
     budgets: tuple[Budget, ...]
     uncapped_max_tokens: int = DEFAULT_UNCAPPED_MAX_TOKENS
+    judges: tuple[tuple[str, ModelSpec], ...] = ()
 
     @property
     def done_cells(self) -> int:
@@ -103,14 +114,33 @@ class CollectPlan:
 
     @property
     def worst_case_usd(self) -> float:
-        """The most the planned calls can cost."""
+        """The most the planned calls can cost (the pool's calls only)."""
         return sum(self.worst_case_cell_usd(c) for c in self.cells)
+
+    def judge_worst_case_cell_usd(self, cell: Cell, judge: ModelSpec) -> float:
+        """The most one judge call on a cell's answer can cost."""
+        from r2router_integrations.collect.graders import JUDGE_RUBRIC
+
+        answer = self.uncapped_max_tokens if cell.budget is None else cell.budget
+        text = JUDGE_RUBRIC + cell.prompt.text + (cell.prompt.reference or "")
+        return (
+            (estimate_input_tokens(text) + answer) * judge.input_price + self.uncapped_max_tokens * judge.output_price
+        ) / 1e6
+
+    @property
+    def judge_worst_case_usd(self) -> float:
+        """The most the judges can cost grading the planned calls' answers."""
+        return sum(self.judge_worst_case_cell_usd(c, spec) for c in self.cells for _, spec in self.judges)
+
+    @property
+    def total_worst_case_usd(self) -> float:
+        """The most the run can cost: the pool's calls and the judges'."""
+        return self.worst_case_usd + self.judge_worst_case_usd
 
     def describe(self) -> str:
         """The plan for people."""
         n_prompts = len({c.prompt.id for c in self.cells})
-        prices = ", ".join(f"{m.name} (${m.input_price:g}/${m.output_price:g} per 1M in/out)" for m in self.models)
-        unpriced = [m.name for m in self.models if m.output_price == 0 and m.input_price == 0]
+        prices = ", ".join(f"{m.name} ({price_text(m)})" for m in self.models)
         lines = [
             f"plan for prompt set {self.prompt_set!r}: {len(self.cells)} calls to make "
             f"({n_prompts} prompts x {len(self.models)} models x {len(self.budgets)} budgets; "
@@ -121,9 +151,21 @@ class CollectPlan:
             f"  worst-case cost: ${self.worst_case_usd:.4f} (capped answers at their full budget, "
             f"uncapped answers at {self.uncapped_max_tokens:,} tokens)",
         ]
-        if unpriced:
-            lines.append(f"  no prices for {unpriced}: their calls count as $0 (add input_price/output_price)")
+        for name, spec in self.judges:
+            lines.append(f"  judge {name} ({price_text(spec)}): up to {len(self.cells)} calls")
+        if self.judges:
+            lines.append(
+                f"  judges' worst-case cost: ${self.judge_worst_case_usd:.4f} (each judge answer at "
+                f"{self.uncapped_max_tokens:,} tokens); total ${self.total_worst_case_usd:.4f}"
+            )
         return "\n".join(lines)
+
+
+def price_text(spec: ModelSpec) -> str:
+    """A model's prices for people: ``$0.5/$1 per 1M in/out``, or ``free`` when both are 0."""
+    if spec.input_price == 0 and spec.output_price == 0:
+        return "free"
+    return f"${spec.input_price:g}/${spec.output_price:g} per 1M in/out"
 
 
 def build_plan(
@@ -134,6 +176,7 @@ def build_plan(
     done: Collection[tuple[str, str, Budget]] = frozenset(),
     *,
     uncapped_max_tokens: int = DEFAULT_UNCAPPED_MAX_TOKENS,
+    judges: Sequence[tuple[str, ModelSpec]] = (),
 ) -> CollectPlan:
     """Plan the cells of ``prompts x models x budgets`` not in ``done``.
 
@@ -154,4 +197,5 @@ def build_plan(
         models=tuple(models),
         budgets=tuple(budgets),
         uncapped_max_tokens=uncapped_max_tokens,
+        judges=tuple(judges),
     )

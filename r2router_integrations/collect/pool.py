@@ -9,9 +9,16 @@ Each member makes one (prompt, budget) call exactly as routing will later make i
   :func:`~r2router_integrations.langchain.delegate.prepare_child` and instructed
   by the core's :func:`~r2router_core.add_length_instruction`.
 
-A member raises on failure; the runner classifies the error with the core's
+The runner drives the core's call plan for every cell
+(:meth:`~r2router_core.execute.CallPlan.fixed`): each attempt's cap and length
+instruction come from the plan's :class:`~r2router_core.execute.Attempt`. A member
+raises on failure; the plan classifies the error with the core's
 :func:`~r2router_core.execute.fallback.classify` (429, 5xx, timeouts and connection
-errors are retried; anything else is recorded at once).
+errors are retried on the same arm; anything else is recorded at once).
+
+Prices are never guessed: an upstream without ``input_price`` and ``output_price``
+lists them in :attr:`UpstreamMember.missing_prices`, and the runner refuses to call
+it unless the store already holds its prices (0 is a price: free).
 """
 
 from __future__ import annotations
@@ -57,8 +64,15 @@ class PoolMember(Protocol):
     def spec(self) -> ModelSpec:
         """The model's name, provider id and prices."""
 
-    async def answer(self, messages: Sequence[Mapping[str, Any]], budget: Budget) -> Answer:
-        """Call the model once with the OpenAI-style ``messages``, capped at ``budget``."""
+    @property
+    def where(self) -> str:
+        """Where the model is reached (an upstream's URL), for messages."""
+
+    async def answer(
+        self, messages: Sequence[Mapping[str, Any]], budget: Budget, instruction_budget: int | None = None
+    ) -> Answer:
+        """Call the model once with the OpenAI-style ``messages``, capped at ``budget``; with
+        ``instruction_budget``, the length instruction states it."""
 
 
 def cost_usd(spec: ModelSpec, input_tokens: int | None, output_tokens: int | None) -> float:
@@ -85,13 +99,13 @@ class UpstreamMember:
     Args:
         upstream: The endpoint (model id, cap parameter, key, prices).
         client: The shared ``httpx.AsyncClient``.
-        instruct: Add the length instruction to capped calls (as the gateway does by default).
     """
 
-    def __init__(self, upstream: Upstream, client: httpx.AsyncClient, *, instruct: bool = True) -> None:
+    def __init__(self, upstream: Upstream, client: httpx.AsyncClient) -> None:
         self.upstream = upstream
         self._client = client
-        self._instruct = instruct
+        self.missing_prices = tuple(p for p in ("input_price", "output_price") if getattr(upstream, p) is None)
+        """The price fields the yaml does not give (the runner refuses to call an unpriced model)."""
         self._spec = ModelSpec(
             upstream.name,
             output_price=upstream.output_price or 0.0,
@@ -101,20 +115,35 @@ class UpstreamMember:
 
     @property
     def spec(self) -> ModelSpec:
-        """The model's name, provider id and prices (0 where the yaml gives none)."""
+        """The model's name, provider id and prices (see :attr:`missing_prices`)."""
         return self._spec
 
-    def request_body(self, messages: Sequence[Mapping[str, Any]], budget: Budget) -> dict[str, Any]:
+    def use_prices(self, spec: ModelSpec) -> None:
+        """Price the model with ``spec``'s prices (the store's, when the yaml gives none)."""
+        self._spec = ModelSpec(self._spec.name, spec.output_price, spec.input_price, self._spec.full_name)
+        self.missing_prices = ()
+
+    @property
+    def where(self) -> str:
+        """The upstream's chat-completions URL."""
+        return self.upstream.url
+
+    def request_body(
+        self, messages: Sequence[Mapping[str, Any]], budget: Budget, instruction_budget: int | None = None
+    ) -> dict[str, Any]:
         """The JSON body of one call: exactly the gateway's."""
         from r2router_integrations.server.protocol import upstream_request_body
 
-        return upstream_request_body({"messages": list(messages)}, self.upstream, cap=budget, instruct=self._instruct)
+        instruct = instruction_budget is not None
+        return upstream_request_body({"messages": list(messages)}, self.upstream, cap=budget, instruct=instruct)
 
-    async def answer(self, messages: Sequence[Mapping[str, Any]], budget: Budget) -> Answer:
+    async def answer(
+        self, messages: Sequence[Mapping[str, Any]], budget: Budget, instruction_budget: int | None = None
+    ) -> Answer:
         """POST one chat completion and read the answer and its usage."""
         response = await self._client.post(
             self.upstream.url,
-            json=self.request_body(messages, budget),
+            json=self.request_body(messages, budget, instruction_budget),
             headers=self.upstream.request_headers(),
             timeout=self.upstream.timeout,
         )
@@ -158,7 +187,6 @@ class ChatModelMember:
         output_price: USD per 1M output tokens.
         input_price: USD per 1M input tokens.
         cap_param: The model's cap field (default: ``max_tokens``, LangChain's standard).
-        instruct: Add the length instruction to capped calls.
     """
 
     def __init__(
@@ -169,19 +197,24 @@ class ChatModelMember:
         output_price: float,
         input_price: float = 0.0,
         cap_param: str | None = None,
-        instruct: bool = True,
     ) -> None:
         self._spec = ModelSpec(name, output_price=output_price, input_price=input_price)
         self.model = model
         self.cap_param = cap_param
-        self._instruct = instruct
 
     @property
     def spec(self) -> ModelSpec:
         """The model's name and prices."""
         return self._spec
 
-    async def answer(self, messages: Sequence[Mapping[str, Any]], budget: Budget) -> Answer:
+    @property
+    def where(self) -> str:
+        """The chat model's class (a Python pool has no URL)."""
+        return f"LangChain {type(self.model).__name__}"
+
+    async def answer(
+        self, messages: Sequence[Mapping[str, Any]], budget: Budget, instruction_budget: int | None = None
+    ) -> Answer:
         """Invoke the chat model once; usage and finish reason from its response metadata."""
         from langchain_core.messages import AIMessage, convert_to_messages
 
@@ -190,8 +223,8 @@ class ChatModelMember:
         from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES
 
         lc_messages = convert_to_messages([dict(m) for m in messages])
-        if self._instruct:
-            lc_messages = add_length_instruction(lc_messages, budget, LANGCHAIN_MESSAGES)
+        if instruction_budget is not None:
+            lc_messages = add_length_instruction(lc_messages, instruction_budget, LANGCHAIN_MESSAGES)
         child, kwargs = prepare_child(
             self.model, name=self._spec.name, budget=budget, cap_param=self.cap_param, tools=None
         )
@@ -213,7 +246,6 @@ def pool_from_upstreams(
     *,
     models: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
-    instruct: bool = True,
 ) -> list[UpstreamMember]:
     """The pool of an ``upstreams.yaml`` (every entry, or the named ``models`` in that order).
 
@@ -230,7 +262,7 @@ def pool_from_upstreams(
             f"no upstream for pool model(s) {missing} in {path}; it has {sorted(upstreams)}. "
             "Add an entry for each, or leave them out of --models"
         )
-    return [UpstreamMember(upstreams[m], client, instruct=instruct) for m in names]
+    return [UpstreamMember(upstreams[m], client) for m in names]
 
 
 def elapsed_since(start: float) -> float:

@@ -1,11 +1,14 @@
-"""Reading a prompts file: JSONL or CSV with ``id``, ``prompt``, optional ``reference`` and ``category``.
+"""Reading a prompts file: JSONL or CSV with ``id``, ``prompt``, optional ``reference``, ``category`` and ``grader``.
 
 Every line is checked before anything is called; an error names the file and the line::
 
-    {"id": "q1", "prompt": "What is 2 + 2?", "reference": "4", "category": "math"}
+    {"id": "q1", "prompt": "What is 2 + 2?", "reference": "4", "category": "math", "grader": "numeric"}
 
-    id,prompt,reference,category
-    q1,What is 2 + 2?,4,math
+    id,prompt,reference,category,grader
+    q1,What is 2 + 2?,4,math,numeric
+
+A row's ``grader`` (a rule grader spec) grades that row under the grader ``per-row``
+(see :func:`~r2router_integrations.collect.graders.per_row_grader`).
 """
 
 from __future__ import annotations
@@ -13,19 +16,31 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from r2router_core import DataError
 from r2router_core.store import PromptRecord
 
-__all__ = ["PROMPT_FIELDS", "read_prompts"]
+__all__ = ["PROMPT_FIELDS", "Prompt", "read_prompts"]
 
-PROMPT_FIELDS = ("id", "prompt", "reference", "category")
+PROMPT_FIELDS = ("id", "prompt", "reference", "category", "grader")
 """The fields of a prompt line; ``id`` and ``prompt`` are required."""
 
 
-def read_prompts(path: str | Path) -> list[PromptRecord]:
+@dataclass(frozen=True)
+class Prompt(PromptRecord):
+    """A prompt of a prompts file: a :class:`PromptRecord` plus the grader its row names.
+
+    Attributes:
+        grader: The rule grader spec of this row (``None``: none given), used by ``per-row``.
+    """
+
+    grader: str | None = None
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
     """Every prompt of a ``.jsonl`` (or ``.json`` lines) or ``.csv`` file, in file order.
 
     Raises:
@@ -39,7 +54,7 @@ def read_prompts(path: str | Path) -> list[PromptRecord]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text: {exc}") from exc
     rows = _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
-    prompts: list[PromptRecord] = []
+    prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for line, raw in rows:
         prompt = _prompt(path, line, raw)
@@ -78,7 +93,7 @@ def _csv_rows(path: Path, text: str) -> list[tuple[int, Any]]:
     return rows
 
 
-def _prompt(path: Path, line: int, raw: Any) -> PromptRecord:
+def _prompt(path: Path, line: int, raw: Any) -> Prompt:
     where = f"{path}:{line}"
     if not isinstance(raw, Mapping):
         raise DataError(f"{where}: a prompt must be an object with 'id' and 'prompt', got {type(raw).__name__}")
@@ -93,11 +108,14 @@ def _prompt(path: Path, line: int, raw: Any) -> PromptRecord:
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: 'prompt' must be a non-empty string, got {text!r}")
     optional: dict[str, str | None] = {}
-    for key in ("reference", "category"):
+    for key in ("reference", "category", "grader"):
         value = raw.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if value is not None and not isinstance(value, str):
             raise DataError(f"{where}: {key!r} must be a string or a number, got {value!r}")
         optional[key] = value
-    return PromptRecord(pid.strip(), text, optional["reference"], optional["category"])
+    grader = optional["grader"]
+    if grader is not None and not grader.strip():
+        grader = None
+    return Prompt(pid.strip(), text, optional["reference"], optional["category"], grader)

@@ -24,10 +24,19 @@ class StubPool:
     def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
         self.process, self.url, self.log = process, url, log
 
-    def requests(self) -> list[dict[str, Any]]:
+    def requests(self, *, preflight: bool = False) -> list[dict[str, Any]]:
+        """The requests received, in order (without the preflight's one-token calls unless ``preflight``)."""
         if not self.log.is_file():
             return []
-        return [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in self.log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return rows if preflight else [r for r in rows if not is_preflight(r)]
+
+
+def is_preflight(request: dict[str, Any]) -> bool:
+    """Whether a logged request is the collector's preflight (one token, its own prompt)."""
+    from r2router_integrations.collect.runner import PREFLIGHT_PROMPT
+
+    return request["body"]["messages"][-1]["content"] == PREFLIGHT_PROMPT
 
 
 @contextmanager

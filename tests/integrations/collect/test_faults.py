@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from r2router_core.store import OutcomeStore
+from r2router_integrations.collect import EXIT_CELLS_FAILED
 from tests.integrations.collect.support import REPO, cli_env, run_cli, stub_pool, write_prompts, write_upstreams
 
 JITTER = 0.15  # seconds of send-to-arrival jitter tolerated when counting requests per window
@@ -69,7 +70,7 @@ def test_429_storms_5xx_bursts_and_hangs_all_complete_within_the_rate_limit(tmp_
         args = _run_args(tmp_path, pool.url, store_path, "--rps", str(rps), "--call-timeout", "0.5", n=4)
         result = run_cli(*args, "--max-attempts", "8", timeout=180)
         assert result.returncode == 0, result.stderr
-        requests = pool.requests()
+        requests = pool.requests(preflight=True)  # the preflight's calls take their share of the faults
     with OutcomeStore(store_path) as store:
         calls = store.calls("prompts")
         assert len(calls) == 48 and all(c.call.status == "ok" for c in calls)
@@ -87,8 +88,13 @@ def test_an_upstream_that_keeps_failing_is_recorded_per_call_and_the_rest_finish
     store_path = tmp_path / "runs.db"
     with stub_pool(tmp_path, always_fail=["big"]) as pool:
         args = _run_args(tmp_path, pool.url, store_path, "--max-attempts", "2", n=2)
+        refused = run_cli(*args)  # the preflight names the failing upstream and its URL; no cell is called
+        assert refused.returncode == 1 and not pool.requests()
+        assert f"big ({pool.url}/big/v1/chat/completions): HTTPStatusError: big: HTTP 500" in refused.stderr
+        assert "small (" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+        args.append("--no-preflight")
         result = run_cli(*args)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == EXIT_CELLS_FAILED, result.stderr  # the exit code says cells failed
         assert "24 calls made (12 failed)" in result.stdout
         with OutcomeStore(store_path) as store:
             failed = store.calls("prompts", status="error")
@@ -97,6 +103,6 @@ def test_an_upstream_that_keeps_failing_is_recorded_per_call_and_the_rest_finish
             assert len(store.calls("prompts", status="ok")) == 12
         # a rerun tries the failed cells again and only those
         before = len(pool.requests())
-        assert run_cli(*args).returncode == 0
+        assert run_cli(*args).returncode == EXIT_CELLS_FAILED
         again = pool.requests()[before:]
         assert {r["model"] for r in again} == {"big"} and len({_cell(r) for r in again}) == 12

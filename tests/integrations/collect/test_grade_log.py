@@ -130,6 +130,9 @@ def test_the_cli_grades_the_log_once_and_asks_before_a_judge(
     assert main([*grade, "--grader", "exact"]) == 0
     assert "0 logged answers graded" in capsys.readouterr().out
     judge = "judge:tests.integrations.collect.my_graders:judge_model"
+    assert main([*grade, "--grader", judge, "--yes"]) == 1  # a LangChain judge's price must be given
+    assert "--judge-price IN,OUT" in capsys.readouterr().err
+    grade += ["--judge-price", "1,2"]
     assert main([*grade, "--grader", judge]) == 1  # stdin is no terminal: confirm with --yes
     assert "--yes" in capsys.readouterr().err
     with OutcomeStore(url) as store:

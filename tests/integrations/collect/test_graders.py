@@ -87,8 +87,15 @@ def test_regrading_with_an_upstream_judge_calls_no_pool_model_and_stores_unparse
     before = len(pool.requests())
     # the stub answers the rubric with its last word ("1>"): not the rubric's format
     args = ["collect", "grade", "--store", str(store), "--grader", "judge:small", "--judge-upstreams", str(upstreams)]
-    result = run_cli(*args)
+    refused = run_cli(*args)  # a judge is a paid model: its plan is shown, and nothing is called without --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr and len(pool.requests()) == before
+    assert "judge small ($0.5/$1 per 1M in/out): 16 calls, worst-case cost $" in refused.stdout
+    result = run_cli(*args, "--yes")
     assert result.returncode == 0, result.stderr
+    assert "16 answers the judge did not score" in result.stdout
+    judge_cost = 16 * (12 * 0.5 + 30 * 1.0) / 1e6
+    assert f"judges spent ${judge_cost:.4f}" in result.stdout
+    assert f"judges (not in the table): judge:small ${judge_cost:.4f}" in result.stdout
     judged = pool.requests()[before:]
     assert len(judged) == 16 and all(r["body"]["messages"][-1]["content"].startswith("You are grading") for r in judged)
     assert all("max_tokens" not in r["body"] for r in judged)  # the judge is not capped
@@ -100,16 +107,19 @@ def test_regrading_with_an_upstream_judge_calls_no_pool_model_and_stores_unparse
         assert all(g.cost_usd == pytest.approx((12 * 0.5 + 30 * 1.0) / 1e6) for g in grades.values())
         exact = s.grades("exact")
         assert len(exact) == 16 and all(g.score is not None for g in exact.values())
+        pool_spend = sum(c.call.cost_usd for c in s.calls())
+    status = run_cli("collect", "status", "--store", str(store))  # the judge's spend apart from the pool's
+    assert f"(pool ${pool_spend:.4f}, judges ${judge_cost:.4f})" in status.stdout
     # resumable: graded calls are not judged again
-    assert run_cli(*args).returncode == 0
+    assert run_cli(*args, "--yes").returncode == 0
     assert len(pool.requests()) == before + 16
 
 
 def test_a_langchain_judge_grades_with_its_own_cost_and_export_can_use_it(collected) -> None:
     _, _, store = collected
     with OutcomeStore(store) as s:
-        n = grade(s, ["judge:tests.integrations.collect.my_graders:judge_model"])
-        assert n == 16
+        result = grade(s, ["judge:tests.integrations.collect.my_graders:judge_model"], judge_price=(1.0, 2.0))
+        assert result.graded == 16 and result.unscored == 0 and result.judge_spent_usd > 0
         scores = s.grades("judge:tests.integrations.collect.my_graders:judge_model")
         assert {g.score for g in scores.values()} == {0.75}
         assert {g.input_tokens for g in scores.values()} != {None}
@@ -120,7 +130,8 @@ def test_a_langchain_pool_is_capped_and_instructed_like_r2routerchatmodel(tmp_pa
     big = FakePoolChatModel(model_name="big", response="right")
     judge = FakePoolChatModel(model_name="judge", response="SCORE: 1")
     pool = chat_model_pool(
-        {"small": small, "big": big}, {"small": {"input_price": 1.0, "output_price": 2.0}, "big": {"output_price": 5.0}}
+        {"small": small, "big": big},
+        {"small": {"input_price": 1.0, "output_price": 2.0}, "big": {"input_price": 0, "output_price": 5.0}},
     )
     prompts = [PromptRecord("a", "hello there", "right")]
     with OutcomeStore(tmp_path / "s.db") as store:
@@ -143,3 +154,8 @@ def test_a_langchain_pool_is_capped_and_instructed_like_r2routerchatmodel(tmp_pa
         assert calls[("small", 8)].cost_usd == pytest.approx((calls[("small", 8)].input_tokens * 1.0 + 8 * 2.0) / 1e6)
         assert store.grades("exact")[store.calls("lc")[0].id] is not None
         assert ENV  # the stub's keys are not needed by a Python pool
+    with pytest.raises(
+        ConfigError, match=r"no prices for pool model\(s\) \['big'\]; give input_price and output_price"
+    ):
+        chat_model_pool({"small": small, "big": big}, {"small": {"input_price": 1, "output_price": 2},
+                                                       "big": {"output_price": 5.0}})  # fmt: skip

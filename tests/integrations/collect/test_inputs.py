@@ -9,6 +9,7 @@ import pytest
 
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.store import OutcomeStore
+from r2router_integrations.collect import EXIT_MAX_USD
 from r2router_integrations.collect.plan import build_plan, estimate_input_tokens, parse_budgets
 from r2router_integrations.collect.prompts import read_prompts
 from tests.integrations.collect.support import PRICES, run_cli, stub_pool, write_prompts, write_upstreams
@@ -58,12 +59,12 @@ def test_max_usd_stops_before_the_ceiling_and_says_how_far_it_got(pool, tmp_path
     _tmp, stub = pool
     store = tmp_path / "runs.db"
     result = run_cli(*_args(tmp_path, stub.url, store), "--yes", "--max-usd", "0.002", "--concurrency", "1")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == EXIT_MAX_USD, result.stderr  # stopped: not every cell was called
     assert "Stopped at --max-usd" in result.stdout
     with OutcomeStore(store) as s:
         made = len(s.calls("prompts"))
         assert 0 < made < 36 and s.spend("prompts") <= 0.002
-    assert f"{36 - made} calls not made" in result.stdout
+    assert f"{36 - made} calls not made" in result.stdout and f"{made} of 36 cells done" in result.stdout
     again = run_cli(*_args(tmp_path, stub.url, store), "--yes")  # no ceiling: the rest is done
     assert again.returncode == 0 and f"{36 - made} calls made" in again.stdout
 

@@ -6,6 +6,10 @@
     DIR/training_data/labels.npy         float64 (N, 2 M B): quality, then tokens per arm; NaN = not observed
 
 ``R2Router.from_training_data(DIR)``, ``r2router train DIR`` and ``r2router calibrate`` read it.
+
+The grades are checked first: a grader that gives one score to nearly every answer is
+refused (:func:`~r2router_integrations.collect.graders.require_usable_grades`) unless
+``accept_degenerate_grades``; the prices written are the store's, as the pool was collected.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from r2router_core import Budget
 from r2router_core.store import OutcomeStore, config_from_store, training_data_from_store
+from r2router_integrations.collect.graders import require_usable_grades
 
 if TYPE_CHECKING:
     from r2router_core.embedders import Embedder
@@ -35,13 +40,19 @@ def export_store(
     grader: str | None = None,
     models: Sequence[str] | None = None,
     budgets: Sequence[Budget] | None = None,
+    accept_degenerate_grades: bool = False,
 ) -> Path:
     """Write ``config.json`` and ``training_data/`` for the stored outcomes; returns ``out``.
 
     Raises:
-        DataError: Nothing to export, or an ambiguous grader.
+        DataError: Nothing to export, an ambiguous grader, or a grader that gives one score to
+            nearly every answer (unless ``accept_degenerate_grades``).
     """
     out = Path(out)
+    names = store.graders(prompt_set)
+    chosen = grader if grader is not None else (names[0] if len(names) == 1 else None)
+    if chosen is not None and chosen in names:
+        require_usable_grades(store, chosen, prompt_set, accept_degenerate=accept_degenerate_grades)
     data = training_data_from_store(
         store, embedder, prompt_set=prompt_set, grader=grader, models=models, budgets=budgets
     )
