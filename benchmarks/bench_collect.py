@@ -2,7 +2,7 @@
 
 Both sides send the same chat-completions bodies to the same stub (its own process,
 answers at once) at concurrency 32 over one keep-alive ``httpx.AsyncClient``; the
-collector adds the rate-limit gate, tenacity, the deadline and one SQLite write per
+collector adds the rate-limit gate, the core's call plan, the deadline and one SQLite write per
 call. Runs alternate (raw, collector) ``--repeats`` times; the median is reported.
 
     PYTHONPATH=. python benchmarks/bench_collect.py --calls 600 --repeats 3
@@ -53,7 +53,7 @@ async def collector(upstreams: Path, prompts: list[PromptRecord], tmp: Path, run
         start = time.perf_counter()
         result = await acollect(
             prompts, upstreams, (64,), store, prompt_set="bench", models=["small"],
-            limits=Limits(concurrency=CONCURRENCY), environ=ENV,
+            limits=Limits(concurrency=CONCURRENCY), environ=ENV, preflight=False,
         )  # fmt: skip
         seconds = time.perf_counter() - start
         assert result.calls == len(prompts) and result.errors == 0, result.describe()
