@@ -143,21 +143,45 @@ class OutcomeStore:
 
     # -- pool and prompts ------------------------------------------------------------
     def set_models(self, models: Sequence[ModelSpec]) -> None:
-        """Record the pool (names, provider ids, prices), replacing the prices of known models."""
+        """Record the pool (names, provider ids, prices).
+
+        A given price replaces the stored one (a change is logged); a price not given (a spec
+        whose ``missing_prices`` names it) never replaces a stored price, and a model first
+        recorded without its prices is refused: a missing price is never stored as $0.
+
+        Raises:
+            ConfigError: A model not stored yet whose prices are not given.
+        """
         table = self._t["models"]
         with self._engine.begin() as conn:
-            start = len(conn.execute(table.select()).all())
+            stored = {r.name: r for r in conn.execute(table.select()).all()}
+            new = [m.name for m in models if m.name not in stored and _prices_missing(m)]
+            if new:
+                raise ConfigError(
+                    f"no prices for model(s) {new}; give input_price and output_price (USD per 1M tokens; 0 = free)"
+                )
+            start = len(stored)
             for i, spec in enumerate(models):
+                old = stored.get(spec.name)
+                prices = (spec.input_price, spec.output_price)
+                given = old is None or not _prices_missing(spec)
+                if old is not None and not given:
+                    prices = (old.input_price, old.output_price)  # the stored price stays
+                elif old is not None and (old.input_price, old.output_price) != prices:
+                    logger.warning(
+                        "prices of %s change from $%g/$%g to $%g/$%g per 1M in/out",
+                        spec.name, old.input_price, old.output_price, *prices,
+                    )  # fmt: skip
                 values = {
                     "name": spec.name,
                     "full_name": spec.full_name,
-                    "input_price": spec.input_price,
-                    "output_price": spec.output_price,
+                    "input_price": prices[0],
+                    "output_price": prices[1],
                     "position": start + i,
                     "updated_at": _now(),
                 }
-                prices = ["full_name", "input_price", "output_price", "updated_at"]
-                conn.execute(self._upsert(table, ["name"], values, update=prices))
+                update = ["full_name", "input_price", "output_price", "updated_at"] if given else ["full_name"]
+                conn.execute(self._upsert(table, ["name"], values, update=update))
 
     def models(self) -> list[ModelSpec]:
         """The pool as recorded, in the order models were first added."""
@@ -466,6 +490,11 @@ class OutcomeStore:
         order = {m.name: i for i, m in enumerate(self.models())}
         keys = sorted(arms, key=lambda a: (order.get(a[0], len(order)), a[0], a[1] is None, a[1] or 0))
         return [_arm_summary(model, budget, arms[(model, budget)], scores) for model, budget in keys]
+
+
+def _prices_missing(spec: ModelSpec) -> bool:
+    """Whether a spec's prices were not given (``ModelSpec.missing_prices`` where the core tracks it)."""
+    return bool(getattr(spec, "missing_prices", None))
 
 
 def _mean(values: Iterable[float]) -> float | None:

@@ -623,8 +623,8 @@ def _judge_grader(
                 "--judge-price IN,OUT (USD per 1M input and output tokens; 0,0 = free)"
             )
         model = import_chat_model(spec, target)
-        member = ChatModelMember(f"judge:{target}", model, input_price=judge_price[0], output_price=judge_price[1])
-        return JudgeGrader(spec, member)
+        chat = ChatModelMember(f"judge:{target}", model, input_price=judge_price[0], output_price=judge_price[1])
+        return JudgeGrader(spec, chat)
     if judge_upstreams is None or client is None:
         raise ConfigError(f"grader {spec!r} names an upstream; give the yaml that defines it (--judge-upstreams)")
     (member,) = pool_from_upstreams(judge_upstreams, client, models=[target], environ=environ)

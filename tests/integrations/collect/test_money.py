@@ -194,3 +194,28 @@ def test_ctrl_c_then_rerun_loses_nothing(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stderr
         assert f"{96 - len(cut)} calls made (0 failed)" in again.stdout
     assert _cells(tmp_path / "cut.db") == _cells(tmp_path / "whole.db")
+
+
+def _not_given(spec):
+    """``spec`` with both prices marked not given (as ModelSpec(name, None) does once the core tracks it)."""
+    object.__setattr__(spec, "missing_prices", ("input_price", "output_price"))
+    return spec
+
+
+def test_the_store_never_replaces_a_price_with_a_missing_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from r2router_core import ModelSpec
+    from r2router_core.errors import ConfigError
+
+    with OutcomeStore(tmp_path / "s.db") as store:
+        store.set_models([ModelSpec("big", 10.0, 2.0, "acme/big-1")])
+        store.set_models([_not_given(ModelSpec("big", 0.0, 0.0, "acme/big-2"))])  # a yaml without the price
+        (big,) = store.models()
+        assert (big.input_price, big.output_price, big.full_name) == (2.0, 10.0, "acme/big-2")
+        with pytest.raises(ConfigError, match=r"no prices for model\(s\) \['new'\]; give input_price and output"):
+            store.set_models([_not_given(ModelSpec("new", 0.0, 0.0))])
+        assert [m.name for m in store.models()] == ["big"]
+        store.set_models([ModelSpec("big", 12.0, 2.5)])  # a given price replaces it, and the change is said
+        assert (store.models()[0].input_price, store.models()[0].output_price) == (2.5, 12.0)
+        assert "prices of big change from $2/$10 to $2.5/$12 per 1M in/out" in caplog.text
+        store.set_models([ModelSpec("free", 0.0, 0.0)])  # 0 is a price: free
+        assert store.models()[1].output_price == 0.0
