@@ -394,7 +394,7 @@ class _RowGrader(RuleGrader):
         if grader is None:
             raise DataError(
                 f"grader {PER_ROW!r} needs a 'grader' on every prompt's row; prompt {prompt.id!r} has none "
-                '(add e.g. "grader": "contains" to its line, or give --grader SPEC for all rows)'
+                '(add e.g. "grader": "contains" to its line; collect grade reads the rows from --prompts FILE)'
             )
         grader.check(prompt)
 

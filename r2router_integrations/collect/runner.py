@@ -542,7 +542,8 @@ def _record(
 ) -> CallRecord:
     if answer is None:
         error = outcome.error
-        logger.warning("%s at budget %s on prompt %r failed: %s", cell.model, cell.budget, cell.prompt.id, error)
+        logger.warning("%s (%s) at budget %s on prompt %r failed after %d attempts: %s",
+                       cell.model, _where(member), cell.budget, cell.prompt.id, outcome.attempts, error)  # fmt: skip
         return CallRecord(
             prompt_set,
             cell.prompt.id,

@@ -102,6 +102,9 @@ def test_a_per_row_grader_file_grades_each_row_with_its_own_grader(tmp_path: Pat
         assert {prompts[c.call.prompt_id].grader for c in calls} == {"numeric", "contains"}
         math_cut = [c for c in calls if c.call.prompt_id.startswith("m") and c.call.finish_reason == "length"]
         assert math_cut and all(grades[c.id].score == 0.0 for c in math_cut)
+    regrade = ["collect", "grade", "--store", str(tmp_path / "runs.db"), "--grader", "per-row"]
+    with_rows = run_cli(*regrade, "--prompts", str(prompts_path))  # the rows' graders come from the file
+    assert with_rows.returncode == 0 and "0 grades stored" in with_rows.stdout  # graded during the run already
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({**rows[0], "grader": "fuzzy"}) + "\n" + json.dumps({**rows[1], "grader": None}) + "\n")
     refused = run_cli("collect", "run", str(bad), "--upstreams", str(upstreams), "--budgets", "64",
