@@ -527,7 +527,7 @@ class _Collector:
         problems = [p for p in await asyncio.gather(*(check(m) for m in members)) if p is not None]
         if problems:
             raise PreflightError(
-                f"preflight: {len(problems)} of {len(members)} pool models cannot be called, nothing was collected: "
+                f"preflight: {len(problems)} of {len(members)} models cannot be called, nothing was collected: "
                 + "; ".join(problems)
                 + ". Fix the upstreams (or skip this check with --no-preflight)"
             )
@@ -776,7 +776,12 @@ async def acollect(
         collector = _Collector(store, members, limits, max_usd, instruct=instruct,
                                uncapped_max_tokens=uncapped_max_tokens)  # fmt: skip
         if preflight and plan.cells:
-            await collector.preflight([m for m in members if any(c.model == m.spec.name for c in plan.cells)])
+            called = {c.model for c in plan.cells}
+            checked = [m for m in members if m.spec.name in called]
+            judges = [g.member for g in resolved if isinstance(g, JudgeGrader)]
+            seen = {_where(m) for m in checked if isinstance(m, UpstreamMember)}
+            checked += [j for j in judges if not (isinstance(j, UpstreamMember) and _where(j) in seen)]
+            await collector.preflight(checked)  # the pool's models and the judges' upstreams
         bar = _Progress(len(plan.cells), progress, collector.spend)
         try:
             records = await asyncio.gather(*(collector.call_cell(plan, c, bar, resolved) for c in plan.cells))

@@ -106,16 +106,22 @@ def _dead_url() -> str:
 
 
 def test_a_dead_upstream_is_named_before_any_call(tmp_path: Path) -> None:
-    dead = _dead_url()
+    dead, dead_judge = _dead_url(), _dead_url()
     with stub_pool(tmp_path) as pool:
         upstreams = write_upstreams(tmp_path / "upstreams.yaml", pool.url)
         upstreams.write_text(upstreams.read_text().replace(f"{pool.url}/big/v1", f"{dead}/big/v1"))
+        judges = tmp_path / "judges.yaml"
+        judges.write_text(f"upstreams:\n  referee:\n    base_url: {dead_judge}/v1\n    model: acme/referee\n"
+                          "    input_price: 1\n    output_price: 2\n")  # fmt: skip
         started = time.monotonic()
-        result = run_cli(*_args(tmp_path, upstreams, tmp_path / "runs.db"))
+        args = _args(tmp_path, upstreams, tmp_path / "runs.db", "--grader", "judge:referee", "--judge-upstreams",
+                     str(judges))  # fmt: skip
+        result = run_cli(*args)
         assert result.returncode == 1 and time.monotonic() - started < 30
         assert f"big ({dead}/big/v1/chat/completions): ConnectError" in result.stderr
-        assert "1 of 2 pool models cannot be called, nothing was collected" in result.stderr
-        assert "--no-preflight" in result.stderr
+        assert f"referee ({dead_judge}/v1/chat/completions): ConnectError" in result.stderr  # the judge too
+        assert "2 of 3 models cannot be called, nothing was collected" in result.stderr
+        assert "--no-preflight" in result.stderr and len(result.stderr.strip().splitlines()) == 1
         requests = pool.requests(preflight=True)
         assert [r["body"]["messages"][-1]["content"] for r in requests] == [PREFLIGHT_PROMPT]  # small's preflight
         assert requests[0]["body"]["max_tokens"] == 1
