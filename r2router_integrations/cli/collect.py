@@ -271,10 +271,7 @@ def _run(args: argparse.Namespace) -> int:
         if result.calls == 0 and result.remaining and not result.stopped_at_max_usd and not result.skipped:
             print("not confirmed; nothing was called", file=sys.stderr)
             return 1
-        print(result.describe())
-        for check in result.checks:
-            if check.degenerate:
-                print(check.describe(), file=sys.stderr)
+        print(result.describe())  # a degenerate grader's WARNING included
         print(collect_table(store, prompt_set, graders[0] if len(graders) == 1 else None))
     return result.exit_code
 
