@@ -45,6 +45,18 @@ from r2router_core.evaluation.metrics import (
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
 from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
+from r2router_core.evaluation.savings import (
+    Counterfactual,
+    DecisionTable,
+    Estimate,
+    SavingsReport,
+    Switched,
+    open_report_store,
+    parse_time,
+    read_decisions,
+    report_from_store,
+    savings_report,
+)
 from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
 from r2router_core.interop.routerarena import (
     RouterArenaFiles,
@@ -59,7 +71,10 @@ from r2router_core.interop.routerarena import (
 __all__ = [
     "CalibrationResult",
     "CalibrationTarget",
+    "Counterfactual",
+    "DecisionTable",
     "DeferralCurve",
+    "Estimate",
     "EvalResult",
     "Method",
     "MethodResult",
@@ -69,8 +84,10 @@ __all__ = [
     "RouterArenaFiles",
     "RouterMethod",
     "RoutingDataset",
+    "SavingsReport",
     "SelectionResult",
     "SingleArm",
+    "Switched",
     "accuracy",
     "arena_score",
     "audc",
@@ -88,15 +105,20 @@ __all__ = [
     "lambda_grid",
     "load_cached_results",
     "max_quality_arms",
+    "open_report_store",
     "oracle_arms",
+    "parse_time",
     "peak_quality",
     "plot_deferral_curves",
     "point_router",
     "qnc",
+    "read_decisions",
     "realise",
+    "report_from_store",
     "routerarena_config",
     "routerarena_pool",
     "routerarena_predictions",
+    "savings_report",
     "select_predictor",
     "train_router",
     "write_results",
