@@ -49,6 +49,7 @@ __all__ = [
     "Counterfactual",
     "DecisionTable",
     "Estimate",
+    "NoTrafficError",
     "SavingsReport",
     "Switched",
     "open_report_store",
@@ -65,6 +66,10 @@ MIN_FEEDBACK = 5
 """Feedback-scored requests a model needs to be named the best single model by feedback."""
 INTERVAL_METHOD = "95% normal approximation over requests (mean +- 1.96 standard errors, scaled to the total)"
 _Floats = NDArray[np.float64]
+
+
+class NoTrafficError(DataError):
+    """The window holds no logged request: nothing can be reported."""
 
 
 # -- reading -------------------------------------------------------------------------
@@ -456,15 +461,29 @@ def _json_ready(value: Any) -> Any:
 
 # -- computing -----------------------------------------------------------------------
 def report_from_store(
-    store: OutcomeStore, *, since: str | None = None, until: str | None = None, baseline: str | None = None
+    store: OutcomeStore,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    baseline: str | None = None,
+    pool: Sequence[ModelSpec] | None = None,
 ) -> SavingsReport:
-    """:func:`savings_report` of a store's decisions in ``[since, until)``, priced with its models table.
+    """:func:`savings_report` of a store's decisions in ``[since, until)``.
+
+    Args:
+        store: The store.
+        since: Window start (UTC ISO, see :func:`parse_time`).
+        until: Window end.
+        baseline: The model to compare with (default: the shadow baseline).
+        pool: The models and prices (default: the store's models table; the gateway's log
+            does not fill it, so pass the router's ``config.models``).
 
     Raises:
         DataError: No request in the window, or a decision log that cannot be read.
     """
     table = read_decisions(store, since=since, until=until)
-    return savings_report(table, store.models(), baseline=baseline, since=since, until=until)
+    models = list(pool) if pool is not None else store.models()
+    return savings_report(table, models, baseline=baseline, since=since, until=until)
 
 
 def savings_report(
@@ -485,14 +504,17 @@ def savings_report(
         until: The window end, for the record.
 
     Raises:
-        DataError: No request in the window (nothing can be reported).
+        NoTrafficError: No request in the window (nothing can be reported).
     """
     req = table.requests()
     if len(req) == 0:
         window = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
-        raise DataError(f"no logged decisions{window}: nothing to report (is the gateway logging with --store?)")
+        raise NoTrafficError(f"no logged decisions{window}: nothing to report (is the gateway logging with --store?)")
     prices = {m.name: m for m in pool}
     warnings = _pool_warnings(req, prices)
+    logged = set(req.answering.tolist()) | set(req.model.tolist())
+    if prices and not logged & set(prices):  # another router's log: its prices would price the wrong models
+        prices = {}
     shadow = bool((req.baseline != "").any())
     if baseline is None and shadow:
         names, counts = np.unique(req.baseline[req.baseline != ""].astype(str), return_counts=True)
@@ -531,8 +553,8 @@ def _iso(seconds: float) -> str:
 def _pool_warnings(req: DecisionTable, prices: dict[str, ModelSpec]) -> list[str]:
     if not prices:
         return [
-            "this store records no model prices (its models table is empty): counterfactuals that price "
-            "other models cannot be computed; open the store with the router that logged to it once"
+            "no prices for the logged models (the store's models table is empty): counterfactuals that price "
+            "other models cannot be computed; give the router's pool (r2router report --router DIR)"
         ]
     logged = set(req.answering.tolist()) | set(req.model.tolist())
     unknown = sorted(str(m) for m in logged - set(prices) if m)
@@ -615,7 +637,7 @@ def _counterfactuals(
         priciest = max(prices.values(), key=lambda m: (m.output_price, m.input_price))
         out.append(_model_counterfactual("most expensive model", priciest.name, req, prices, baseline))
     else:
-        out.append(Counterfactual("most expensive model", "", None, "no model prices in the store"))
+        out.append(Counterfactual("most expensive model", "", None, "no prices for the logged models"))
     best = _best_by_feedback(req)
     if best is None:
         note = f"no model has feedback on {MIN_FEEDBACK} or more requests yet"

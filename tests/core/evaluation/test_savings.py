@@ -160,9 +160,9 @@ def test_a_log_from_another_pool_is_reported_with_a_warning(store: OutcomeStore)
 def test_a_store_without_prices_says_counterfactuals_cannot_be_priced(store: OutcomeStore) -> None:
     store.record_decisions([_routed(i, "small", 0.001) for i in range(5)])
     report = report_from_store(store)
-    assert any("records no model prices" in w for w in report.warnings)
+    assert any("no prices for the logged models" in w for w in report.warnings)
     priciest = next(c for c in report.counterfactuals if c.name == "most expensive model")
-    assert priciest.spend is None and "no model prices" in priciest.note
+    assert priciest.spend is None and "no prices" in priciest.note
 
 
 def test_a_report_reads_one_consistent_snapshot_while_the_store_is_written(store: OutcomeStore) -> None:
