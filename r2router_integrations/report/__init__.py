@@ -4,6 +4,6 @@ The numbers come from :mod:`r2router_core.evaluation.savings`; this package only
 (self-contained HTML with inline SVG, nothing fetched at view time).
 """
 
-from r2router_integrations.report.page import message_page, render_page, write_report
+from r2router_integrations.report.page import format_usd, message_page, render_page, write_report
 
-__all__ = ["message_page", "render_page", "write_report"]
+__all__ = ["format_usd", "message_page", "render_page", "write_report"]

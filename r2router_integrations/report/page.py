@@ -14,7 +14,7 @@ from pathlib import Path
 from r2router_core.evaluation import Estimate, SavingsReport, Switched
 from r2router_integrations.report.svg import bars, stacked_columns
 
-__all__ = ["message_page", "render_page", "write_report"]
+__all__ = ["format_usd", "message_page", "render_page", "write_report"]
 
 MEASURED = "measured"  # Estimate.basis of a measured number (the other: "estimated from predictions")
 
@@ -40,9 +40,14 @@ def _num(element_id: str, value: float | int | None, text: str, tag: str = "span
     return f'<{tag} id="{escape(element_id)}"{data}>{escape(text)}</{tag}>'
 
 
-def _usd(value: float) -> str:
-    text = f"${abs(value):,.4f}" if abs(value) < 100 else f"${abs(value):,.2f}"
+def format_usd(value: float) -> str:
+    """Dollars as the page shows them: 6 decimals under a cent, 4 under $100, else 2."""
+    size = abs(value)
+    text = f"${size:,.6f}" if size < 0.01 else f"${size:,.4f}" if size < 100 else f"${size:,.2f}"
     return f"-{text}" if value < 0 else text
+
+
+_usd = format_usd
 
 
 def _estimate(element_id: str, est: Estimate, fmt: str = "usd", *, signed: bool = False) -> str:
@@ -104,6 +109,12 @@ def _tiles(report: SavingsReport) -> str:
         ("requests", report.requests, str(report.requests), "requests"),
         ("spend", report.spend_usd, _usd(report.spend_usd), "spent (measured)"),
     ]
+    if report.switched is not None and report.switched.cost_change:
+        change = report.switched.cost_change[0]
+        label = f"had you switched ({change.basis})"
+        tiles.append(
+            ("headline-switch-cost", change.value, ("+" if change.value > 0 else "") + _usd(change.value), label)
+        )
     for key in ("p50", "p90", "p99"):
         if key in report.latency:
             tiles.append((f"latency-{key}", report.latency[key], f"{report.latency[key]:.3f} s", f"latency {key}"))

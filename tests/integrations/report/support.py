@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from r2router_core import R2Router
-from r2router_core import DecisionLog
+from r2router_core import DecisionLog, R2Router
 from tests.integrations.server.support import ServerThread, start_gateway
 
 KEY = "sk-dashboard-test"
