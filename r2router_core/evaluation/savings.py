@@ -24,7 +24,7 @@ Conventions:
 
 from __future__ import annotations
 
-import json
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -205,7 +205,16 @@ def read_decisions(store: OutcomeStore, *, since: str | None = None, until: str 
         .subquery()
     )
     d = decisions.c
-    columns = (d.id, d.created_at, d.model, d.options, d.predicted_quality, d.predicted_cost, d.propensity)
+    # the shadow fields are read by the database's JSON functions (json_extract / #>>), not json.loads per row
+    as_json = sqlalchemy.cast if store._engine.dialect.name == "postgresql" else sqlalchemy.type_coerce
+    options = as_json(d.options, sqlalchemy.JSON)
+    shadow = (
+        options[("shadow", "baseline")].as_string(),
+        options[("shadow", "answered_by")].as_string(),
+        options[("shadow", "baseline_predicted_quality")].as_float(),
+        options[("shadow", "baseline_predicted_cost")].as_float(),
+    )
+    columns = (d.id, d.created_at, d.model, *shadow, d.predicted_quality, d.predicted_cost, d.propensity)
     columns += (d.status, d.input_tokens, d.output_tokens, d.latency_s, d.cost_usd, d.failed_attempts)
     columns += (d.escalated_from, per_decision.c.feedback, per_decision.c.graded, per_decision.c.quality)
     query = select(*columns).select_from(decisions.outerjoin(per_decision, per_decision.c.decision_id == d.id))
@@ -222,7 +231,7 @@ def read_decisions(store: OutcomeStore, *, since: str | None = None, until: str 
 
 
 def _floats(values: Sequence[Any]) -> _Floats:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(values, dtype=np.float64)  # None -> NaN
 
 
 def _epoch_seconds(stamps: Sequence[str]) -> _Floats:
@@ -236,20 +245,11 @@ def _epoch_seconds(stamps: Sequence[str]) -> _Floats:
 
 
 def _table(rows: Sequence[Any]) -> DecisionTable:
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 17
-    (ids, created, model, options, pq, pc, prop, status, tin, tout, lat, cost, failed, esc_from, fb, gr, qual) = cols
-    n = len(ids)
-    answered_by = np.full(n, "router", dtype=object)
-    baseline = np.full(n, "", dtype=object)
-    bq, bc = np.full(n, np.nan), np.full(n, np.nan)
-    for i, text in enumerate(options):
-        if '"shadow"' not in text:
-            continue
-        shadow = json.loads(text).get("shadow") or {}
-        baseline[i] = str(shadow.get("baseline") or "")
-        answered_by[i] = "baseline" if shadow.get("answered_by") == "baseline" else "router"
-        bq[i] = _number(shadow.get("baseline_predicted_quality"))
-        bc[i] = _number(shadow.get("baseline_predicted_cost"))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 20
+    (ids, created, model, base, side, bq, bc, pq, pc, prop, status, tin, tout, lat, cost, failed, esc_from) = cols[:17]
+    fb, gr, qual = cols[17:]
+    baseline = np.array([b or "" for b in base], dtype=object)
+    answered_by = np.where(np.array(side, dtype=object) == "baseline", "baseline", "router").astype(object)
     model_arr = np.array(model, dtype=object)
     ids_arr = np.array(ids, dtype=object)
     parents = {e for e in esc_from if e is not None}
@@ -262,8 +262,8 @@ def _table(rows: Sequence[Any]) -> DecisionTable:
         baseline=baseline,
         predicted_quality=_floats(pq),
         predicted_cost=_floats(pc),
-        baseline_quality=bq,
-        baseline_cost=bc,
+        baseline_quality=_floats(bq),
+        baseline_cost=_floats(bc),
         propensity=_floats(prop),
         status=np.array(status, dtype=object),
         input_tokens=_floats(tin),
@@ -277,10 +277,6 @@ def _table(rows: Sequence[Any]) -> DecisionTable:
         graded=_floats(gr),
         quality=_floats(qual),
     )
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 # -- results -------------------------------------------------------------------------
@@ -522,6 +518,8 @@ def savings_report(
     elif baseline is not None and baseline not in prices:
         warnings.append(f"the baseline {baseline!r} is not in this store's pool {sorted(prices)}: it cannot be priced")
     ok = req.status == "ok"
+    in_shadow = req.baseline == baseline
+    baseline_spend = _baseline_spend(req, in_shadow) if baseline and in_shadow.any() else []
     return SavingsReport(
         since=since,
         until=until,
@@ -532,8 +530,8 @@ def savings_report(
         shadow=shadow,
         arms=_arms(req),
         over_time=_over_time(req),
-        counterfactuals=_counterfactuals(req, prices, baseline, warnings),
-        switched=_switched(req, baseline) if shadow and baseline else None,
+        counterfactuals=_counterfactuals(req, prices, baseline, warnings, baseline_spend),
+        switched=_switched(req, baseline, baseline_spend) if baseline_spend else None,
         rates={
             "escalation": _rate(req.escalated),
             "fallback": _rate(req.fallback),
@@ -628,14 +626,24 @@ def _repriced(req: DecisionTable, spec: ModelSpec) -> Estimate:
 
 
 def _counterfactuals(
-    req: DecisionTable, prices: dict[str, ModelSpec], baseline: str | None, warnings: list[str]
+    req: DecisionTable,
+    prices: dict[str, ModelSpec],
+    baseline: str | None,
+    warnings: list[str],
+    baseline_spend: list[Estimate],
 ) -> list[Counterfactual]:
-    out = []
-    if baseline:
-        out.append(_model_counterfactual("baseline", baseline, req, prices, baseline))
+    def of(name: str, model: str) -> Counterfactual:
+        if model == baseline and baseline_spend:
+            return _baseline_counterfactual(name, model, req, baseline_spend)
+        spec = prices.get(model)
+        if spec is None:
+            return Counterfactual(name, model, None, f"{model!r} has no price in this store's pool")
+        return Counterfactual(name, model, _repriced(req, spec), "assumes the same token counts as the logged answers")
+
+    out = [of("baseline", baseline)] if baseline else []
     if prices:
         priciest = max(prices.values(), key=lambda m: (m.output_price, m.input_price))
-        out.append(_model_counterfactual("most expensive model", priciest.name, req, prices, baseline))
+        out.append(of("most expensive model", priciest.name))
     else:
         out.append(Counterfactual("most expensive model", "", None, "no prices for the logged models"))
     best = _best_by_feedback(req)
@@ -643,39 +651,23 @@ def _counterfactuals(
         note = f"no model has feedback on {MIN_FEEDBACK} or more requests yet"
         out.append(Counterfactual("best single model by feedback", "", None, note))
     else:
-        out.append(_model_counterfactual("best single model by feedback", best, req, prices, baseline))
+        out.append(of("best single model by feedback", best))
     if any(c.spend is None and c.model for c in out):
-        warnings.append(
-            "some counterfactuals could not be priced: " + "; ".join(c.note for c in out if c.spend is None)
-        )
+        missing = "; ".join(c.note for c in out if c.spend is None)
+        warnings.append(f"some counterfactuals could not be priced: {missing}")
     return out
 
 
-def _model_counterfactual(
-    name: str, model: str, req: DecisionTable, prices: dict[str, ModelSpec], baseline: str | None
-) -> Counterfactual:
-    if model == baseline and (req.baseline == baseline).any():
-        shadow = req.baseline == baseline
-        spend = _baseline_spend(req, shadow)
-        measured = next((e for e in spend if e.basis == MEASURED), spend[0])
-        scale = len(req) / int(shadow.sum())
-        note = "" if scale == 1 else f"measured on the {int(shadow.sum())} shadow requests, scaled to all"
-        scaled = (
-            Estimate.normal(
-                measured.value * scale,
-                (measured.high - measured.value) / Z95 * scale,
-                measured.basis,
-                measured.method,
-                measured.n,
-            )
-            if scale != 1
-            else measured
-        )
-        return Counterfactual(name, model, scaled, note)
-    spec = prices.get(model)
-    if spec is None:
-        return Counterfactual(name, model, None, f"{model!r} has no price in this store's pool")
-    return Counterfactual(name, model, _repriced(req, spec), "assumes the same token counts as the logged answers")
+def _baseline_counterfactual(name: str, model: str, req: DecisionTable, spend: list[Estimate]) -> Counterfactual:
+    """The shadow baseline's measured spend (its predicted spend if nothing was measured), scaled to every request."""
+    measured = next((e for e in spend if e.basis == MEASURED), spend[0])
+    shadow_n = int((req.baseline == model).sum())
+    if shadow_n == len(req):
+        return Counterfactual(name, model, measured)
+    scale = len(req) / shadow_n
+    stderr = (measured.high - measured.value) / Z95
+    scaled = Estimate.normal(measured.value * scale, stderr * scale, measured.basis, measured.method, measured.n)
+    return Counterfactual(name, model, scaled, f"measured on the {shadow_n} shadow requests, scaled to all")
 
 
 def _best_by_feedback(req: DecisionTable) -> str | None:
@@ -694,7 +686,7 @@ def _side_terms(req: DecisionTable, values: _Floats, side: str) -> _Floats:
 
 
 def _ips_total(req: DecisionTable, values: _Floats, side: str, scale: int, method: str) -> Estimate:
-    arms = [(str(a), None) for a in req.answered_by]
+    arms = list(zip(req.answered_by.tolist(), itertools.repeat(None), strict=False))
     est = ips_estimate(arms, values.tolist(), req.propensity.tolist(), [(side, None)] * len(arms))
     return Estimate.normal(est.value * scale, est.stderr * scale, MEASURED, method, est.n)
 
@@ -714,7 +706,7 @@ def _baseline_spend(req: DecisionTable, shadow: NDArray[np.bool_]) -> list[Estim
     return out
 
 
-def _switched(req: DecisionTable, baseline: str) -> Switched:
+def _switched(req: DecisionTable, baseline: str, baseline_spend: list[Estimate]) -> Switched:
     rows = DecisionTable(**{k: v[req.baseline == baseline] for k, v in req.__dict__.items()})
     n = len(rows)
     by_router = rows.answered_by == "router"
@@ -759,7 +751,7 @@ def _switched(req: DecisionTable, baseline: str) -> Switched:
         requests=n,
         sample=sample,
         router_spend=router_spend,
-        baseline_spend=_baseline_spend(rows, np.ones(n, dtype=bool)),
+        baseline_spend=baseline_spend,
         cost_change=cost_change,
         quality_change=quality_change,
         router_quality=router_q,
