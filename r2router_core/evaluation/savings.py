@@ -224,7 +224,8 @@ def read_decisions(store: OutcomeStore, *, since: str | None = None, until: str 
         query = query.where(and_(*window))
     try:
         with store._engine.connect() as conn:
-            rows = conn.execute(query.order_by(d.created_at, d.id)).all()
+            result = conn.execute(query.order_by(d.created_at, d.id))
+            rows = result.cursor.fetchall()  # the driver's plain tuples: no Row object per decision
     except sqlalchemy.exc.SQLAlchemyError as exc:
         raise DataError(f"cannot read the decision log of {store!r}: {getattr(exc, 'orig', exc)}") from None
     return _table(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from tests.core.evaluation.savings_data import BASELINE, POOL, START, shadow_log
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> OutcomeStore:
-    with OutcomeStore(tmp_path / "log.db") as s:
+def store(store_url: str) -> Iterator[OutcomeStore]:
+    """A fresh store on SQLite and on PostgreSQL (the report's SQL reads the JSON options on both)."""
+    with OutcomeStore(store_url) as s:
         yield s
 
 
