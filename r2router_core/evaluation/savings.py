@@ -236,13 +236,17 @@ def _floats(values: Sequence[Any]) -> _Floats:
 
 
 def _epoch_seconds(stamps: Sequence[str]) -> _Floats:
+    """Seconds since the epoch of ISO times (any offset; naive = UTC)."""
+    out = np.empty(len(stamps), dtype=np.float64)
     try:
-        moments = np.array([s[:23].replace(" ", "T") for s in stamps], dtype="datetime64[ms]")
-    except ValueError as exc:
+        for i, text in enumerate(stamps):
+            moment = datetime.fromisoformat(text)
+            out[i] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (TypeError, ValueError) as exc:
         raise DataError(
             f"a logged decision's created_at is not an ISO time ({exc}); is this an r2router store?"
-        ) from exc
-    return moments.astype(np.int64).astype(np.float64) / 1000.0
+        ) from None
+    return out
 
 
 def _table(rows: Sequence[Any]) -> DecisionTable:
