@@ -170,18 +170,20 @@ def test_a_store_without_prices_says_counterfactuals_cannot_be_priced(store: Out
 def test_a_report_reads_one_consistent_snapshot_while_the_store_is_written(store: OutcomeStore) -> None:
     store.set_models(POOL)
     store.record_decisions([_routed(i, "small", 0.001) for i in range(200)])
-    stop = threading.Event()
+    stop, writing = threading.Event(), threading.Event()
 
     def write() -> None:
         with OutcomeStore(store.url) as writer:
             i = 1000
             while not stop.is_set():
                 writer.record_decisions([_routed(i, "medium", 0.002, id=f"w{i}")])
+                writing.set()
                 i += 1
 
     thread = threading.Thread(target=write)
     thread.start()
     try:
+        assert writing.wait(20)
         counts = []
         for _ in range(5):
             report = report_from_store(store)
