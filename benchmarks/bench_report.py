@@ -12,6 +12,15 @@ Prints p50/p90/p99 seconds of each, the report's ratio to the raw read, and the 
 (the machine is shared: numbers taken under load say so)::
 
     python benchmarks/bench_report.py --n 100000 --repeats 5
+
+``--dashboard``: the gateway's speed while someone watches ``/dashboard``. Starts the load test's
+stub upstream and ``r2router serve --store`` (benchmarks/load_test_server.py's router and files)
+on a store holding ``--n`` decisions of the last hour, then alternates rounds of chat traffic
+(``--users`` clients, one request in flight each) *without* and *with* a viewer polling
+``/dashboard`` every 0.5 s (the page is recomputed at most every 30 s, its cache time); prints the
+chats' throughput and p50/p99 latency of each, and their ratio (with / without)::
+
+    python benchmarks/bench_report.py --dashboard --n 20000 --users 10 --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
@@ -19,11 +28,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +101,146 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+def dashboard_load(args: argparse.Namespace) -> None:
+    """Chat latency and throughput of a gateway with and without a viewer polling its dashboard."""
+    import asyncio
+    import subprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import load_test_server as lt
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    stub_port, port = lt._free_port(), lt._free_port()
+    router_dir, upstreams = lt.write_gateway_files(work, stub_port, "hash", 400)
+    models = [name.lower() for name, _ in lt.CARD_MODELS]
+    now = datetime.now(UTC)
+    with OutcomeStore(work / "log.db") as store:
+        rng = np.random.default_rng(0)
+        for start in range(0, args.n, 5000):
+            store.record_decisions(
+                [
+                    DecisionRecord(
+                        id=f"old{i}",
+                        source="gateway",
+                        model=models[i % len(models)],
+                        budget=512,
+                        options={},
+                        predicted_quality=0.7,
+                        predicted_cost=1e-4,
+                        input_tokens=100,
+                        output_tokens=200,
+                        latency_s=float(rng.uniform(0.1, 2)),
+                        cost_usd=1e-4,
+                        created_at=(now - timedelta(seconds=float(rng.uniform(0, 3000)))).isoformat(),
+                    )
+                    for i in range(start, min(start + 5000, args.n))
+                ]
+            )
+    key = "sk-bench-dashboard"
+    env = {**os.environ, "BENCH_KEY": key}
+    me = [sys.executable, str(Path(lt.__file__).resolve())]
+    procs = [
+        subprocess.Popen([*me, "--stub-port", str(stub_port)], env=env),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "r2router_integrations",
+                "serve",
+                "--router",
+                str(router_dir),
+                "--upstreams",
+                str(upstreams),
+                "--host",
+                lt.HOST,
+                "--port",
+                str(port),
+                "--store",
+                f"sqlite:///{work / 'log.db'}",
+                "--api-key-env",
+                "BENCH_KEY",
+            ],
+            env=env,
+        ),
+    ]
+    base = f"http://{lt.HOST}:{port}"
+    auth = (("authorization", f"Bearer {key}"),)
+    pool = frozenset(name for name, _ in lt.CARD_MODELS)  # the answer names the provider model
+    target = lt.Target("gateway", f"{base}/v1/chat/completions", "r2router", pool, auth)
+    try:
+        deadline = time.monotonic() + 120
+        lt._wait_up(f"http://{lt.HOST}:{stub_port}/count", procs[0], deadline)
+        lt._wait_up(f"{base}/health", procs[1], deadline)
+        print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); {args.n} decisions shown")
+        runs = asyncio.run(_rounds(target, base, dict(auth), args))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+        shutil.rmtree(work)
+    print(f"load average after:  {os.getloadavg()[0]:.2f}")
+    print(f"{'viewer':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  (median of {args.rounds} rounds)")
+    table = {}
+    for name in ("without", "with"):
+        rps = float(np.median([r.rps for r in runs[name]]))
+        p50 = float(np.median([lt._ms(r.latencies, 0.5) for r in runs[name]]))
+        p99 = float(np.median([lt._ms(r.latencies, 0.99) for r in runs[name]]))
+        table[name] = (rps, p50, p99)
+        print(f"{name:<9} {rps:8.1f} {p50:8.1f} {p99:8.1f}")
+    (r0, a0, b0), (r1, a1, b1) = table["without"], table["with"]
+    print(f"ratio     {r1 / r0:8.2f} {a1 / a0:8.2f} {b1 / b0:8.2f}  (with / without); {runs['polls']} dashboard loads")
+
+
+async def _rounds(target: Any, base: str, auth: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    import httpx
+
+    sys_lt = sys.modules["load_test_server"]
+    out: dict[str, Any] = {"without": [], "with": [], "polls": 0}
+    clients = [httpx.AsyncClient(timeout=60.0) for _ in range(args.users)]
+    viewer = httpx.AsyncClient(timeout=60.0, headers=auth)
+
+    async def watch(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            page = await viewer.get(f"{base}/dashboard")
+            assert page.status_code == 200 and 'id="requests"' in page.text, page.text[:200]
+            out["polls"] += 1
+            await asyncio.sleep(0.5)
+
+    try:
+        await sys_lt.fire(clients, target, 0.5)  # warm-up: connections open
+        for _ in range(args.rounds):
+            out["without"].append(await sys_lt.fire(clients, target, args.seconds))
+            stop = asyncio.Event()
+            watcher = asyncio.create_task(watch(stop))
+            out["with"].append(await sys_lt.fire(clients, target, args.seconds))
+            stop.set()
+            await watcher
+        for name in ("without", "with"):
+            errors = sum(r.errors for r in out[name])
+            assert errors == 0, f"{errors} failed chats {name} the viewer"
+    finally:
+        for client in [*clients, viewer]:
+            await client.aclose()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="decisions in the store (default 100000)")
     parser.add_argument("--feedback", type=int, default=5_000, help="decisions with feedback (default 5000)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--db", type=Path, help="reuse (or build once) this store file")
+    parser.add_argument("--dashboard", action="store_true", help="measure the gateway while /dashboard is watched")
+    parser.add_argument("--users", type=int, default=10, help="--dashboard: concurrent chat clients")
+    parser.add_argument("--rounds", type=int, default=3, help="--dashboard: rounds without and with the viewer")
+    parser.add_argument("--seconds", type=float, default=5.0, help="--dashboard: seconds per round and side")
     args = parser.parse_args()
+    if args.dashboard:
+        dashboard_load(args)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-report-"))
     db = args.db or work / "log.db"
     if not db.exists():

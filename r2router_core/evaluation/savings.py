@@ -214,9 +214,9 @@ def read_decisions(store: OutcomeStore, *, since: str | None = None, until: str 
         options[("shadow", "baseline_predicted_quality")].as_float(),
         options[("shadow", "baseline_predicted_cost")].as_float(),
     )
-    columns = (d.id, d.created_at, d.model, *shadow, d.predicted_quality, d.predicted_cost, d.propensity)
-    columns += (d.status, d.input_tokens, d.output_tokens, d.latency_s, d.cost_usd, d.failed_attempts)
-    columns += (d.escalated_from, per_decision.c.feedback, per_decision.c.graded, per_decision.c.quality)
+    columns: list[Any] = [d.id, d.created_at, d.model, *shadow, d.predicted_quality, d.predicted_cost, d.propensity]
+    columns += [d.status, d.input_tokens, d.output_tokens, d.latency_s, d.cost_usd, d.failed_attempts]
+    columns += [d.escalated_from, per_decision.c.feedback, per_decision.c.graded, per_decision.c.quality]
     query = select(*columns).select_from(decisions.outerjoin(per_decision, per_decision.c.decision_id == d.id))
     window = [d.created_at >= since] if since else []
     window += [d.created_at < until] if until else []
@@ -536,7 +536,7 @@ def savings_report(
         arms=_arms(req),
         over_time=_over_time(req),
         counterfactuals=_counterfactuals(req, prices, baseline, warnings, baseline_spend),
-        switched=_switched(req, baseline, baseline_spend) if baseline_spend else None,
+        switched=_switched(req, baseline, baseline_spend) if baseline and baseline_spend else None,
         rates={
             "escalation": _rate(req.escalated),
             "fallback": _rate(req.fallback),

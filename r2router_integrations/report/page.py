@@ -139,7 +139,7 @@ def _time_charts(report: SavingsReport) -> str:
 def _counterfactuals(report: SavingsReport) -> str:
     actual = Estimate.exact(report.spend_usd, "summed from the log", report.requests)
     rows = [f"<tr><td>what you spent</td><td></td>{_estimate('cf-actual', actual)}</tr>"]
-    chart = [("what you spent", report.spend_usd, None, None)]
+    chart: list[tuple[str, float, float | None, float | None]] = [("what you spent", report.spend_usd, None, None)]
     for cf in report.counterfactuals:
         cid = f"cf-{_slug(cf.name)}"
         if cf.spend is None:

@@ -27,9 +27,9 @@ __all__ = ["DEFAULT_CACHE_S", "DEFAULT_REFRESH_S", "DEFAULT_WINDOW_S", "Dashboar
 
 DEFAULT_WINDOW_S = 3600.0
 """The dashboard shows the last hour of traffic."""
-DEFAULT_CACHE_S = 5.0
+DEFAULT_CACHE_S = 30.0
 """A computed report is served for this many seconds before it is computed again."""
-DEFAULT_REFRESH_S = 10
+DEFAULT_REFRESH_S = 15
 """The page reloads itself every this many seconds."""
 TITLE = "r2router live dashboard"
 

@@ -112,8 +112,8 @@ def test_the_live_dashboard_renders_and_refreshes_itself(
             assert _value(browser, f"arm-{arm.model}-requests")[0] == arm.requests
         _screenshot(browser, "dashboard.png")
         send_traffic(server, log, 4)
-        # the page reloads itself (meta refresh) and shows the new requests once the cache expires
-        WebDriverWait(browser, 40, poll_frequency=0.5).until(
+        # the page reloads itself (meta refresh, 15 s) and shows the new requests once the cache (30 s) expires
+        WebDriverWait(browser, 90, poll_frequency=0.5).until(
             lambda d: d.find_elements(By.ID, "requests") and _value(d, "requests")[0] == 16
         )
     assert os.path.getsize(SHOTS / "dashboard.png") > 10_000
