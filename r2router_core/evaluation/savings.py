@@ -17,9 +17,9 @@ Conventions:
   sampled rows) or ``estimated from predictions`` (the router's predicted cost and quality,
   or the logged token counts priced at another model's list prices).
 * Intervals are 95% normal approximations (mean +- 1.96 standard errors over requests,
-  scaled to totals); a sum known exactly from the log has a zero-width interval. An interval
-  of an estimate from predictions covers traffic sampling, not the predictor's own error:
-  only a measured comparison covers that.
+  scaled to totals; rates use Wilson score intervals); a sum known exactly from the log has
+  a zero-width interval. An interval of an estimate from predictions covers traffic sampling,
+  not the predictor's own error: only a measured comparison covers that.
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ PREDICTED = "estimated from predictions"
 Z95 = 1.959964
 MIN_FEEDBACK = 5
 """Feedback-scored requests a model needs to be named the best single model by feedback."""
-INTERVAL_METHOD = "95% normal approximation over requests (mean +- 1.96 standard errors, scaled to the total)"
+INTERVAL_METHOD = (
+    "95% normal approximation over requests (mean +- 1.96 standard errors, scaled to the total); "
+    "rates: 95% Wilson score interval"
+)
 _Floats = NDArray[np.float64]
 
 
@@ -580,9 +583,14 @@ def _percentiles(values: _Floats) -> dict[str, float]:
 
 
 def _rate(flags: NDArray[np.bool_]) -> Estimate:
+    """The share of requests with its Wilson score interval (meaningful at 0 of n, unlike the normal one)."""
     n = len(flags)
     share = float(flags.mean())
-    return Estimate.normal(share, math.sqrt(share * (1 - share) / n), MEASURED, "share of requests", n)
+    z2 = Z95 * Z95
+    centre = (share + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    return Estimate(share, low, high, MEASURED, "share of requests (95% Wilson score interval)", n)
 
 
 def _arms(req: DecisionTable) -> list[ArmStats]:

@@ -111,7 +111,7 @@ def _tiles(report: SavingsReport) -> str:
     ]
     if report.switched is not None and report.switched.cost_change:
         change = report.switched.cost_change[0]
-        label = f"had you switched ({change.basis})"
+        label = f"cost change had you switched ({change.basis})"
         tiles.append(
             ("headline-switch-cost", change.value, ("+" if change.value > 0 else "") + _usd(change.value), label)
         )

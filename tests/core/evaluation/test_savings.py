@@ -109,6 +109,9 @@ def test_an_escalated_request_counts_once_and_rates_are_shares_of_requests(store
     assert report.rates["escalation"].value == pytest.approx(1 / 9)
     assert report.rates["fallback"].value == pytest.approx(1 / 9)
     assert report.rates["error"].value == pytest.approx(1 / 9)
+    assert 0 < report.rates["error"].low < 1 / 9 < report.rates["error"].high < 1
+    zero = report.rates["abandoned"]
+    assert zero.value == zero.low == 0 and 0.2 < zero.high < 0.4  # Wilson: 0 of 9 is not "surely 0"
     ok_latency = [0.2, 0.3] + [0.1 * (i + 1) for i in range(4, 10)]
     assert report.latency["p50"] == pytest.approx(float(np.percentile(ok_latency, 50)))
     assert report.latency["p99"] == pytest.approx(float(np.percentile(ok_latency, 99)))
