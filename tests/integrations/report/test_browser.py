@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,20 @@ def _screenshot(driver: webdriver.Chrome, name: str) -> Path:
 
 def test_the_report_renders_the_stores_numbers(browser: webdriver.Chrome, tmp_path: Path) -> None:
     store_path = tmp_path / "shadow.db"
+    truth = shadow_log(1500, 0.2, seed=11)
+    failed = ({"model": "large", "token_limit": 512, "kind": "server_error", "error": "HTTP 503", "status": 503},)
+    records = [  # some errors and fallbacks, so the rates on the page are not all zero
+        replace(r, status="error", cost_usd=0.0, latency_s=None, failed_attempts=failed)
+        if i % 97 == 0
+        else replace(r, failed_attempts=failed)
+        if i % 41 == 0
+        else r
+        for i, r in enumerate(truth.records)
+    ]
     with OutcomeStore(store_path) as store:
-        write_log(store, shadow_log(1500, 0.2, seed=11))
+        write_log(store, replace(truth, records=records))
         expected = report_from_store(store)
+    assert expected.rates["error"].value > 0 and expected.rates["fallback"].value > 0
     assert main(["report", "--store", str(store_path), "--out", str(tmp_path / "report")]) == 0
     browser.get((tmp_path / "report" / "index.html").as_uri())
     _rendered(browser, "chart-counterfactuals")
@@ -85,6 +97,9 @@ def test_the_report_renders_the_stores_numbers(browser: webdriver.Chrome, tmp_pa
     baseline = next(c for c in expected.counterfactuals if c.name == "baseline")
     assert baseline.spend is not None and _value(browser, "cf-baseline")[0] == pytest.approx(baseline.spend.value)
     assert _value(browser, "latency-p50")[0] == pytest.approx(expected.latency["p50"])
+    for rate in ("error", "fallback", "escalation"):
+        value, text = _value(browser, f"rate-{rate}")
+        assert value == pytest.approx(expected.rates[rate].value) and text == f"{expected.rates[rate].value:.1%}"
     headline = expected.switched.cost_change[0]
     assert _value(browser, "headline-switch-cost") == (pytest.approx(headline.value), format_usd(headline.value))
     # the charts are drawn (bars with a size), not blank frames
