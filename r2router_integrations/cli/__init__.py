@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "serve": "r2router_integrations.cli.serve",
     "demo": "r2router_integrations.cli.demo",
     "collect": "r2router_integrations.cli.collect",
+    "report": "r2router_integrations.cli.report",
 }
 
 

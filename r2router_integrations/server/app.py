@@ -46,6 +46,7 @@ from r2router_core import (
     open_log,
 )
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, Routed, RoutingBatcher
+from r2router_integrations.server.dashboard import dashboard_routes
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.learning import CallContext, Learning
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
@@ -164,6 +165,7 @@ def create_app(
         Route("/metrics", gateway.metrics_text, methods=["GET"]),
         Route("/v1/feedback", gateway.feedback, methods=["POST"]),
         Route("/admin/reload", gateway.reload, methods=["POST"]),
+        *dashboard_routes(lambda: gateway.learning.log, pool=lambda: gateway.router.config.models),
     ]
     app = Starlette(
         routes=routes,
