@@ -1,7 +1,8 @@
 """A real browser (Debian's chromium, driven by Selenium) renders the report and the live dashboard.
 
-The key numbers on the rendered pages must equal the store's, and the screenshots go
-to docs/img/ for the docs page (a reviewer looks at them). Selenium is pointed at
+The key numbers on the rendered pages must equal the store's. Screenshots are saved to a
+temporary folder; run with ``R2ROUTER_UPDATE_SCREENSHOTS=1`` to refresh the docs' copies in
+docs/img/ (a reviewer looks at them there). Selenium is pointed at
 /usr/bin/chromium and /usr/bin/chromedriver with SE_OFFLINE=true: it never downloads a browser.
 .ci/run installs both from Debian.
 """
@@ -9,6 +10,7 @@ to docs/img/ for the docs page (a reviewer looks at them). Selenium is pointed a
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +33,9 @@ from .support import KEY, logged_gateway, send_traffic
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "img"
+DOCS_SHOTS = Path(__file__).resolve().parents[3] / "docs" / "img"
+SHOTS = DOCS_SHOTS if os.environ.get("R2ROUTER_UPDATE_SCREENSHOTS") else Path(tempfile.gettempdir()) / "r2router-shots"
+"""Screenshots go to a temporary folder; ``R2ROUTER_UPDATE_SCREENSHOTS=1`` writes the docs' copies instead."""
 
 pytestmark = pytest.mark.slow
 
