@@ -28,11 +28,10 @@ micro-batcher hands it out: the prompt is embedded once); text is kept only with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,8 +44,6 @@ from starlette.responses import Response, StreamingResponse
 
 from r2router_core import (
     Candidate,
-    ConfigError,
-    DataError,
     DecisionLog,
     Escalation,
     EscalationPolicy,
@@ -55,16 +52,16 @@ from r2router_core import (
     FailureKind,
     R2Router,
     RoutingDecision,
-    UnknownDecisionError,
     call_cost,
     decision_record,
     format_budget,
     new_decision_id,
 )
-from r2router_core.store import training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
+from r2router_integrations.server.feedback import Feedback
 from r2router_integrations.server.jsonio import dumps, loads_upstream
 from r2router_integrations.server.proxy import Attempt, JSONAnswer, plan_attempts
+from r2router_integrations.server.reload import Reloader
 
 __all__ = ["DECISION_HEADER", "CallContext", "Learning"]
 
@@ -110,23 +107,33 @@ class Learning:
         explore: ExplorationPolicy | None = None,
         seed: int | None = None,
     ) -> None:
-        if reload_every and not router.has_training_data:
-            raise ConfigError(
-                "--reload-every needs a router with training rows; this one was converted from fitted weights. "
-                "Build one from the store with 'r2router train --store URL' and serve that"
-            )
-        self.router = router
-        self.base = router
+        self.reloader = Reloader(router, log, swap=swap, reload_every=reload_every)  # server/reload.py
+        self.feedbacks = Feedback(log)  # server/feedback.py
         self.log = log
         self.escalation = escalation or EscalationPolicy()
-        self._swap = swap
-        self.reload_every = reload_every
-        self._reload_lock: asyncio.Lock | None = None
-        self._schedule: asyncio.Task[None] | None = None
-        self.reloads = 0
         self.exploration = explore or ExplorationPolicy()
         self._rng = np.random.default_rng(seed)
-        self._unqueued: set[str] = set()  # answered, row not yet queued (feedback for them waits)
+
+    @property
+    def router(self) -> R2Router:
+        """The router in use (swapped by reloads)."""
+        return self.reloader.router
+
+    async def reload(self) -> dict[str, int]:
+        """See :meth:`Reloader.reload`."""
+        return await self.reloader.reload()
+
+    def start(self) -> None:
+        """Start the reload schedule (inside the app's event loop)."""
+        self.reloader.start()
+
+    def register_metrics(self, registry: Any) -> None:
+        """Expose the log's counters on the gateway's Prometheus registry."""
+        self.feedbacks.register_metrics(registry)
+
+    async def feedback(self, request: Request, body: dict[str, Any]) -> Response:
+        """``POST /v1/feedback``: see :meth:`Feedback.feedback`."""
+        return await self.feedbacks.feedback(request, body)
 
     # -- exploration -------------------------------------------------------------------
     def plan(self, decision: RoutingDecision, max_fallbacks: int) -> tuple[list[Attempt], float]:
@@ -137,63 +144,6 @@ class Learning:
             return attempts, propensity
         first = Attempt(arm.model, arm.token_limit, decision.max_tokens_for(arm.token_limit), arm)
         return [first, *(a for a in attempts if a.model != arm.model)][: max_fallbacks + 1], propensity
-
-    # -- reload ----------------------------------------------------------------------
-    async def reload(self) -> dict[str, int]:
-        """Rebuild the router from the loaded one plus the logged outcomes, then swap it in.
-
-        Returns:
-            ``{"logged_rows": ..., "training_rows": ...}`` of the new router.
-        """
-        log = self.log
-        if log is None:
-            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
-        if not self.base.has_training_data:
-            raise GatewayError(
-                409,
-                "this gateway's router was converted from fitted weights and has no training rows to add logged "
-                "outcomes to; build one from the store with 'r2router train --store URL' and serve that",
-                code="conflict",
-            )
-        if self._reload_lock is None:
-            self._reload_lock = asyncio.Lock()
-        async with self._reload_lock:  # one rebuild at a time; requests never take this lock
-            router = await anyio.to_thread.run_sync(self._rebuilt, log)
-            if router is not self.router:
-                self.router = router
-                if self._swap is not None:
-                    self._swap(router)
-            self.reloads += 1
-        n_base = self.base.training_data.n_queries
-        return {"logged_rows": router.training_data.n_queries - n_base, "training_rows": router.training_data.n_queries}
-
-    def _rebuilt(self, log: DecisionLog) -> R2Router:
-        base = self.base
-        data = training_data_from_decisions(
-            log.store,
-            base.config.model_names,
-            base.config.budgets,
-            token_axes=base.training_data.tokens.ndim,
-            embedder_id=base.config.embedder,
-        )
-        if data is None:
-            return self.router
-        fresh = R2Router(base.config, base.training_data, embedder=base.embedder)
-        logger.info("reload: %d logged rows added to %d", data.n_queries, base.training_data.n_queries)
-        return fresh.add_outcomes(data)
-
-    def start(self) -> None:
-        """Start the reload schedule (inside the app's event loop)."""
-        if self.log is not None and self.reload_every and self._schedule is None:
-            self._schedule = asyncio.get_running_loop().create_task(self._every(self.reload_every))
-
-    async def _every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await self.reload()
-            except Exception:
-                logger.exception("scheduled reload failed; the router in use is kept")
 
     async def escalate(
         self, first: Awaitable[Response], ctx: CallContext, again: Callable[[list[Attempt]], Awaitable[Response]]
@@ -247,25 +197,17 @@ class Learning:
             response.headers["x-r2router-cost-usd"] = f"{total:.6g}"
         return response
 
-    def register_metrics(self, registry: Any) -> None:
-        """Expose the log's counters on the gateway's Prometheus registry."""
-        if self.log is not None:
-            registry.register(_LogCollector(self.log))
-
     def close(self) -> None:
         """Stop the schedule, write what is queued and close the store."""
-        if self._schedule is not None:
-            self._schedule.cancel()
-            self._schedule = None
-        if self.log is not None:
-            self.log.close()
+        self.reloader.stop()
+        self.feedbacks.close()
 
     # -- chat ------------------------------------------------------------------------
     def finish(self, response: Response, ctx: CallContext) -> Response:
         """Stamp the decision id on a routed answer and log it once it is out."""
         response.headers[DECISION_HEADER] = ctx.decision_id
         if self.log is not None:
-            self._unqueued.add(ctx.decision_id)
+            self.feedbacks.expect(ctx.decision_id)
         if isinstance(response, StreamingResponse):
             response.body_iterator = self._stream(response.body_iterator, response, ctx)
             return response
@@ -299,7 +241,7 @@ class Learning:
         try:
             await self._queue_row(log, ctx, headers, status)
         finally:
-            self._unqueued.discard(ctx.decision_id)
+            self.feedbacks.queued(ctx.decision_id)
 
     async def _queue_row(self, log: DecisionLog, ctx: CallContext, headers: dict[str, str], status: int) -> None:
         try:
@@ -379,28 +321,6 @@ class Learning:
             self.log.record(record)
         except Exception:  # the client gets its error response either way
             logger.exception("decision log: could not build the row of failed decision %s", ctx.decision_id)
-
-    # -- feedback --------------------------------------------------------------------
-    async def feedback(self, request: Request, body: dict[str, Any]) -> Response:
-        """``POST /v1/feedback``: record a quality score for a logged decision."""
-        if self.log is None:
-            raise GatewayError(404, "this gateway keeps no decision log (start it with --store)", code="not_found")
-        decision_id, quality = body.get("id"), body.get("quality", "missing")
-        if not isinstance(decision_id, str) or not decision_id:
-            raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
-        source = body.get("source", "api")
-        log = self.log
-        for _ in range(500):  # an answer just sent: its row is queued within moments
-            if decision_id not in self._unqueued:
-                break
-            await asyncio.sleep(0.01)
-        try:
-            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
-        except UnknownDecisionError as exc:
-            raise GatewayError(404, str(exc), param="id", code="decision_not_found") from None
-        except DataError as exc:
-            raise GatewayError(400, str(exc), param="quality") from None
-        return Response(status_code=204)
 
 
 def _parsed(response: Response) -> Any:
@@ -487,29 +407,3 @@ def _stamp_line(line: bytes, ctx: CallContext) -> bytes:
         return line
     stamped = _stamp(line[5:].strip(), ctx)
     return b"data: " + stamped
-
-
-class _LogCollector:
-    """Prometheus collector of a :class:`DecisionLog`'s counters."""
-
-    def __init__(self, log: DecisionLog) -> None:
-        self._log = log
-
-    def describe(self) -> Sequence[Any]:
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        stats = self._log.stats
-        family = CounterMetricFamily(
-            "r2router_decision_log",
-            "Decision log rows by outcome (dropped/failed: lost, the answer still went out)",
-            labels=["outcome"],
-        )
-        for outcome in ("queued", "written", "dropped", "failed"):
-            family.add_metric([outcome], getattr(stats, outcome))
-        yield family
-        yield GaugeMetricFamily(
-            "r2router_decision_log_pending", "Decision log rows waiting for the writer", stats.pending
-        )
