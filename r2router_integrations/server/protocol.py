@@ -271,7 +271,12 @@ def _content_text(content: Any) -> str:
 
 
 def upstream_request_body(
-    body: Mapping[str, Any], upstream: Upstream, *, cap: int | None, instruct: bool = True
+    body: Mapping[str, Any],
+    upstream: Upstream,
+    *,
+    cap: int | None,
+    instruct: bool = True,
+    template: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body one upstream call sends: the one builder for the gateway and ``r2router collect``.
 
@@ -281,10 +286,16 @@ def upstream_request_body(
         upstream: Where it goes (its model id and cap parameter name).
         cap: Output-token cap sent under ``upstream.max_tokens_param`` (``None``: none).
         instruct: Add the length instruction (only when there is a cap).
+        template: The length instruction, with ``{budget}`` (default: the core's).
     """
     out = {"model": upstream.model, **body}
     if cap is not None:
         out[upstream.max_tokens_param] = cap
         if instruct:
-            out["messages"] = add_length_instruction(body["messages"], cap, OPENAI_MESSAGES)
+            messages = body["messages"]
+            out["messages"] = (
+                add_length_instruction(messages, cap, OPENAI_MESSAGES)
+                if template is None
+                else add_length_instruction(messages, cap, OPENAI_MESSAGES, template=template)
+            )
     return out

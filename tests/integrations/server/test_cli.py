@@ -48,9 +48,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) 
 
 
 @pytest.mark.slow
-def test_r2router_serve_runs_as_a_process(
-    saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path
-) -> None:
+def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
     # the checkpoint names its embedder (HashEmbedder's id), which --embedder auto (the default) loads
