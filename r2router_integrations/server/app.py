@@ -129,6 +129,11 @@ def create_app(
     if max_fallbacks is not None:
         settings["fallbacks"] = max_fallbacks
     serving = ServingSettings.from_mapping(settings, base=serving) if settings else serving or ServingSettings()
+    if serving.shadow is not None:
+        raise ConfigError(
+            "the gateway does not run shadow mode yet; serve without shadow= (LangChain and LlamaIndex support it)",
+            field="shadow",
+        )
     if not isinstance(upstreams, Upstreams):
         upstreams = Upstreams(list(upstreams), router.config)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
@@ -289,7 +294,12 @@ class _Gateway:
     @_json_errors
     async def route(self, request: Request) -> Response:
         with self.batcher.arriving():
-            text, options = parse_route_request(await self._read_json(request), self.router.config)
+            data = await self._read_json(request)
+            text, options = parse_route_request(data, self.router.config)
+            if self._count_input and options.input_tokens is None:  # priced as a chat request would be
+                messages = data.get("messages") if data.get("prompt") is None else None
+                tokens = count_prompt_tokens(self.router, messages or [{"content": text}])
+                options = options.merged(RoutingOptions(input_tokens=tokens))
             decision, _ = await self._decide(text, options)
         return JSONResponse(decision.to_dict(with_candidates=True))
 
