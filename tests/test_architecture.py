@@ -32,6 +32,7 @@ PUBLIC_CORE_MODULES = (
     "r2router_core.embedders",
     "r2router_core.evaluation",
     "r2router_core.evaluation.datasets",
+    "r2router_core.execute",
     "r2router_core.store",
     "r2router_core.testing",
 )
