@@ -27,13 +27,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from r2router_core import Budget, ExplorationPolicy, RoutingDecision
+import numpy as np
+
+from r2router_core import Budget, ExplorationPolicy, ModelSpec, R2Router, RouterConfig, RoutingDecision, TrainingData
 from r2router_core.execute.records import call_cost
 from r2router_core.store import DecisionRecord
+from r2router_core.testing import HashEmbedder
 
 __all__ = [
     "CASES",
+    "LONG_PROMPT",
     "PROMPT",
+    "SHORT_PROMPT",
     "Case",
     "Fault",
     "FaultKind",
@@ -43,6 +48,7 @@ __all__ = [
     "check",
     "exception_for",
     "expected_arm",
+    "input_price_router",
 ]
 
 PROMPT = "math question about algebra"
@@ -350,3 +356,37 @@ def _check_exploration(case: Case, decision: RoutingDecision, observed: Sequence
         explored += arm != (chosen.model, chosen.token_limit)
     n = len(observed)
     assert 0.15 * n <= explored <= 0.85 * n, f"{case.id}: {explored} of {n} calls explored at rate {policy.rate}"
+
+
+# -- input tokens: two models whose input prices differ 100x --------------------------------
+SHORT_PROMPT = "Summarise the quarterly report for the board."
+"""A short prompt: the better (input-expensive) model is worth its price."""
+
+LONG_PROMPT = "Summarise the quarterly report for the board.\n\n" + " ".join(
+    f"Revenue line {i} rose while costs held steady." for i in range(400)
+)
+"""The same request with ~3,000 words of context: its input cost makes the cheap model the better deal."""
+
+
+def input_price_router() -> R2Router:
+    """``good`` (quality 0.8, $100/M input) and ``cheap`` (0.7, $1/M input), $1/M output, one uncapped budget.
+
+    Every prompt predicts the same qualities and 100 output tokens, so only the prompt's input
+    tokens can change the choice: at lambda 0.5 a short prompt goes to ``good``, a long one to ``cheap``.
+    """
+    embedder = HashEmbedder(dim=16)
+    prompts = [f"training prompt number {i}" for i in range(10)]
+    quality = np.empty((10, 2, 1))
+    quality[:, 0, 0], quality[:, 1, 0] = 0.8, 0.7
+    config = RouterConfig(
+        models=(
+            ModelSpec("good", output_price=1.0, input_price=100.0),
+            ModelSpec("cheap", output_price=1.0, input_price=1.0),
+        ),
+        budgets=(None,),
+        lambda_=0.5,
+        k=3,
+        embedder=embedder.id,
+    )
+    data = TrainingData(embedder.embed(prompts), ("good", "cheap"), (None,), quality, np.full((10, 2), 100.0))
+    return R2Router(config, data, embedder=embedder)
