@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -41,6 +42,7 @@ from r2router_core import (
     ConfigError,
     ConstraintError,
     DecisionLog,
+    MissingDependencyError,
     R2Router,
     RoutingDecision,
     RoutingOptions,
@@ -211,6 +213,43 @@ class R2RouterChatModel(BaseChatModel):
         self._call_options({}, tools=False)
         self._log = self.serving.open_log()
         self._rng = np.random.default_rng(self.serving.seed)  # this model's exploration draws
+
+    @classmethod
+    def from_upstreams(
+        cls,
+        router: R2Router,
+        upstreams: str | Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **settings: Any,
+    ) -> R2RouterChatModel:
+        """A chat model whose pool is the ``upstreams.yaml`` that ``r2router serve`` and ``collect`` read.
+
+        Each pool model gets a ``ChatOpenAI`` on its upstream (base URL, model id, the key named by
+        ``api_key_env``, headers, timeout; the cap sent under its ``max_tokens_param``). Every pool
+        model must have an upstream with ``input_price`` and ``output_price`` equal to the router's.
+        Needs ``langchain-openai`` and the ``server`` extra (which reads the file).
+
+        Args:
+            router: The fitted router.
+            upstreams: The ``upstreams.yaml`` file.
+            environ: Where the keys are read (default ``os.environ``).
+            **settings: Other fields of the chat model (``lambda_``, ``fallbacks``, ``store``...).
+
+        Raises:
+            ConfigError: A pool model without an upstream or a price, or a price unlike the router's.
+            MissingDependencyError: ``langchain-openai`` is not installed.
+        """
+        try:
+            from r2router_integrations.langchain.upstreams import chat_models_from_upstreams
+        except ImportError as exc:
+            if exc.name not in ("langchain_openai", "openai"):
+                raise
+            raise MissingDependencyError(
+                "R2RouterChatModel.from_upstreams builds its pool with langchain-openai, which is not installed; "
+                "install it with: pip install langchain-openai"
+            ) from exc
+        return cls(router=router, models=chat_models_from_upstreams(router, upstreams, environ=environ), **settings)
 
     # -- learning from traffic -----------------------------------------------------------
     @property

@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, M
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -58,6 +59,7 @@ from r2router_core import (
     DecisionLog,
     EmptyPromptError,
     MessageStyle,
+    MissingDependencyError,
     R2Router,
     RoutingDecision,
     RoutingOptions,
@@ -203,6 +205,47 @@ class R2RouterLLM(FunctionCallingLLM):
         self._apply_budget = apply_budget
         self._log = self.serving.open_log()
         self._rng = np.random.default_rng(self.serving.seed)  # this LLM's exploration draws
+
+    @classmethod
+    def from_upstreams(
+        cls,
+        router: R2Router,
+        upstreams: str | Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        llm_options: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> R2RouterLLM:
+        """An LLM whose pool is the ``upstreams.yaml`` that ``r2router serve`` and ``collect`` read.
+
+        Each pool model gets an OpenAI-compatible LLM on its upstream (base URL, model id, the key
+        named by ``api_key_env``, headers, timeout; the cap sent under its ``max_tokens_param``).
+        Every pool model must have an upstream with ``input_price`` and ``output_price`` equal to
+        the router's. Needs ``llama-index-llms-openai`` and the ``server`` extra (which reads the file).
+
+        Args:
+            router: The fitted router.
+            upstreams: The ``upstreams.yaml`` file.
+            environ: Where the keys are read (default ``os.environ``).
+            llm_options: Fields of every pool LLM (``context_window``, default LlamaIndex's 3900;
+                ``is_function_calling_model=True`` for agents; ``temperature``...).
+            **settings: Other arguments of :class:`R2RouterLLM` (``lambda_``, ``fallbacks``, ``store``...).
+
+        Raises:
+            ConfigError: A pool model without an upstream or a price, or a price unlike the router's.
+            MissingDependencyError: ``llama-index-llms-openai`` is not installed.
+        """
+        try:
+            from r2router_integrations.llamaindex.upstreams import llms_from_upstreams
+        except ImportError as exc:
+            if exc.name not in ("llama_index.llms.openai", "llama_index.llms", "openai"):
+                raise
+            raise MissingDependencyError(
+                "R2RouterLLM.from_upstreams builds its pool with llama-index-llms-openai, which is not installed; "
+                "install it with: pip install llama-index-llms-openai"
+            ) from exc
+        pool = llms_from_upstreams(router, upstreams, environ=environ, **dict(llm_options or {}))
+        return cls(router, pool, **settings)
 
     @property
     def decision_log(self) -> DecisionLog | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "exception_for",
     "expected_arm",
     "input_price_router",
+    "write_priced_upstreams",
 ]
 
 PROMPT = "math question about algebra"
@@ -390,3 +392,24 @@ def input_price_router() -> R2Router:
     )
     data = TrainingData(embedder.embed(prompts), ("good", "cheap"), (None,), quality, np.full((10, 2), 100.0))
     return R2Router(config, data, embedder=embedder)
+
+
+# -- pools from one file: upstreams.yaml with prices -------------------------------------------
+def write_priced_upstreams(path: Path, base_url: str, router: R2Router, *, drop: str = "") -> Path:
+    """The server tests' upstreams file (one stub, per-model cap fields and keys) with the router's prices.
+
+    ``drop`` names a model whose prices are left out.
+    """
+    from .server.support import write_upstreams
+
+    write_upstreams(path, base_url)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for line in lines:
+        out.append(line)
+        name = line.strip().rstrip(":")
+        if line.startswith("  ") and not line.startswith("    ") and name in router.config.model_names and name != drop:
+            spec = router.config.models[router.config.model_names.index(name)]
+            out += [f"    input_price: {spec.input_price}", f"    output_price: {spec.output_price}"]
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
