@@ -7,15 +7,20 @@ failed attempts the answer records. The oracle is the core router itself.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 from langchain_core.messages import HumanMessage
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from openai import OpenAI
+from pydantic import Field
 
 from r2router_core import R2Router
 from r2router_integrations.langchain import R2RouterChatModel
@@ -24,6 +29,7 @@ from r2router_integrations.llamaindex import R2RouterLLM
 from r2router_integrations.llamaindex.testing import RecordingLLM
 
 from .server.support import MATH_PROMPT, ServerThread, Stub, build_router, start_gateway, stub_app, write_upstreams
+from .shared_cases import CASES, PROMPT, Case, Fault, Observed, check, exception_for
 
 ROUTER = build_router()
 POOL = ROUTER.config.model_names
@@ -125,6 +131,157 @@ class LlamaIndex:
         with pytest.raises(ValueError) as info:
             R2RouterLLM(self.router, dict(self.pool), **{name: value})
         return str(info.value)
+
+
+# -- the shared table (tests/integrations/shared_cases.py), run on the frameworks ---------------
+class FaultyChat(FakePoolChatModel):
+    """A fake LangChain pool model that fails as its :class:`Fault` says and bills what it answers."""
+
+    fault: Any = None
+    ledger: Any = Field(default=None, exclude=True)  # one list shared by the pool and its copies (Any: not copied)
+
+    def _reply(self, messages: Any, stop: Any, kwargs: Any) -> Any:
+        cap = kwargs.get("max_tokens", self.max_tokens)
+        _fail_if_due(self.fault, self.ledger, self.model_name, cap)
+        reply = super()._reply(messages, stop, kwargs)
+        self.ledger.append((self.model_name, cap, (reply.input_tokens, reply.output_tokens)))
+        return reply
+
+
+class FaultyLLM(RecordingLLM):
+    """A fake LlamaIndex pool LLM that fails as its :class:`Fault` says and bills what it answers."""
+
+    fault: Any = None
+    ledger: Any = Field(default=None, exclude=True)
+
+    def _answer(self, method: str, prompt: str) -> Any:
+        _fail_if_due(self.fault, self.ledger, self.name, self.max_tokens)
+        response = super()._answer(method, prompt)
+        usage = response.raw["usage"]
+        self.ledger.append((self.name, self.max_tokens, (usage["prompt_tokens"], usage["completion_tokens"])))
+        return response
+
+
+def _fail_if_due(fault: Fault | None, ledger: list[Any], model: str, cap: int | None) -> None:
+    failed = sum(1 for name, _, billed in ledger if name == model and billed is None)
+    if fault is not None and (fault.times is None or failed < fault.times):
+        ledger.append((model, cap, None))
+        raise exception_for(fault)
+
+
+class TableRun:
+    """Runs one case of the table on one framework in one mode, reporting :class:`Observed` per call."""
+
+    def __init__(self, framework: str, mode: str, case: Case, store: Path) -> None:
+        self.framework, self.mode, self.case = framework, mode, case
+        self.ledger: list[Any] = []
+        decision = ROUTER.route_text(PROMPT, **case.options)
+        faults = case.fault_of(decision)
+        settings = {**case.settings, "store": store}
+        if framework == "langchain":
+            words = " ".join(["w"] * (case.cut_below - 1)) if case.cut_below else None
+            pool = {n: FaultyChat(model_name=n, fault=faults.get(n), ledger=self.ledger, response=words) for n in POOL}
+            self.llm: Any = R2RouterChatModel(router=ROUTER, models=pool, **settings)
+        else:
+            cut = {"answer_words": case.cut_below - 1, "finish_reasons": True} if case.cut_below else {}
+            lpool = {n: FaultyLLM(name=n, is_chat=True, fault=faults.get(n), ledger=self.ledger, **cut) for n in POOL}
+            self.llm = R2RouterLLM(ROUTER, lpool, **settings, **case.options)
+        self.log = self.llm.decision_log
+        self.seen: set[str] = set()
+
+    def observe(self) -> list[Observed]:
+        try:
+            return [self._one() for _ in range(self.case.calls)]
+        finally:
+            self.log.close()
+
+    def _answer(self) -> dict[str, Any]:
+        if self.framework == "langchain":
+            options = self.case.options
+            if self.mode == "invoke":
+                return dict(self.llm.invoke(PROMPT, **options).response_metadata["r2router"])
+            if self.mode == "ainvoke":
+                return dict(asyncio.run(self.llm.ainvoke(PROMPT, **options)).response_metadata["r2router"])
+            chunks = list(self.llm.stream(PROMPT, **options))
+            return dict(functools.reduce(operator.add, chunks).response_metadata["r2router"])
+        messages = [ChatMessage(role=MessageRole.USER, content=PROMPT)]
+        if self.mode == "chat":
+            return dict(self.llm.chat(messages).additional_kwargs["r2router"])
+        if self.mode == "achat":
+            return dict(asyncio.run(self.llm.achat(messages)).additional_kwargs["r2router"])
+        return dict(list(self.llm.stream_chat(messages))[-1].additional_kwargs["r2router"])
+
+    def _one(self) -> Observed:
+        start = len(self.ledger)
+        info: dict[str, Any] = {}
+        error: BaseException | None = None
+        try:
+            info = self._answer()
+        except Exception as exc:
+            error = exc
+        assert self.log.flush(timeout=30)
+        rows = [r for r in self.log.store.decisions() if r.id not in self.seen]
+        self.seen |= {r.id for r in rows}
+        rows.sort(key=lambda r: r.escalated_from is not None)  # the cut answer's row first
+        calls = self.ledger[start:]
+        answered = [c for c in calls if c[2] is not None]
+        return Observed(
+            model=info.get("model"),
+            cap=answered[-1][1] if answered and error is None else None,
+            failed=list(info["fallbacks"]) if info else list(rows[-1].failed_attempts) if rows else [],
+            escalations=list(info.get("escalations", [])),
+            cost_usd=info.get("cost_usd"),
+            decision_id=info.get("decision_id"),
+            error=error,
+            billed=[(name, billed[0], billed[1]) for name, _, billed in answered],
+            rows=rows,
+            upstream_calls=len(calls),
+        )
+
+
+FRAMEWORK_MODES = [("langchain", m) for m in ("invoke", "ainvoke", "stream")] + [
+    ("llamaindex", m) for m in ("chat", "achat", "stream_chat")
+]
+
+
+TABLE = [
+    pytest.param(framework, mode, case, id=f"{framework}-{mode}-{case.id}")
+    for case in CASES
+    for framework, mode in FRAMEWORK_MODES
+    if framework in case.where  # the table says where each case applies (a TypeError: the frameworks only)
+]
+
+
+@pytest.mark.parametrize(("framework", "mode", "case"), TABLE)
+def test_the_shared_table_on_the_frameworks(framework: str, mode: str, case: Case, tmp_path: Path) -> None:
+    observed = TableRun(framework, mode, case, tmp_path / "log.db").observe()
+    check(case, ROUTER.route_text(PROMPT, **case.options), observed, streamed=mode.startswith("stream"))
+
+
+@pytest.mark.parametrize(("framework", "mode"), FRAMEWORK_MODES)
+@pytest.mark.parametrize(
+    "case_id", ["5xx_falls_back", "a_cut_answer_is_escalated_once", "every_arm_failing_raises_with_one_row"]
+)
+def test_each_framework_drives_the_cores_plan_not_a_loop_of_its_own(
+    framework: str, mode: str, case_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attempt is one step the core's CallPlan gave: next() is asked attempts + 1 times (the last: Done)."""
+    from r2router_core.execute import CallPlan
+
+    steps: list[Any] = []
+    real_next = CallPlan.next
+
+    def counting_next(self: CallPlan) -> Any:
+        steps.append(step := real_next(self))
+        return step
+
+    monkeypatch.setattr(CallPlan, "next", counting_next)
+    case = next(c for c in CASES if c.id == case_id)
+    run = TableRun(framework, mode, case, tmp_path / "log.db")
+    (seen,) = run.observe()
+    assert seen.upstream_calls >= 1
+    assert len(steps) == seen.upstream_calls + 1
+    assert type(steps[-1]).__name__ == "Done"
 
 
 # -- the gateway --------------------------------------------------------------------------
