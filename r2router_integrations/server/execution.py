@@ -275,10 +275,11 @@ def _attempt_headers(attempt: Attempt | None, routed: bool) -> dict[str, str]:
 
 
 def _cost_headers(outcome: CallOutcome) -> dict[str, str]:
+    """USD of the call, exact (``repr``: the float the log row holds, so a client can sum them)."""
     return {
-        "x-r2router-cost-usd": f"{outcome.cost_usd:.6g}",
-        "x-r2router-input-cost-usd": f"{outcome.input_cost_usd:.6g}",
-        "x-r2router-output-cost-usd": f"{outcome.output_cost_usd:.6g}",
+        "x-r2router-cost-usd": repr(outcome.cost_usd),
+        "x-r2router-input-cost-usd": repr(outcome.input_cost_usd),
+        "x-r2router-output-cost-usd": repr(outcome.output_cost_usd),
     }
 
 
