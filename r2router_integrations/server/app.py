@@ -45,7 +45,7 @@ from r2router_core import (
     R2RouterError,
     RoutingOptions,
 )
-from r2router_core.execute import ServingSettings
+from r2router_core.execute import SERVING_FIELDS, ServingSettings
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, Routed, RoutingBatcher
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
 from r2router_integrations.server.execution import Execution, count_prompt_tokens
@@ -119,7 +119,7 @@ def create_app(
             seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
         max_fallbacks: The serving setting ``fallbacks`` under its older name.
         **settings: Serving settings by name (``fallbacks=1``, ``store=...``, ``explore=0.05``...),
-            replacing those of ``serving``.
+            instead of ``serving`` (not both, as in LangChain and LlamaIndex).
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -128,7 +128,10 @@ def create_app(
         raise ConfigError("the gateway routes text, so the router needs an embedder: load it with embedder='auto'")
     if max_fallbacks is not None:
         settings["fallbacks"] = max_fallbacks
-    serving = ServingSettings.from_mapping(settings, base=serving) if settings else serving or ServingSettings()
+    unknown = sorted(set(settings) - set(SERVING_FIELDS))
+    if unknown:
+        raise ConfigError(f"create_app got unknown keywords {unknown}; serving settings are {list(SERVING_FIELDS)}")
+    serving = ServingSettings.fold({**settings, "serving": serving})["serving"] or ServingSettings()
     if serving.shadow is not None:
         raise ConfigError(
             "the gateway does not run shadow mode yet; serve without shadow= (LangChain and LlamaIndex support it)",

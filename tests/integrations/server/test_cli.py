@@ -180,9 +180,12 @@ def test_create_app_takes_one_serving_settings_or_its_fields_by_name(router: R2R
     upstreams = load_upstreams(upstreams_file, router.config, environ=ENV)
     one = create_app(router, upstreams, serving=ServingSettings(fallbacks=1, explore=0.1))
     assert one.state.gateway.serving == ServingSettings(fallbacks=1, explore=0.1)
-    older = create_app(router, upstreams, serving=ServingSettings(explore=0.1), max_fallbacks=1)  # the older keyword
+    older = create_app(router, upstreams, max_fallbacks=1, explore=0.1)  # the older keywords
     assert older.state.gateway.serving == ServingSettings(fallbacks=1, explore=0.1)
-    with pytest.raises(ConfigError, match="not serving settings"):
+    assert create_app(router, upstreams).state.gateway.serving == ServingSettings()
+    with pytest.raises(ConfigError, match="either as serving=ServingSettings"):
+        create_app(router, upstreams, serving=ServingSettings(explore=0.1), max_fallbacks=1)
+    with pytest.raises(ConfigError, match=r"unknown keywords \['fallback'\]"):
         create_app(router, upstreams, fallback=1)
     with pytest.raises(ConfigError, match="shadow mode"):
         create_app(router, upstreams, shadow="small")
