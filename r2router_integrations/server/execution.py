@@ -49,7 +49,7 @@ from r2router_integrations.server.errors import SERVER_ERROR, GatewayError
 from r2router_integrations.server.feedback import Feedback
 from r2router_integrations.server.jsonio import dumps
 from r2router_integrations.server.metrics import GatewayMetrics
-from r2router_integrations.server.protocol import ChatRequest
+from r2router_integrations.server.protocol import ChatRequest, conversation_text
 from r2router_integrations.server.proxy import (
     Proxy,
     Relay,
@@ -70,15 +70,8 @@ _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def count_prompt_tokens(router: R2Router, messages: list[Any]) -> int:
-    """The request's messages as sent, counted by the router's tokenizer (every message's text)."""
-    parts: list[str] = []
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return router.count_tokens(["\n".join(parts)])[0]
+    """The request's messages as sent (every message's text), counted by the router's tokenizer."""
+    return router.count_tokens([conversation_text(messages)])[0]
 
 
 class Execution:

@@ -40,6 +40,7 @@ from r2router_integrations.server.upstreams import Upstream
 __all__ = [
     "ROUTER_MODEL",
     "ChatRequest",
+    "conversation_text",
     "last_user_text",
     "parse_chat_request",
     "parse_json_body",
@@ -259,6 +260,11 @@ def last_user_text(messages: Sequence[Any]) -> str:
                 )
             return text
     raise GatewayError(400, "routing needs a message with role 'user'; none was found", param="messages")
+
+
+def conversation_text(messages: Sequence[Any]) -> str:
+    """Every message's text, joined by newlines: what the prompt's input tokens are counted on."""
+    return "\n".join(_content_text(m.get("content")) for m in messages if isinstance(m, dict))
 
 
 def _content_text(content: Any) -> str:

@@ -12,6 +12,7 @@ from r2router_core.execute import Attempt, CallPlan, Done, ServingSettings
 from r2router_integrations.server import GatewayError, Upstream
 from r2router_integrations.server.execution import _attempt_headers
 from r2router_integrations.server.protocol import (
+    conversation_text,
     last_user_text,
     parse_chat_request,
     parse_json_body,
@@ -259,3 +260,15 @@ def test_sse_rewriter_stamps_the_decision_id_and_collects_the_answers_facts() ->
     assert (facts.finish_reason, facts.input_tokens, facts.output_tokens, facts.text) == ("length", 7, 2, "Hello")
     assert SSERewriter("m").feed(events[0]) == events[0]  # nothing to rewrite: the event passes as received
     assert SSERewriter("m").facts().text is None  # text is collected only for a log that keeps it
+
+
+def test_the_conversation_text_is_every_messages_text() -> None:
+    """What the prompt's input tokens are counted on: system, history and the last user message alike."""
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {}}]},
+        "not a message",
+    ]
+    assert conversation_text(messages) == "be brief\n\nlook"
+    assert ROUTER.count_tokens([conversation_text(messages)]) == ROUTER.count_tokens(["be brief look"])
