@@ -69,7 +69,6 @@ from r2router_core import (
     length_instruction,
 )
 from r2router_core.execute import (
-    SERVING_FIELDS,
     Attempt,
     CallOutcome,
     CallPlan,
@@ -78,11 +77,11 @@ from r2router_core.execute import (
     adrive_stream,
     drive,
     drive_stream,
-    field_doc,
 )
 from r2router_integrations.llamaindex._routing import check_router
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
 from r2router_integrations.llamaindex.responses import METADATA_KEY, answer_facts, call_info, decision_info, tag
+from r2router_integrations.serving import ServingAccess
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -114,7 +113,7 @@ def routing_query(query: str) -> Iterator[None]:
         _ROUTING_QUERY.reset(token)
 
 
-class R2RouterLLM(FunctionCallingLLM):
+class R2RouterLLM(ServingAccess, FunctionCallingLLM):
     """An LLM that routes each call among a pool of LlamaIndex LLMs, budget included.
 
     Args:
@@ -203,8 +202,7 @@ class R2RouterLLM(FunctionCallingLLM):
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
-        self._log = self.serving.open_log()
-        self._rng = np.random.default_rng(self.serving.seed)  # this LLM's exploration draws
+        self._open_serving()
 
     @classmethod
     def from_upstreams(
@@ -246,23 +244,6 @@ class R2RouterLLM(FunctionCallingLLM):
             ) from exc
         pool = llms_from_upstreams(router, upstreams, environ=environ, **dict(llm_options or {}))
         return cls(router, pool, **settings)
-
-    @property
-    def decision_log(self) -> DecisionLog | None:
-        """The decision log of ``store=`` (``None`` without a store)."""
-        return self._log
-
-    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
-        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from ``additional_kwargs``).
-
-        Raises:
-            ConfigError: No ``store``.
-            DataError: ``quality`` is not a number in [0, 1].
-            UnknownDecisionError: No logged call has this id.
-        """
-        if self._log is None:
-            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
-        self._log.feedback(decision_id, quality, source=source)
 
     @classmethod
     def class_name(cls) -> str:
@@ -544,14 +525,6 @@ class R2RouterLLM(FunctionCallingLLM):
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         call = await self._aroute(_chat_text(messages), _sent_text(messages), kwargs, stream=True)
         return call.astream(lambda llm, b: llm.astream_chat(self._messages(messages, b), **kwargs))
-
-
-def _serving_property(name: str) -> property:
-    return property(lambda self: getattr(self.serving, name), doc=field_doc(name))
-
-
-for _name in SERVING_FIELDS:  # read access to the serving settings by their flat names (llm.fallbacks...)
-    setattr(R2RouterLLM, _name, _serving_property(_name))
 
 
 class _Routed:
