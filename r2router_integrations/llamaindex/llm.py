@@ -26,12 +26,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from llama_index.core.base.llms.types import (
@@ -380,7 +380,8 @@ class R2RouterLLM(ServingAccess, FunctionCallingLLM):
             messages.append(
                 ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
             )
-        routing = {"tools": tools, **{key: kwargs.pop(key) for key in ("max_tokens", "input_tokens") if key in kwargs}}
+        routing: dict[str, Any] = {"tools": tools}
+        routing.update({key: kwargs.pop(key) for key in ("max_tokens", "input_tokens") if key in kwargs})
         sent = _sent_text(messages, tools)
         return self._route(_chat_text(messages), sent, routing, stream=stream), messages
 
@@ -572,19 +573,21 @@ class _Routed:
         self._last[attempt.number] = chunk
         return tag(chunk, self._info(attempt))
 
-    def stream(self, run: _Run) -> Iterator[Any]:
+    def stream(self, run: _Run) -> Generator[Any, None, None]:
         def chunks(attempt: Attempt) -> Iterator[Any]:
             for chunk in self._pool_call(run, attempt):
                 yield self._tagged(attempt, chunk)
 
-        return drive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        stream = drive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("Generator[Any, None, None]", stream)  # a generator function, typed as an iterator
 
-    def astream(self, run: _Run) -> AsyncIterator[Any]:
+    def astream(self, run: _Run) -> AsyncGenerator[Any, None]:
         async def chunks(attempt: Attempt) -> AsyncGenerator[Any, None]:
             async for chunk in await self._pool_call(run, attempt):
                 yield self._tagged(attempt, chunk)
 
-        return adrive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        stream = adrive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("AsyncGenerator[Any, None]", stream)  # an async generator function, typed as an iterator
 
 
 def _sent_text(messages: Sequence[ChatMessage], tools: Sequence[Any] = ()) -> str:
