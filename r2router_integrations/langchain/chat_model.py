@@ -165,7 +165,7 @@ class R2RouterChatModel(ServingAccess, BaseChatModel):
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
 
     serving: InstanceOf[ServingSettings] = Field(
-        default_factory=ServingSettings, description=" ".join((ServingSettings.__doc__ or "").split()[:12])
+        default_factory=ServingSettings, description="How routed calls are executed after their decision."
     )
     """How a routed call is executed after its decision: fallbacks, escalation, exploration, the length
     instruction and the decision log (the core's :class:`ServingSettings`, shared with LlamaIndex and the
