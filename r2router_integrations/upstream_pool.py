@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from r2router_core import ConfigError, R2Router
-from r2router_integrations.server.upstreams import Upstreams, load_upstreams
+from r2router_integrations.server.upstreams import Upstream, Upstreams, load_upstreams
 
-__all__ = ["place_cap", "priced_upstreams"]
+__all__ = ["client_options", "place_cap", "priced_upstreams"]
 
 NATIVE_CAP_PARAMS = frozenset({"max_tokens", "max_completion_tokens"})
 """Cap fields the OpenAI SDK takes as arguments; any other name travels in ``extra_body``."""
@@ -69,3 +69,20 @@ def place_cap(payload: dict[str, Any], sent_as: str, param: str) -> dict[str, An
     else:
         payload["extra_body"] = {**(payload.get("extra_body") or {}), param: cap}
     return payload
+
+
+def client_options(up: Upstream) -> dict[str, Any]:
+    """What every OpenAI client of an upstream is given (the base URL's keyword differs per framework).
+
+    The client never retries (``max_retries=0``): the router's call plan moves on to the next
+    model, or retries a 429 that asks for a short wait itself. A keyless upstream still gets a
+    placeholder key, because the OpenAI SDK refuses to start without one.
+    """
+    return {
+        "model": up.model,
+        "api_key": up.api_key or "no-key",
+        "timeout": up.timeout,
+        "max_retries": 0,
+        "default_headers": dict(up.headers) or None,
+        "max_tokens_param": up.max_tokens_param,
+    }

@@ -50,7 +50,6 @@ from r2router_core import (
 )
 from r2router_core.embedders import check_texts
 from r2router_core.execute import (
-    SERVING_FIELDS,
     Attempt,
     CallOutcome,
     CallPlan,
@@ -59,7 +58,6 @@ from r2router_core.execute import (
     adrive_stream,
     drive,
     drive_stream,
-    field_doc,
 )
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
@@ -80,6 +78,7 @@ from r2router_integrations.langchain.options import (
     check_call_kwargs,
     resolve_routing,
 )
+from r2router_integrations.serving import ServingAccess
 
 if TYPE_CHECKING:
     import uuid
@@ -102,7 +101,7 @@ _STRUCTURED_KEYS = ("response_format", "ls_structured_output_format", "structure
 _NATIVE_METHODS = ("json_schema", "json_mode")
 
 
-class R2RouterChatModel(BaseChatModel):
+class R2RouterChatModel(ServingAccess, BaseChatModel):
     """A chat model that routes every call to the (pool model, output budget) of best utility.
 
     Swap it in where a fixed chat model stood: each call embeds the prompt, the
@@ -166,7 +165,7 @@ class R2RouterChatModel(BaseChatModel):
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
 
     serving: InstanceOf[ServingSettings] = Field(
-        default_factory=ServingSettings, description=" ".join((ServingSettings.__doc__ or "").split()[:12])
+        default_factory=ServingSettings, description="How routed calls are executed after their decision."
     )
     """How a routed call is executed after its decision: fallbacks, escalation, exploration, the length
     instruction and the decision log (the core's :class:`ServingSettings`, shared with LlamaIndex and the
@@ -211,8 +210,7 @@ class R2RouterChatModel(BaseChatModel):
         fields = {key: getattr(self, key) for key in OPTION_FIELDS}
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
-        self._log = self.serving.open_log()
-        self._rng = np.random.default_rng(self.serving.seed)  # this model's exploration draws
+        self._open_serving()
 
     @classmethod
     def from_upstreams(
@@ -250,24 +248,6 @@ class R2RouterChatModel(BaseChatModel):
                 "install it with: pip install langchain-openai"
             ) from exc
         return cls(router=router, models=chat_models_from_upstreams(router, upstreams, environ=environ), **settings)
-
-    # -- learning from traffic -----------------------------------------------------------
-    @property
-    def decision_log(self) -> DecisionLog | None:
-        """The decision log of ``store=`` (``None`` without a store)."""
-        return self._log
-
-    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
-        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from the metadata).
-
-        Raises:
-            ConfigError: The model has no ``store``.
-            DataError: ``quality`` is not a number in [0, 1].
-            UnknownDecisionError: No logged call has this id.
-        """
-        if self._log is None:
-            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
-        self._log.feedback(decision_id, quality, source=source)
 
     # -- identity --------------------------------------------------------------------
     @property
@@ -622,14 +602,6 @@ class R2RouterChatModel(BaseChatModel):
         }
         bind_kwargs[TOOLS_KEY] = BoundTools(tuple(tools), tool_choice, kwargs)
         return self.bind(**bind_kwargs)
-
-
-def _serving_property(name: str) -> property:
-    return property(lambda self: getattr(self.serving, name), doc=field_doc(name))
-
-
-for _name in SERVING_FIELDS:  # read access to the serving settings by their flat names (llm.fallbacks...)
-    setattr(R2RouterChatModel, _name, _serving_property(_name))
 
 
 @dataclass

@@ -68,7 +68,7 @@ def sent_text(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> str
     Every message's text (system prompt included), the tool calls an AI message made, and
     the tool schemas serialized as JSON (OpenAI's format, as most providers receive them).
     """
-    parts = [m.text for m in messages]
+    parts: list[str] = [str(m.text) for m in messages]
     parts += [json.dumps(m.tool_calls, default=str) for m in messages if isinstance(m, AIMessage) and m.tool_calls]
     if tools:
         parts.append(json.dumps([_tool_schema(t) for t in tools], default=str))

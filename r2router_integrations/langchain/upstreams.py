@@ -12,10 +12,9 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from r2router_core import R2Router
-from r2router_integrations.upstream_pool import place_cap, priced_upstreams
+from r2router_integrations.upstream_pool import client_options, place_cap, priced_upstreams
 
 __all__ = ["UpstreamChatOpenAI", "chat_models_from_upstreams"]
 
@@ -36,21 +35,10 @@ def chat_models_from_upstreams(
 ) -> dict[str, BaseChatModel]:
     """Pool model name -> an :class:`UpstreamChatOpenAI` for its upstream (URL, model id, key, headers, timeout).
 
-    The client never retries (``max_retries=0``): the router's call plan moves on to the
-    next model, or retries a 429 that asks for a short wait itself.
-
     Raises:
         ConfigError: See :func:`~r2router_integrations.upstream_pool.priced_upstreams`.
     """
     return {
-        name: UpstreamChatOpenAI(
-            model=up.model,
-            base_url=up.base_url,
-            api_key=SecretStr(up.api_key or "no-key"),  # the OpenAI client needs one; a keyless upstream ignores it
-            timeout=up.timeout,
-            max_retries=0,
-            default_headers=dict(up.headers) or None,
-            max_tokens_param=up.max_tokens_param,
-        )
+        name: UpstreamChatOpenAI(base_url=up.base_url, **client_options(up))
         for name, up in priced_upstreams(router, path, environ=environ).items()
     }

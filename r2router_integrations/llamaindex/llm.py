@@ -26,12 +26,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from llama_index.core.base.llms.types import (
@@ -69,7 +69,6 @@ from r2router_core import (
     length_instruction,
 )
 from r2router_core.execute import (
-    SERVING_FIELDS,
     Attempt,
     CallOutcome,
     CallPlan,
@@ -78,11 +77,11 @@ from r2router_core.execute import (
     adrive_stream,
     drive,
     drive_stream,
-    field_doc,
 )
 from r2router_integrations.llamaindex._routing import check_router
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
 from r2router_integrations.llamaindex.responses import METADATA_KEY, answer_facts, call_info, decision_info, tag
+from r2router_integrations.serving import ServingAccess
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -114,7 +113,7 @@ def routing_query(query: str) -> Iterator[None]:
         _ROUTING_QUERY.reset(token)
 
 
-class R2RouterLLM(FunctionCallingLLM):
+class R2RouterLLM(ServingAccess, FunctionCallingLLM):
     """An LLM that routes each call among a pool of LlamaIndex LLMs, budget included.
 
     Args:
@@ -203,8 +202,7 @@ class R2RouterLLM(FunctionCallingLLM):
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
-        self._log = self.serving.open_log()
-        self._rng = np.random.default_rng(self.serving.seed)  # this LLM's exploration draws
+        self._open_serving()
 
     @classmethod
     def from_upstreams(
@@ -246,23 +244,6 @@ class R2RouterLLM(FunctionCallingLLM):
             ) from exc
         pool = llms_from_upstreams(router, upstreams, environ=environ, **dict(llm_options or {}))
         return cls(router, pool, **settings)
-
-    @property
-    def decision_log(self) -> DecisionLog | None:
-        """The decision log of ``store=`` (``None`` without a store)."""
-        return self._log
-
-    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
-        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from ``additional_kwargs``).
-
-        Raises:
-            ConfigError: No ``store``.
-            DataError: ``quality`` is not a number in [0, 1].
-            UnknownDecisionError: No logged call has this id.
-        """
-        if self._log is None:
-            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
-        self._log.feedback(decision_id, quality, source=source)
 
     @classmethod
     def class_name(cls) -> str:
@@ -399,7 +380,8 @@ class R2RouterLLM(FunctionCallingLLM):
             messages.append(
                 ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
             )
-        routing = {"tools": tools, **{key: kwargs.pop(key) for key in ("max_tokens", "input_tokens") if key in kwargs}}
+        routing: dict[str, Any] = {"tools": tools}
+        routing.update({key: kwargs.pop(key) for key in ("max_tokens", "input_tokens") if key in kwargs})
         sent = _sent_text(messages, tools)
         return self._route(_chat_text(messages), sent, routing, stream=stream), messages
 
@@ -546,14 +528,6 @@ class R2RouterLLM(FunctionCallingLLM):
         return call.astream(lambda llm, b: llm.astream_chat(self._messages(messages, b), **kwargs))
 
 
-def _serving_property(name: str) -> property:
-    return property(lambda self: getattr(self.serving, name), doc=field_doc(name))
-
-
-for _name in SERVING_FIELDS:  # read access to the serving settings by their flat names (llm.fallbacks...)
-    setattr(R2RouterLLM, _name, _serving_property(_name))
-
-
 class _Routed:
     """One routed call: its plan, driven with the pool LLM of each attempt.
 
@@ -599,19 +573,21 @@ class _Routed:
         self._last[attempt.number] = chunk
         return tag(chunk, self._info(attempt))
 
-    def stream(self, run: _Run) -> Iterator[Any]:
+    def stream(self, run: _Run) -> Generator[Any, None, None]:
         def chunks(attempt: Attempt) -> Iterator[Any]:
             for chunk in self._pool_call(run, attempt):
                 yield self._tagged(attempt, chunk)
 
-        return drive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        stream = drive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("Generator[Any, None, None]", stream)  # a generator function, typed as an iterator
 
-    def astream(self, run: _Run) -> AsyncIterator[Any]:
+    def astream(self, run: _Run) -> AsyncGenerator[Any, None]:
         async def chunks(attempt: Attempt) -> AsyncGenerator[Any, None]:
             async for chunk in await self._pool_call(run, attempt):
                 yield self._tagged(attempt, chunk)
 
-        return adrive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        stream = adrive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("AsyncGenerator[Any, None]", stream)  # an async generator function, typed as an iterator
 
 
 def _sent_text(messages: Sequence[ChatMessage], tools: Sequence[Any] = ()) -> str:

@@ -22,7 +22,7 @@ from llama_index.core.llms import LLM
 from llama_index.llms.openai import OpenAI
 
 from r2router_core import R2Router
-from r2router_integrations.upstream_pool import place_cap, priced_upstreams
+from r2router_integrations.upstream_pool import client_options, place_cap, priced_upstreams
 
 __all__ = ["UpstreamOpenAI", "llms_from_upstreams"]
 
@@ -70,23 +70,13 @@ def llms_from_upstreams(
 ) -> dict[str, LLM]:
     """Pool model name -> an :class:`UpstreamOpenAI` for its upstream (URL, model id, key, headers, timeout).
 
-    The client never retries (``max_retries=0``): the router's call plan moves on to the next
-    model, or retries a 429 that asks for a short wait itself. ``llm_options`` are other fields
-    of every LLM (``context_window``, ``is_function_calling_model``, ``temperature``...).
+    ``llm_options`` are other fields of every LLM (``context_window``, ``is_function_calling_model``,
+    ``temperature``...); see :func:`~r2router_integrations.upstream_pool.client_options` for the rest.
 
     Raises:
         ConfigError: See :func:`~r2router_integrations.upstream_pool.priced_upstreams`.
     """
     return {
-        name: UpstreamOpenAI(
-            model=up.model,
-            api_base=up.base_url,
-            api_key=up.api_key or "no-key",  # the OpenAI client needs one; a keyless upstream ignores it
-            timeout=up.timeout,
-            max_retries=0,
-            default_headers=dict(up.headers) or None,
-            max_tokens_param=up.max_tokens_param,
-            **llm_options,
-        )
+        name: UpstreamOpenAI(api_base=up.base_url, **client_options(up), **llm_options)
         for name, up in priced_upstreams(router, path, environ=environ).items()
     }
