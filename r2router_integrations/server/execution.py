@@ -178,10 +178,10 @@ class Execution:
         except asyncio.CancelledError:  # the client left while an upstream call ran: it is paid, log it
             if isinstance(step, Attempt) and not plan.done:
                 plan.abandoned(step)
-                log_outcome(self._log, plan.outcome)
+                self._ended(plan.outcome)
             raise
         outcome = step.outcome
-        log_outcome(self._log, outcome)
+        self._ended(outcome)
         return self._response(outcome, answers, routed=routed)
 
     def _streamed(
@@ -199,7 +199,7 @@ class Execution:
                 plan.failed(attempt, relay.error)
             else:
                 plan.answered(attempt, relay.facts())
-            log_outcome(self._log, plan.outcome)
+            self._ended(plan.outcome)
             self._feedback.queued(decision_id)
 
         relay.on_end = ended
@@ -207,6 +207,10 @@ class Execution:
         if routed:
             headers[DECISION_HEADER] = decision_id
         return SSEResponse(relay, status_code=answer.status, headers=headers)
+
+    def _ended(self, outcome: CallOutcome) -> None:
+        """Every call's end, whatever its status (answered, failed, abandoned, streamed): its rows are queued."""
+        log_outcome(self._log, outcome)
 
     # -- the response ------------------------------------------------------------------------
     def _response(self, outcome: CallOutcome, answers: dict[int, UpstreamAnswer], *, routed: bool) -> Response:
