@@ -220,3 +220,35 @@ def test_a_call_whose_client_left_during_the_upstream_call_is_logged_and_takes_f
     assert row.embedding is not None and len(stub.calls("medium")) == 0
     feedback = httpx.post(f"{server.url}/v1/feedback", json={"id": row.id, "quality": 0.0}, timeout=10)
     assert feedback.status_code == 204
+
+
+def test_a_stream_broken_after_its_first_bytes_is_logged_as_an_error_with_its_failed_attempt(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub
+) -> None:
+    """Committed, so no fallback: the client gets an error event, the log one error row naming the break."""
+    server, log = logged
+    stub.behaviour["large"].events = 5
+    stub.behaviour["large"].break_after = 2
+    body = {"model": "r2router", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=10) as resp:
+        decision_id = resp.headers["x-r2router-decision-id"]
+        text = "".join(resp.iter_text())
+    assert "stream_interrupted" in text and stub.calls("medium") == []
+    row = _row(log, decision_id)
+    assert row is not None
+    assert (row.status, row.finish_reason, row.model, row.cost_usd) == ("error", "error", "large", 0.0)
+    assert [(a["model"], a["kind"]) for a in row.failed_attempts] == [("large", "connection")]
+
+
+def test_an_upstream_4xx_is_returned_as_is_and_logged_as_an_error(
+    logged: tuple[ServerThread, DecisionLog], stub: Stub
+) -> None:
+    server, log = logged
+    stub.behaviour["large"].status = 422
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions", json={"model": "r2router", "messages": MESSAGES}, timeout=10
+    )
+    assert answer.status_code == 422 and answer.json()["error"]["message"] == "stub large fails with 422"
+    assert answer.headers["x-r2router-model"] == "large" and "x-r2router-cost-usd" not in answer.headers
+    row = _row(log, answer.headers["x-r2router-decision-id"])
+    assert row is not None and (row.status, row.model, row.failed_attempts) == ("error", "large", ())
