@@ -634,6 +634,9 @@ class CallPlan:
         error = self._error if status != "ok" else None
         if status == "error" and error is None:
             error = PlanStateError("the call ended without an answer or an error")
+        if status == "error" and error is not None and len(self._failures) > 1:
+            chain = "; ".join(str(f) for f in self._failures)
+            error.add_note(f"r2router: all {len(self._failures)} attempts failed, in order: {chain}")
         outcome = CallOutcome(
             decision_id=self.decision_id,
             status=status,

@@ -142,6 +142,29 @@ class ServingSettings:
         return dataclasses.replace(base or cls(), **dict(values))
 
     @classmethod
+    def fold(cls, values: Mapping[str, Any], key: str = "serving") -> dict[str, Any]:
+        """An adapter's keyword arguments with its flat serving settings folded into ``values[key]``.
+
+        Lets ``R2RouterChatModel(fallbacks=1, store=...)`` and ``R2RouterLLM(...)`` keep their flat
+        keywords while holding one :class:`ServingSettings` field.
+
+        Raises:
+            ConfigError: Both ``key`` and flat settings are given, or a setting is invalid.
+        """
+        flat = {name: values[name] for name in SERVING_FIELDS if name in values}
+        if not flat:
+            return dict(values)
+        if values.get(key) is not None:
+            raise ConfigError(
+                f"pass the serving settings either as {key}=ServingSettings(...) or as keywords, not both "
+                f"(got {key}= and {sorted(flat)})",
+                field=key,
+            )
+        rest = {name: value for name, value in values.items() if name not in flat}
+        rest[key] = cls.from_mapping(flat)
+        return rest
+
+    @classmethod
     def measuring(
         cls, *, fallback_policy: FallbackPolicy | None = None, length_instruction: bool = True
     ) -> ServingSettings:
@@ -203,4 +226,3 @@ def _field_docs() -> dict[str, str]:
         ):
             docs[node.target.id] = " ".join(after.value.value.split())
     return docs
-

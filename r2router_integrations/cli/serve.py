@@ -26,8 +26,9 @@ import tempfile
 from typing import Any
 
 from r2router_core import ConfigError, missing_dependency
+from r2router_core.execute import ServingSettings, field_doc
 from r2router_integrations.cli.common import add_router_argument, load_router
-from r2router_integrations.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FALLBACKS
+from r2router_integrations.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH
 from r2router_integrations.server.header_timeout import DEFAULT_HEADER_TIMEOUT, header_timeout_protocol
 
@@ -64,18 +65,6 @@ def add_parser(sub: Any) -> None:
         type=int,
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"largest request body accepted (default: {DEFAULT_MAX_BODY_BYTES})",
-    )
-    p.add_argument(
-        "--fallbacks",
-        type=int,
-        default=DEFAULT_MAX_FALLBACKS,
-        help=f"other models tried when an upstream fails (default: {DEFAULT_MAX_FALLBACKS}; 0 disables)",
-    )
-    p.add_argument(
-        "--no-length-instruction",
-        dest="length_instruction",
-        action="store_false",
-        help="send only the token cap, without the 'Use at most N tokens.' instruction",
     )
     p.add_argument("--workers", type=int, default=1, help="processes serving the port (default: 1)")
     p.add_argument(
@@ -117,37 +106,58 @@ def add_parser(sub: Any) -> None:
         f"(default: {DEFAULT_HEADER_TIMEOUT:g})",
     )
     p.add_argument(
-        "--store",
-        metavar="URL",
-        help="log every routed call to this outcome store (SQLAlchemy URL or SQLite path) and accept "
-        "POST /v1/feedback (default: no log)",
-    )
-    p.add_argument(
-        "--keep-text",
-        action="store_true",
-        help="keep prompt and answer text in the log (default: only embeddings and numbers)",
-    )
-    p.add_argument(
         "--reload-every",
         type=float,
         metavar="SECONDS",
         help="with --store: rebuild the router with the logged outcomes this often (POST /admin/reload "
         "does it on demand; default: on demand only)",
     )
-    p.add_argument(
-        "--no-escalation",
-        dest="escalation",
-        action="store_false",
-        help="return answers the budget cut as they are (default: ask once more with the next larger budget)",
-    )
-    p.add_argument(
-        "--explore",
-        type=float,
-        metavar="RATE",
-        help="share of routed requests sent to a non-best arm among the top candidates, its propensity "
-        "logged (e.g. 0.05; default: off)",
-    )
+    add_serving_arguments(p)
     p.set_defaults(run=run)
+
+
+SERVING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "fallbacks": ("--fallbacks", {"type": int, "metavar": "N"}),
+    "length_instruction": ("--no-length-instruction", {"action": "store_false"}),
+    "escalation": ("--no-escalation", {"action": "store_const", "const": False}),
+    "explore": ("--explore", {"type": float, "metavar": "RATE"}),
+    "store": ("--store", {"metavar": "URL"}),
+    "length_instruction_template": ("--length-instruction-template", {"metavar": "TEXT"}),
+    "keep_text": ("--keep-text", {"action": "store_true"}),
+    "seed": ("--seed", {"type": int, "metavar": "N"}),
+}
+"""The serving settings ``serve`` takes as flags: field -> (flag, argparse keywords). Each flag's
+destination is the field, its default the field's default and its help the field's docstring
+(:func:`~r2router_core.execute.field_doc`), so no default is written twice."""
+
+NOT_FLAGS = {
+    "fallback_policy": "a policy object; --fallbacks sets its one number",
+    "shadow": "the gateway does not run shadow mode (create_app refuses it)",
+    "shadow_sample": "the gateway does not run shadow mode (create_app refuses it)",
+}
+"""The serving settings ``serve`` takes no flag for, and why (a test checks the two lists cover every field)."""
+
+
+_FLAG_PREFIX = {"length_instruction": "turn off the length instruction. ", "escalation": "turn off escalation. "}
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of :data:`SERVING_FLAGS`, generated from :class:`ServingSettings`."""
+    defaults = ServingSettings()
+    for field, (flag, how) in SERVING_FLAGS.items():
+        default = getattr(defaults, field)
+        doc = field_doc(field).replace("``", "")
+        if how.get("action") in ("store_false", "store_const"):
+            shown = "on"  # a flag that turns a setting off
+        else:
+            shown = "off" if default is None or default is False else default
+        help_ = f"{_FLAG_PREFIX.get(field, '')}{doc} (default: {shown})".replace("%", "%%")
+        parser.add_argument(flag, dest=field, default=default, help=help_, **how)
+
+
+def serving_settings(args: argparse.Namespace) -> ServingSettings:
+    """The :class:`ServingSettings` the ``serve`` flags give."""
+    return ServingSettings(**{field: getattr(args, field) for field in SERVING_FLAGS})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,18 +218,13 @@ def _build_app(args: argparse.Namespace) -> Any:
     return create_app(
         router,
         upstreams,
+        serving=serving_settings(args),
         api_key=api_key,
         max_body_bytes=args.max_body_bytes,
-        max_fallbacks=args.fallbacks,
-        length_instruction=args.length_instruction,
         batch_window=args.batch_window_ms / 1000,
         max_batch=args.max_batch,
         body_timeout=args.body_timeout,
-        store=args.store,
-        keep_text=args.keep_text,
-        escalation=args.escalation,
         reload_every=args.reload_every,
-        explore=args.explore,
     )
 
 

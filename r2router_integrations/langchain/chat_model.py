@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -33,29 +35,30 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams, Langu
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
 from langchain_core.runnables import Runnable
-from pydantic import Field, PrivateAttr
+from pydantic import Field, InstanceOf, PrivateAttr, model_validator
 
 from r2router_core import (
-    LENGTH_INSTRUCTION,
     STRUCTURED_OUTPUT_MIN_BUDGET,
-    AttemptLog,
-    Candidate,
     ConfigError,
     ConstraintError,
     DecisionLog,
-    Escalation,
-    EscalationPolicy,
-    ExplorationPolicy,
-    FailedAttempt,
-    FallbackPolicy,
+    MissingDependencyError,
     R2Router,
     RoutingDecision,
     RoutingOptions,
     add_length_instruction,
-    check_instruction_template,
-    open_log,
 )
 from r2router_core.embedders import check_texts
+from r2router_core.execute import (
+    Attempt,
+    CallOutcome,
+    CallPlan,
+    ServingSettings,
+    adrive,
+    adrive_stream,
+    drive,
+    drive_stream,
+)
 from r2router_integrations.langchain.delegate import (
     agenerate_child,
     astream_child,
@@ -64,17 +67,8 @@ from r2router_integrations.langchain.delegate import (
     prepare_child,
     stream_child,
 )
-from r2router_integrations.langchain.learning import (
-    CALL_KEY,
-    CallContext,
-    answer_cost,
-    log_answer,
-    log_failure,
-    log_result,
-    result_facts,
-)
-from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text
-from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result
+from r2router_integrations.langchain.messages import LANGCHAIN_MESSAGES, RouteOn, routing_text, sent_text
+from r2router_integrations.langchain.metadata import METADATA_KEY, StreamAnnotator, annotate_result, result_facts
 from r2router_integrations.langchain.options import (
     DECISION_KEY,
     OPTION_FIELDS,
@@ -84,6 +78,7 @@ from r2router_integrations.langchain.options import (
     check_call_kwargs,
     resolve_routing,
 )
+from r2router_integrations.serving import ServingAccess
 
 if TYPE_CHECKING:
     import uuid
@@ -96,11 +91,17 @@ __all__ = ["R2RouterChatModel"]
 
 logger = logging.getLogger(__name__)
 
+SOURCE = "langchain"
+"""The decision log's ``source`` of this chat model's calls."""
+
+CALL_KEY = "r2router_call"
+"""Call kwarg carrying what the call plan needs besides the decision (embedding, prompt, its tokens, start)."""
+
 _STRUCTURED_KEYS = ("response_format", "ls_structured_output_format", "structured_output_format")
 _NATIVE_METHODS = ("json_schema", "json_mode")
 
 
-class R2RouterChatModel(BaseChatModel):
+class R2RouterChatModel(ServingAccess, BaseChatModel):
     """A chat model that routes every call to the (pool model, output budget) of best utility.
 
     Swap it in where a fixed chat model stood: each call embeds the prompt, the
@@ -135,26 +136,10 @@ class R2RouterChatModel(BaseChatModel):
     """What is routed: ``"last_human"`` (text of the last human message), ``"conversation"``
     (every message) or a function ``messages -> str``. Messages pass to the model unchanged."""
 
-    length_instruction: bool = True
-    """Also tell the chosen model its budget in the prompt (the paper's setting); a hard cap
-    alone cuts answers mid-sentence. Never added for an uncapped (``None``) budget."""
-
-    length_instruction_template: str = LENGTH_INSTRUCTION
-    """The length instruction, with ``{budget}``; appended to the leading system message
-    (or sent as one)."""
-
     max_tokens_param: dict[str, str] = Field(default_factory=dict)
     """Per pool model, the name of its output-cap parameter when it is not LangChain's
     ``max_tokens`` (e.g. ``{"gemini": "max_output_tokens"}``). A field of the child by that
     name is set on a copy of the child; otherwise the cap is passed as a call kwarg."""
-
-    fallbacks: int = 2
-    """How many other pool models to try, in utility order, when the chosen one fails with a
-    provider error (timeout, connection, 5xx, 429: the core's :class:`FallbackPolicy`); 0 turns
-    fallback off. Other errors (a 400, a ``TypeError``) are raised at once."""
-
-    fallback_policy: FallbackPolicy | None = None
-    """The whole fallback policy (failure kinds, ``Retry-After`` limit); overrides ``fallbacks``."""
 
     lambda_: float | None = None
     """Cost weight in [0, 1] (0 = best quality, 1 = cheapest); ``None`` = the router's."""
@@ -179,31 +164,26 @@ class R2RouterChatModel(BaseChatModel):
     stop: list[str] | None = None
     """Default stop sequences passed to the chosen model; a call's ``stop`` replaces them."""
 
-    store: Any = None
-    """Log every routed call to this outcome store: a SQLAlchemy URL, a SQLite path, an
-    ``OutcomeStore`` or a ``DecisionLog``; ``None`` (the default) = no log."""
-
-    keep_text: bool = False
-    """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
-
-    explore: float | None = None
-    """Share of calls sent to a non-best arm among the top candidates (the core's
-    ``ExplorationPolicy``), its propensity logged; ``None`` (the default) = off."""
-
-    escalation: EscalationPolicy | bool | int | None = None
-    """When the budget cut the answer (finish reason ``length``), ask again at the next larger
-    budget of the same model, else the next candidate: ``None``/``True`` = the core's default
-    (once), ``False``/``0`` = off, an int = that many times, or an ``EscalationPolicy``.
-    Non-streamed calls only: a stream's cut is known after its bytes are out."""
+    serving: InstanceOf[ServingSettings] = Field(
+        default_factory=ServingSettings, description="How routed calls are executed after their decision."
+    )
+    """How a routed call is executed after its decision: fallbacks, escalation, exploration, the length
+    instruction and the decision log (the core's :class:`ServingSettings`, shared with LlamaIndex and the
+    gateway). Its fields are also accepted as keywords (``fallbacks=1``, ``store=...``) and read back as
+    properties; giving both ``serving=`` and such keywords is a ``ConfigError``."""
 
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
-    _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _log: DecisionLog | None = PrivateAttr(default=None)
-    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
-    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
     _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_serving(cls, data: Any) -> Any:
+        """Flat serving keywords (``fallbacks=``, ``store=``...) into the one ``serving`` field."""
+        return ServingSettings.fold(data) if isinstance(data, Mapping) else data
+
     def __init__(self, **data: Any) -> None:
+        data = ServingSettings.fold(data)  # here too, so a bad setting raises ConfigError, not pydantic's wrapper
         known = set(type(self).model_fields) | {f.alias for f in type(self).model_fields.values() if f.alias}
         ignored = sorted(key for key in data if key not in known)
         super().__init__(**data)
@@ -224,35 +204,50 @@ class R2RouterChatModel(BaseChatModel):
                 f"models must map pool models of the router to chat models: {extra or 'none given'} "
                 f"{'are not in' if extra else 'for'} the pool {list(pool)}"
             )
-        self._policy = self.fallback_policy or FallbackPolicy(max_fallbacks=self.fallbacks)
         unknown_caps = sorted(set(self.max_tokens_param) - set(pool))
         if unknown_caps:
             raise ConfigError(f"max_tokens_param names {unknown_caps}, which are not in the pool {list(pool)}")
-        check_instruction_template(self.length_instruction_template)
         fields = {key: getattr(self, key) for key in OPTION_FIELDS}
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
-        self._log = open_log(self.store, self.keep_text)
-        self._escalation = EscalationPolicy.coerce(self.escalation)
-        self._exploration = ExplorationPolicy.coerce(self.explore)
+        self._open_serving()
 
-    # -- learning from traffic -----------------------------------------------------------
-    @property
-    def decision_log(self) -> DecisionLog | None:
-        """The decision log of ``store=`` (``None`` without a store)."""
-        return self._log
+    @classmethod
+    def from_upstreams(
+        cls,
+        router: R2Router,
+        upstreams: str | Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **settings: Any,
+    ) -> R2RouterChatModel:
+        """A chat model whose pool is the ``upstreams.yaml`` that ``r2router serve`` and ``collect`` read.
 
-    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
-        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from the metadata).
+        Each pool model gets a ``ChatOpenAI`` on its upstream (base URL, model id, the key named by
+        ``api_key_env``, headers, timeout; the cap sent under its ``max_tokens_param``). Every pool
+        model must have an upstream with ``input_price`` and ``output_price`` equal to the router's.
+        Needs ``langchain-openai`` and the ``server`` extra (which reads the file).
+
+        Args:
+            router: The fitted router.
+            upstreams: The ``upstreams.yaml`` file.
+            environ: Where the keys are read (default ``os.environ``).
+            **settings: Other fields of the chat model (``lambda_``, ``fallbacks``, ``store``...).
 
         Raises:
-            ConfigError: The model has no ``store``.
-            DataError: ``quality`` is not a number in [0, 1].
-            UnknownDecisionError: No logged call has this id.
+            ConfigError: A pool model without an upstream or a price, or a price unlike the router's.
+            MissingDependencyError: ``langchain-openai`` is not installed.
         """
-        if self._log is None:
-            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
-        self._log.feedback(decision_id, quality, source=source)
+        try:
+            from r2router_integrations.langchain.upstreams import chat_models_from_upstreams
+        except ImportError as exc:
+            if exc.name not in ("langchain_openai", "openai"):
+                raise
+            raise MissingDependencyError(
+                "R2RouterChatModel.from_upstreams builds its pool with langchain-openai, which is not installed; "
+                "install it with: pip install langchain-openai"
+            ) from exc
+        return cls(router=router, models=chat_models_from_upstreams(router, upstreams, environ=environ), **settings)
 
     # -- identity --------------------------------------------------------------------
     @property
@@ -266,7 +261,7 @@ class R2RouterChatModel(BaseChatModel):
             "models": {name: type(model).__name__ for name, model in self.models.items()},
             "budgets": list(config.candidate_budgets),
             "lambda_": config.lambda_ if self.lambda_ is None else self.lambda_,
-            "fallbacks": self._policy.max_fallbacks,
+            "fallbacks": self.serving.fallback.max_fallbacks,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -341,41 +336,34 @@ class R2RouterChatModel(BaseChatModel):
         return list(self.stop) if self.stop else None
 
     def _route(self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Per message list, the call kwargs with the decision in and the routing options out."""
+        """Per message list, the call kwargs with the decision in and the routing options out.
+
+        Each prompt is priced by its tokens as sent (every message, tool schemas): the router's
+        count, unless the call passed ``input_tokens`` itself.
+        """
         if DECISION_KEY in kwargs:
             return [dict(kwargs) for _ in message_lists]
+        started = time.perf_counter()
         rest = dict(kwargs)
         call = {key: rest.pop(key) for key in ROUTING_KEYS if key in rest}
         check_call_kwargs(rest)
         structured = any(rest.get(key) is not None for key in _STRUCTURED_KEYS)
-        options = self._call_options(call, tools=rest.get(TOOLS_KEY) is not None, structured=structured)
+        tools = rest.get(TOOLS_KEY)
+        options = self._call_options(call, tools=tools is not None, structured=structured)
         if rest.get("response_format") is not None:
             options = _native_json_models(options, self.models)
         texts = [routing_text(messages, self.route_on) for messages in message_lists]
-        if self._log is None:
-            decisions = self.router.route_texts(texts, options)
-            contexts = [CallContext() for _ in texts]
-        else:  # the log keeps the embedding: embed once, route on it
-            embeddings = self.router.embed(check_texts(texts))
-            decisions = self.router.route_batch(embeddings, options)
-            contexts = [CallContext(embedding=e, prompt=t) for e, t in zip(embeddings, texts, strict=True)]
-        for decision in decisions:
+        bound = tools.tools if isinstance(tools, BoundTools) else ()
+        counts = self.router.count_tokens([sent_text(messages, bound) for messages in message_lists])
+        embeddings = self.router.embed(check_texts(texts))
+        routed = []
+        for text, embedding, tokens in zip(texts, embeddings, counts, strict=True):
+            given = options if options.input_tokens is not None else replace(options, input_tokens=tokens)
+            decision = self.router.route(embedding, given)
             logger.debug("routed to %s", decision)
-        if self._exploration.rate > 0:
-            contexts = [self._explored(d, c) for d, c in zip(decisions, contexts, strict=True)]
-        return [{**rest, DECISION_KEY: d, CALL_KEY: c} for d, c in zip(decisions, contexts, strict=True)]
-
-    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
-        arm, propensity = self._exploration.choose(decision, self._rng)
-        return replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
-
-    def _plan(self, decision: RoutingDecision, ctx: CallContext) -> tuple[Candidate, ...]:
-        """The fallback plan, led by the explored arm when exploration picked one."""
-        plan = decision.fallback_plan(self._policy.max_fallbacks)
-        if ctx.first is None:
-            return plan
-        rest = [c for c in plan if c.model != ctx.first.model]
-        return (ctx.first, *rest)[: self._policy.max_fallbacks + 1]
+            facts = {"embedding": embedding, "prompt": text, "started": started}
+            routed.append({**rest, DECISION_KEY: decision, CALL_KEY: facts})
+        return routed
 
     async def _aroute(
         self, message_lists: Sequence[Sequence[BaseMessage]], kwargs: Mapping[str, Any]
@@ -487,27 +475,16 @@ class R2RouterChatModel(BaseChatModel):
         (routed,) = await self._aroute([self._convert_input(input).to_messages()], kwargs)
         return await super()._achat_model_stream_v3(input, config, stop=self._stop(stop), **routed)
 
-    # -- hooks: delegate to the chosen child inside this run ---------------------------
-    def _prepare(
-        self,
-        decision: RoutingDecision,
-        candidate: Candidate,
-        messages: Sequence[BaseMessage],
-        tools: BoundTools | None,
-        kwargs: Mapping[str, Any],
-    ) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
-        cap = decision.max_tokens_for(candidate.token_limit)
-        child, extra = prepare_child(
-            self.models[candidate.model],
-            name=candidate.model,
-            budget=cap,
-            cap_param=self.max_tokens_param.get(candidate.model),
-            tools=tools,
-        )
-        out = list(messages)
-        if self.length_instruction:
-            out = add_length_instruction(out, cap, LANGCHAIN_MESSAGES, template=self.length_instruction_template)
-        return child, out, {**kwargs, **extra}
+    # -- hooks: the core's call plan, driven with the chosen child inside this run -------
+    def _start(
+        self, messages: list[BaseMessage], stop: list[str] | None, routed: Mapping[str, Any], *, stream: bool
+    ) -> _Call:
+        rest = dict(routed)
+        decision: RoutingDecision = rest.pop(DECISION_KEY)
+        facts: dict[str, Any] = rest.pop(CALL_KEY, None) or {}
+        tools = rest.pop(TOOLS_KEY, None)
+        plan = CallPlan.routed(decision, self.serving, source=SOURCE, stream=stream, rng=self._rng, **facts)
+        return _Call(self, plan, decision, messages, self._stop(stop), tools, rest)
 
     def _generate(
         self,
@@ -516,31 +493,9 @@ class R2RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        (routed,) = self._route([messages], kwargs)
-        decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(self._plan(decision, ctx), self._policy)
-        for candidate in log:
-            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            try:
-                result = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            escalation = Escalation(decision, self._escalation, candidate)
-            truncated: list[tuple[Candidate, ChatResult]] = []
-            while (arm := self._next_arm(escalation, decision, result)) is not None:
-                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
-                try:
-                    again = generate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
-                except Exception:
-                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
-                    escalation.give_up()
-                    break
-                truncated.append((escalation.tried[-2], result))
-                result = again
-            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
-        log_failure(self._log, ctx, decision, log.failures)
-        raise log.error()
+        call = self._start(messages, stop, self._route([messages], kwargs)[0], stream=False)
+        result, outcome = drive(call.plan, lambda a: call.generate(a, run_manager), result_facts, log=self._log)
+        return annotate_result(result, call.decision, outcome)
 
     async def _agenerate(
         self,
@@ -549,31 +504,9 @@ class R2RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        (routed,) = await self._aroute([messages], kwargs)
-        decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(self._plan(decision, ctx), self._policy)
-        async for candidate in log:
-            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            try:
-                result = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            escalation = Escalation(decision, self._escalation, candidate)
-            truncated: list[tuple[Candidate, ChatResult]] = []
-            while (arm := self._next_arm(escalation, decision, result)) is not None:
-                child, child_messages, child_kwargs = self._prepare(decision, arm, messages, tools, rest)
-                try:
-                    again = await agenerate_child(child, child_messages, self._stop(stop), run_manager, child_kwargs)
-                except Exception:
-                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
-                    escalation.give_up()
-                    break
-                truncated.append((escalation.tried[-2], result))
-                result = again
-            return self._finish(ctx, decision, escalation, log.failures, result, truncated)
-        log_failure(self._log, ctx, decision, log.failures)
-        raise log.error()
+        call = self._start(messages, stop, (await self._aroute([messages], kwargs))[0], stream=False)
+        result, outcome = await adrive(call.plan, lambda a: call.agenerate(a, run_manager), result_facts, log=self._log)
+        return annotate_result(result, call.decision, outcome)
 
     def _stream(
         self,
@@ -582,27 +515,12 @@ class R2RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        (routed,) = self._route([messages], kwargs)
-        decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(self._plan(decision, ctx), self._policy)
-        for candidate in log:
-            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
-            try:
-                for chunk in stream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
-                    yield annotator.annotate(chunk)
-            except Exception as exc:
-                if annotator.started:  # part of the answer is out: it cannot be taken back
-                    raise
-                log.failed(candidate, exc)
-                continue
-            closing = annotator.closing_chunk()
-            if closing is not None:
-                yield closing
-            self._log_stream(ctx, decision, candidate, log.failures, annotator)
-            return
-        log_failure(self._log, ctx, decision, log.failures)
-        raise log.error()
+        call = self._start(messages, stop, self._route([messages], kwargs)[0], stream=True)
+        chunks = drive_stream(
+            call.plan, lambda a: call.stream(a, run_manager), call.stream_facts, log=self._log, done=call.ended
+        )
+        yield from chunks
+        yield from call.closing()
 
     async def _astream(
         self,
@@ -611,64 +529,14 @@ class R2RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        (routed,) = await self._aroute([messages], kwargs)
-        decision, ctx, tools, rest = _unpack(routed)
-        log = AttemptLog(self._plan(decision, ctx), self._policy)
-        async for candidate in log:
-            child, child_messages, child_kwargs = self._prepare(decision, candidate, messages, tools, rest)
-            annotator = StreamAnnotator(decision, candidate, log.failures, ctx.decision_id)
-            try:
-                async for chunk in astream_child(child, child_messages, self._stop(stop), run_manager, child_kwargs):
-                    yield annotator.annotate(chunk)
-            except Exception as exc:
-                if annotator.started:
-                    raise
-                log.failed(candidate, exc)
-                continue
-            closing = annotator.closing_chunk()
-            if closing is not None:
-                yield closing
-            self._log_stream(ctx, decision, candidate, log.failures, annotator)
-            return
-        log_failure(self._log, ctx, decision, log.failures)
-        raise log.error()
-
-    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, result: ChatResult) -> Candidate | None:
-        reason, _, output_tokens = result_facts(result)
-        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, result))
-
-    def _finish(
-        self,
-        ctx: CallContext,
-        decision: RoutingDecision,
-        escalation: Escalation,
-        failures: Sequence[FailedAttempt],
-        result: ChatResult,
-        truncated: list[tuple[Candidate, ChatResult]],
-    ) -> ChatResult:
-        used = escalation.current
-        log_result(self._log, ctx, decision, used, failures, result, escalation, truncated)
-        total = escalation.cost_usd + answer_cost(decision, used, result)
-        return annotate_result(
-            result, decision, used, failures, ctx.decision_id, escalation.truncated, cost_usd=total
+        call = self._start(messages, stop, (await self._aroute([messages], kwargs))[0], stream=True)
+        chunks = adrive_stream(
+            call.plan, lambda a: call.astream(a, run_manager), call.stream_facts, log=self._log, done=call.ended
         )
-
-    def _log_stream(
-        self,
-        ctx: CallContext,
-        decision: RoutingDecision,
-        used: Candidate,
-        failures: Sequence[FailedAttempt],
-        annotator: StreamAnnotator,
-    ) -> None:
-        if self._log is None:
-            return
-        message = AIMessage(
-            content=annotator.text,
-            usage_metadata=annotator.usage,
-            response_metadata={"finish_reason": annotator.reason} if annotator.reason else {},
-        )
-        log_answer(self._log, ctx, decision, used, failures, message)
+        async for chunk in chunks:
+            yield chunk
+        for closing in call.closing():
+            yield closing
 
     # -- structured output -----------------------------------------------------------
     def with_structured_output(
@@ -736,12 +604,83 @@ class R2RouterChatModel(BaseChatModel):
         return self.bind(**bind_kwargs)
 
 
-def _unpack(kwargs: Mapping[str, Any]) -> tuple[RoutingDecision, CallContext, BoundTools | None, dict[str, Any]]:
-    rest = dict(kwargs)
-    decision = rest.pop(DECISION_KEY)
-    ctx = rest.pop(CALL_KEY, None) or CallContext()
-    tools = rest.pop(TOOLS_KEY, None)
-    return decision, ctx, tools, rest
+@dataclass
+class _Call:
+    """One routed call in a hook: its plan, and the framework's part of each attempt.
+
+    Per attempt: the chosen child prepared (cap, tools), the length instruction when the
+    attempt asks for one, the child's own hook called with the router's run manager; for
+    streams, the decision on the first chunk and the call's end on the last.
+    """
+
+    llm: R2RouterChatModel
+    plan: CallPlan
+    decision: RoutingDecision
+    messages: list[BaseMessage]
+    stop: list[str] | None
+    tools: BoundTools | None
+    kwargs: dict[str, Any]
+    annotators: dict[int, StreamAnnotator] = field(default_factory=dict)
+    outcome: CallOutcome | None = None
+
+    def prepare(self, attempt: Attempt) -> tuple[BaseChatModel, list[BaseMessage], dict[str, Any]]:
+        llm = self.llm
+        child, extra = prepare_child(
+            llm.models[attempt.model],
+            name=attempt.model,
+            budget=attempt.cap,
+            cap_param=llm.max_tokens_param.get(attempt.model),
+            tools=self.tools,
+        )
+        messages = self.messages
+        if attempt.instruction_budget is not None:
+            template = llm.serving.length_instruction_template
+            messages = add_length_instruction(
+                messages, attempt.instruction_budget, LANGCHAIN_MESSAGES, template=template
+            )
+        return child, list(messages), {**self.kwargs, **extra}
+
+    def generate(self, attempt: Attempt, run_manager: CallbackManagerForLLMRun | None) -> ChatResult:
+        child, messages, kwargs = self.prepare(attempt)
+        return generate_child(child, messages, self.stop, run_manager, kwargs)
+
+    async def agenerate(self, attempt: Attempt, run_manager: AsyncCallbackManagerForLLMRun | None) -> ChatResult:
+        child, messages, kwargs = self.prepare(attempt)
+        return await agenerate_child(child, messages, self.stop, run_manager, kwargs)
+
+    def _annotator(self, attempt: Attempt) -> StreamAnnotator:
+        annotator = self.annotators[attempt.number] = StreamAnnotator(self.decision, attempt, self.plan.decision_id)
+        return annotator
+
+    def stream(self, attempt: Attempt, run_manager: CallbackManagerForLLMRun | None) -> Iterator[ChatGenerationChunk]:
+        annotator = self._annotator(attempt)
+        child, messages, kwargs = self.prepare(attempt)
+        for chunk in stream_child(child, messages, self.stop, run_manager, kwargs):
+            if (annotated := annotator.annotate(chunk)) is not None:
+                yield annotated
+
+    async def astream(
+        self, attempt: Attempt, run_manager: AsyncCallbackManagerForLLMRun | None
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        annotator = self._annotator(attempt)
+        child, messages, kwargs = self.prepare(attempt)
+        async for chunk in astream_child(child, messages, self.stop, run_manager, kwargs):
+            if (annotated := annotator.annotate(chunk)) is not None:
+                yield annotated
+
+    def stream_facts(self, attempt: Attempt) -> Any:
+        return self.annotators[attempt.number].facts()
+
+    def ended(self, outcome: CallOutcome) -> None:
+        self.outcome = outcome
+
+    def closing(self) -> list[ChatGenerationChunk]:
+        """The stream's last chunk, with ``budget_exhausted`` and the call's cost (none if nothing was streamed)."""
+        outcome = self.outcome
+        if outcome is None or outcome.answered is None:
+            return []
+        chunk = self.annotators[outcome.answered.number].closing_chunk(outcome)
+        return [] if chunk is None else [chunk]
 
 
 def _merge_results(results: Sequence[LLMResult]) -> LLMResult:

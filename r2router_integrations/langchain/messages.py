@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from r2router_core import LENGTH_INSTRUCTION, EmptyPromptError, InputError, MessageStyle, join_instruction
 
@@ -18,6 +19,7 @@ __all__ = [
     "RouteOn",
     "chunk_from_result",
     "routing_text",
+    "sent_text",
 ]
 
 RouteOn = Literal["last_human", "conversation"] | Callable[[list[BaseMessage]], str]
@@ -58,6 +60,26 @@ def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn) -> str:
             "instructions, not a prompt); pass a text prompt or set route_on to a function that returns one"
         )
     return str(text)
+
+
+def sent_text(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> str:
+    """Everything a call sends the model, as text, for counting its input tokens.
+
+    Every message's text (system prompt included), the tool calls an AI message made, and
+    the tool schemas serialized as JSON (OpenAI's format, as most providers receive them).
+    """
+    parts: list[str] = [str(m.text) for m in messages]
+    parts += [json.dumps(m.tool_calls, default=str) for m in messages if isinstance(m, AIMessage) and m.tool_calls]
+    if tools:
+        parts.append(json.dumps([_tool_schema(t) for t in tools], default=str))
+    return "\n".join(p for p in parts if p)
+
+
+def _tool_schema(tool: Any) -> Any:
+    try:
+        return convert_to_openai_tool(tool)
+    except Exception:  # a tool the child binds its own way: count what it shows
+        return str(tool)
 
 
 def _conversation(messages: Sequence[BaseMessage]) -> str:

@@ -10,7 +10,8 @@ The value is a JSON-ready dict::
                     "error": "InternalServerError: ...", "status": 500}],   # the core's FailedAttempt
      "escalations": [{"model": "small", "token_limit": 32, "finish_reason": "length",
                       "output_tokens": 32, "cost_usd": 1.9e-05}],   # the core's TruncatedAttempt
-     "cost_usd": 4.2e-05,   # every attempt of the call, at the pool's prices
+     "cost_usd": 4.2e-05,   # every answer of the call, at the pool's prices
+     "input_cost_usd": 1.1e-05, "output_cost_usd": 3.1e-05,   # its input and output parts
      "budget_exhausted": False}
 
 ``decision_id`` names the call in the decision log (``store=``) and in feedback.
@@ -18,11 +19,12 @@ The value is a JSON-ready dict::
 ``model``/``token_limit`` and the predictions are those of the arm that answered
 (after a fallback, the next-best one); ``fallbacks`` lists the arms that failed
 first; ``escalations`` the answers the cap cut, asked again with more room
-(non-streamed calls only), and ``cost_usd`` sums every answer's cost (non-streamed only).
+(non-streamed calls only), and ``cost_usd`` sums every answer's cost (the core's call plan
+prices each one: reported tokens, else the prompt's counted tokens).
 ``budget_exhausted`` is true when the answer stopped at its output cap
-(finish reason ``length``/``max_tokens``). When streaming, everything but
-``budget_exhausted`` rides on the first chunk and ``budget_exhausted`` on the
-last, so the aggregated message holds the whole dict.
+(finish reason ``length``/``max_tokens``). When streaming, the decision rides on the first chunk and
+``budget_exhausted`` with the costs on the last (sent once the call's outcome is
+known), so the aggregated message holds the whole dict.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from r2router_core import Candidate, FailedAttempt, RoutingDecision
+from r2router_core.execute import AnswerFacts, Attempt, CallOutcome
 
-__all__ = ["METADATA_KEY", "StreamAnnotator", "annotate_result", "decision_metadata"]
+__all__ = ["METADATA_KEY", "StreamAnnotator", "annotate_result", "decision_metadata", "result_facts"]
 
 METADATA_KEY = "r2router"
 """The ``response_metadata`` key that holds the routing decision."""
@@ -73,87 +76,97 @@ def finish_reason(metadata: Mapping[str, Any]) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def annotate_result(
-    result: ChatResult,
-    decision: RoutingDecision,
-    used: Candidate,
-    failures: Sequence[FailedAttempt],
-    decision_id: str | None = None,
-    escalations: Sequence[Any] = (),
-    cost_usd: float | None = None,
-) -> ChatResult:
-    """Add the ``"r2router"`` key to every generation of a child's result, in place."""
+def result_facts(result: ChatResult) -> AnswerFacts:
+    """What a non-streamed result's first generation reported (finish reason, usage, text)."""
+    if not result.generations:
+        return AnswerFacts()
+    generation = result.generations[0]
+    message = generation.message
+    usage = getattr(message, "usage_metadata", None) or {}
+    return AnswerFacts(
+        finish_reason=finish_reason({**(generation.generation_info or {}), **message.response_metadata}),
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        text=_text(message.content),
+    )
+
+
+def _text(content: Any) -> str:
+    return content if isinstance(content, str) else str(content)
+
+
+def _costs(outcome: CallOutcome) -> dict[str, float]:
+    return {
+        "cost_usd": outcome.cost_usd,
+        "input_cost_usd": outcome.input_cost_usd,
+        "output_cost_usd": outcome.output_cost_usd,
+    }
+
+
+def annotate_result(result: ChatResult, decision: RoutingDecision, outcome: CallOutcome) -> ChatResult:
+    """Add the ``"r2router"`` key to every generation of the answering child's result, in place."""
+    assert outcome.answered is not None  # drive() returns a result only for an answered call
     for generation in result.generations:
         message = generation.message
         reason = finish_reason({**(generation.generation_info or {}), **message.response_metadata})
-        info = decision_metadata(decision, used, failures, decision_id)
-        info["escalations"] = [e.to_dict() for e in escalations]
-        if cost_usd is not None:
-            info["cost_usd"] = cost_usd
+        info = decision_metadata(decision, outcome.answered.arm, outcome.failures, outcome.decision_id)
+        info["escalations"] = [e.to_dict() for e in outcome.truncated]
+        info.update(_costs(outcome))
         info["budget_exhausted"] = reason in _EXHAUSTED
         message.response_metadata = {**message.response_metadata, METADATA_KEY: info}
     return result
 
 
 class StreamAnnotator:
-    """Puts the decision on the first chunk of a stream and ``budget_exhausted`` on the last.
+    """Puts the decision on the first chunk of an attempt's stream, and the call's end on the last chunk.
+
+    The child's own last chunk (``chunk_position="last"``) is held back until the call's
+    outcome is known; :meth:`closing_chunk` then returns it (or a new empty one) with
+    ``budget_exhausted`` and the call's cost.
 
     Args:
         decision: The routing decision of the call.
-        used: The arm whose chat model streams.
-        failures: Arms that failed before it.
+        attempt: The attempt whose chat model streams (its arm and the failures before it).
         decision_id: The call's id in the decision log.
     """
 
-    def __init__(
-        self,
-        decision: RoutingDecision,
-        used: Candidate,
-        failures: Sequence[FailedAttempt],
-        decision_id: str | None = None,
-    ) -> None:
-        self._decision_id = decision_id
-        self._decision = decision
-        self._used = used
-        self._failures = tuple(failures)
+    def __init__(self, decision: RoutingDecision, attempt: Attempt, decision_id: str) -> None:
+        self._head = decision_metadata(decision, attempt.arm, attempt.failures, decision_id)
         self.started = False
-        self._ended = False
         self._reason: str | None = None
         self._str_content = True
-        self.text = ""
-        self.usage: Any = None
+        self._last: ChatGenerationChunk | None = None
+        self._text = ""
+        self._usage: Any = None
 
-    def annotate(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
-        """Annotate one chunk in place and return it."""
+    def annotate(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk | None:
+        """Annotate one chunk in place and return it (``None``: the last chunk, held back)."""
         message = chunk.message
         self._reason = finish_reason({**(chunk.generation_info or {}), **message.response_metadata}) or self._reason
-        self.text += message.content if isinstance(message.content, str) else ""
-        self.usage = getattr(message, "usage_metadata", None) or self.usage
+        self._text += message.content if isinstance(message.content, str) else ""
+        self._usage = getattr(message, "usage_metadata", None) or self._usage
         self._str_content = isinstance(message.content, str)
-        extra: dict[str, Any] = {}
         if not self.started:
-            extra = decision_metadata(self._decision, self._used, self._failures, self._decision_id)
+            message.response_metadata = {**message.response_metadata, METADATA_KEY: dict(self._head)}
             self.started = True
         if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
-            extra["budget_exhausted"] = self._reason in _EXHAUSTED
-            self._ended = True
-        if extra:
-            message.response_metadata = {**message.response_metadata, METADATA_KEY: extra}
+            self._last = chunk
+            return None
         return chunk
 
-    @property
-    def reason(self) -> str | None:
-        """The finish reason seen so far."""
-        return self._reason
+    def facts(self) -> AnswerFacts:
+        """What the stream reported so far."""
+        usage = self._usage or {}
+        return AnswerFacts(self._reason, usage.get("input_tokens"), usage.get("output_tokens"), self._text)
 
-    def closing_chunk(self) -> ChatGenerationChunk | None:
-        """The final ``chunk_position="last"`` chunk carrying ``budget_exhausted``, if still owed."""
-        if self._ended or not self.started:
+    def closing_chunk(self, outcome: CallOutcome) -> ChatGenerationChunk | None:
+        """The ``chunk_position="last"`` chunk with ``budget_exhausted`` and the call's cost (after its end)."""
+        if not self.started:
             return None
-        self._ended = True
-        message = AIMessageChunk(
-            content="" if self._str_content else [],
-            chunk_position="last",
-            response_metadata={METADATA_KEY: {"budget_exhausted": self._reason in _EXHAUSTED}},
+        end = {"budget_exhausted": self._reason in _EXHAUSTED, **_costs(outcome)}
+        chunk = self._last or ChatGenerationChunk(
+            message=AIMessageChunk(content="" if self._str_content else [], chunk_position="last")
         )
-        return ChatGenerationChunk(message=message)
+        extra = {**chunk.message.response_metadata.get(METADATA_KEY, {}), **end}
+        chunk.message.response_metadata = {**chunk.message.response_metadata, METADATA_KEY: extra}
+        return chunk

@@ -20,7 +20,15 @@ from typing import Any
 
 from r2router_core import ConfigError, ConstraintError, RoutingOptions, UnknownModelError
 
-__all__ = ["DECISION_KEY", "ROUTING_KEYS", "TOOLS_KEY", "BoundTools", "check_call_kwargs", "resolve_routing"]
+__all__ = [
+    "CALL_OPTIONS",
+    "DECISION_KEY",
+    "ROUTING_KEYS",
+    "TOOLS_KEY",
+    "BoundTools",
+    "check_call_kwargs",
+    "resolve_routing",
+]
 
 DECISION_KEY = "r2router_decision"
 """Call kwarg carrying the :class:`RoutingDecision` from the entry point to the hooks."""
@@ -31,7 +39,11 @@ TOOLS_KEY = "r2router_tools"
 OPTION_FIELDS = ("lambda_", "allowed_models", "max_budget", "max_cost", "max_tokens")
 """Chat-model fields (and call kwargs) that are the core's routing options."""
 
-ROUTING_KEYS = frozenset({*OPTION_FIELDS, "force_model", "model"})
+CALL_OPTIONS = (*OPTION_FIELDS, "input_tokens")
+"""Call kwargs that are the core's routing options: the fields, and ``input_tokens`` (the prompt's
+length when the caller knows it better than the router's count)."""
+
+ROUTING_KEYS = frozenset({*CALL_OPTIONS, "force_model", "model"})
 """Call kwargs consumed by routing; they never reach the pool model."""
 
 # spellings a misspelt option is compared with (the core's JSON spelling "lambda" included)
@@ -101,7 +113,7 @@ def resolve_routing(
         UnknownModelError: A forced model outside the pool.
         ConstraintError: Contradictory options, or no tool-capable model left.
     """
-    given = {k: v for k, v in call.items() if k in OPTION_FIELDS}
+    given = {k: v for k, v in call.items() if k in CALL_OPTIONS}
     options = defaults.merged(RoutingOptions.from_mapping(given))
     allowed = options.allowed_models
     forced = _forced_model(call, force_model, pool)

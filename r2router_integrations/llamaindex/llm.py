@@ -22,15 +22,16 @@ Two LlamaIndex details shape this class:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
+import json
 import logging
 import threading
-import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from llama_index.core.base.llms.types import (
@@ -49,35 +50,38 @@ from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms import LLM
 from llama_index.core.llms.function_calling import FunctionCallingLLM
+from pydantic import InstanceOf
 
 from r2router_core import (
-    LENGTH_INSTRUCTION,
     STRUCTURED_OUTPUT_MIN_BUDGET,
-    AttemptLog,
     Budget,
-    Candidate,
     ConfigError,
     DecisionLog,
     EmptyPromptError,
-    Escalation,
-    EscalationPolicy,
-    ExplorationPolicy,
-    FailedAttempt,
-    FallbackPolicy,
     MessageStyle,
+    MissingDependencyError,
     R2Router,
     RoutingDecision,
     RoutingOptions,
     UnknownModelError,
     add_length_instruction,
-    check_instruction_template,
     join_instruction,
     length_instruction,
-    open_log,
 )
-from r2router_integrations.llamaindex._routing import check_router, route
+from r2router_core.execute import (
+    Attempt,
+    CallOutcome,
+    CallPlan,
+    ServingSettings,
+    adrive,
+    adrive_stream,
+    drive,
+    drive_stream,
+)
+from r2router_integrations.llamaindex._routing import check_router
 from r2router_integrations.llamaindex.budgets import ApplyBudget, with_budget
-from r2router_integrations.llamaindex.learning import CallContext, answer_cost, answer_facts, log_call, log_escalated
+from r2router_integrations.llamaindex.responses import METADATA_KEY, answer_facts, call_info, decision_info, tag
+from r2router_integrations.serving import ServingAccess
 
 __all__ = ["R2RouterLLM", "routing_query"]
 
@@ -86,6 +90,12 @@ logger = logging.getLogger(__name__)
 _ROUTING_QUERY: ContextVar[str | None] = ContextVar("r2router_llamaindex_routing_query", default=None)
 
 _R = TypeVar("_R", ChatResponse, CompletionResponse)
+
+SOURCE = "llamaindex"
+"""The decision log's ``source`` of this LLM's calls."""
+
+_Run = Callable[[LLM, Budget], Any]
+"""One pool call: the pool LLM copied at the attempt's cap, and the budget its length instruction states."""
 
 
 @contextmanager
@@ -103,7 +113,7 @@ def routing_query(query: str) -> Iterator[None]:
         _ROUTING_QUERY.reset(token)
 
 
-class R2RouterLLM(FunctionCallingLLM):
+class R2RouterLLM(ServingAccess, FunctionCallingLLM):
     """An LLM that routes each call among a pool of LlamaIndex LLMs, budget included.
 
     Args:
@@ -119,14 +129,12 @@ class R2RouterLLM(FunctionCallingLLM):
         max_cost: Only arms with predicted cost <= this many USD per query.
         max_tokens: The caller's output cap: an upper bound on the routed budget (the
             core's rule; a call's own ``max_tokens`` kwarg replaces it).
-        length_instruction: Tell the chosen model its budget (the paper's setting, on by
-            default): appended to a chat's system message (or sent as one), or as the
-            last paragraph of a completion prompt. Never added to an uncapped call.
-        length_instruction_template: The instruction, with ``{budget}``.
+        serving: How calls are executed after their decision (the core's :class:`ServingSettings`:
+            fallbacks, escalation, exploration, the length instruction, the decision log). Its
+            fields are accepted as keywords too (``fallbacks=1``, ``store=...``, ``length_instruction=``:
+            appended to a chat's system message or as the last paragraph of a completion prompt),
+            but not both at once.
         budget_instruction: Deprecated spelling of ``length_instruction_template``.
-        fallbacks: Other pool models tried, in utility order, when the chosen one fails
-            with a provider error (the core's :class:`FallbackPolicy`); 0 turns it off.
-        fallback_policy: The whole fallback policy; overrides ``fallbacks``.
         apply_budget: How a budget caps a pool LLM (default :func:`with_budget`).
         **kwargs: Other ``LLM`` fields (``callback_manager``, ``system_prompt``...).
     """
@@ -145,31 +153,12 @@ class R2RouterLLM(FunctionCallingLLM):
     """Only arms with predicted cost <= this many USD per query."""
     max_tokens: int | None = Field(default=None, description="The caller's output cap.")
     """Upper bound on the routed budget (the core's ``max_tokens`` rule)."""
-    length_instruction: bool = Field(default=True, description="Tell the model its budget.")
-    """Add the paper's length instruction to capped calls."""
-    length_instruction_template: str = Field(default=LENGTH_INSTRUCTION, description="The instruction.")
-    """The length instruction, with ``{budget}``."""
     budget_instruction: str | None = Field(default=None, description="Deprecated: length_instruction_template.")
     """Deprecated spelling of ``length_instruction_template`` (kept for old code)."""
-    fallbacks: int = Field(default=2, description="Other pool models tried on provider failures.")
-    """Other pool models tried, in utility order, on provider failures; 0 = off."""
-    fallback_policy: FallbackPolicy | None = Field(default=None, exclude=True)
-
-    store: Any = Field(default=None, exclude=True, description="Decision log store (URL, path); None = no log.")
-
-    keep_text: bool = Field(default=False, description="Keep prompt and answer text in the decision log.")
-
-    explore: float | None = Field(default=None, description="Share of calls sent to a non-best arm (None: off).")
-    """Share of calls sent to a non-best arm among the top candidates (the core's ``ExplorationPolicy``),
-    its propensity logged; ``None`` (the default) = off."""
-
-    escalation: EscalationPolicy | bool | int | None = Field(
-        default=None, exclude=True, description="Ask a cut answer again with more room (None: once)."
+    serving: InstanceOf[ServingSettings] = Field(
+        default_factory=ServingSettings, exclude=True, description="How calls are executed after their decision."
     )
-    """When the budget cut the answer (finish reason ``length``), ask again at the next larger budget of
-    the same model, else the next candidate: ``None``/``True`` = once, ``False``/``0`` = off, an int or a
-    policy. Non-streamed calls only."""
-    """The whole fallback policy; overrides ``fallbacks``."""
+    """The core's serving settings (fallbacks, escalation, exploration, length instruction, decision log)."""
 
     _router: R2Router = PrivateAttr()
     _pool: dict[str, LLM] = PrivateAttr()
@@ -177,15 +166,9 @@ class R2RouterLLM(FunctionCallingLLM):
     _apply_budget: ApplyBudget = PrivateAttr()
     _children: dict[tuple[str, Budget], LLM] = PrivateAttr(default_factory=dict)
     _defaults: RoutingOptions = PrivateAttr(default_factory=RoutingOptions)
-    _policy: FallbackPolicy = PrivateAttr(default_factory=FallbackPolicy)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _log: DecisionLog | None = PrivateAttr(default=None)
-    _escalation: EscalationPolicy = PrivateAttr(default_factory=EscalationPolicy)
-    _exploration: ExplorationPolicy = PrivateAttr(default_factory=ExplorationPolicy)
     _rng: np.random.Generator = PrivateAttr(default_factory=np.random.default_rng)
-    _calls: weakref.WeakKeyDictionary[RoutingDecision, CallContext] = PrivateAttr(
-        default_factory=weakref.WeakKeyDictionary
-    )
 
     def __init__(
         self,
@@ -195,7 +178,9 @@ class R2RouterLLM(FunctionCallingLLM):
         apply_budget: ApplyBudget = with_budget,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if kwargs.get("budget_instruction") is not None:
+            kwargs.setdefault("length_instruction_template", kwargs["budget_instruction"])
+        super().__init__(**ServingSettings.fold(kwargs))  # a bad setting raises ConfigError here
         self._router = check_router(router, owner="R2RouterLLM")
         names = self._router.config.model_names
         if not pool:
@@ -211,36 +196,54 @@ class R2RouterLLM(FunctionCallingLLM):
             max_tokens=self.max_tokens,
         )
         self._defaults.resolved(self._router.config)
-        self._policy = self.fallback_policy or FallbackPolicy(max_fallbacks=self.fallbacks)
-        if self.budget_instruction is not None:
-            self.length_instruction_template = self.budget_instruction
-        check_instruction_template(self.length_instruction_template)
         if apply_budget is with_budget:  # fail now, not at the first call, if a pool LLM has no max_tokens
             for llm in pool.values():
                 with_budget(llm, None)
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
-        self._log = open_log(self.store, self.keep_text)
-        self._escalation = EscalationPolicy.coerce(self.escalation)
-        self._exploration = ExplorationPolicy.coerce(self.explore)
+        self._open_serving()
 
-    @property
-    def decision_log(self) -> DecisionLog | None:
-        """The decision log of ``store=`` (``None`` without a store)."""
-        return self._log
+    @classmethod
+    def from_upstreams(
+        cls,
+        router: R2Router,
+        upstreams: str | Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        llm_options: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> R2RouterLLM:
+        """An LLM whose pool is the ``upstreams.yaml`` that ``r2router serve`` and ``collect`` read.
 
-    def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> None:
-        """Record a quality score in [0, 1] for a logged call (its ``decision_id`` from ``additional_kwargs``).
+        Each pool model gets an OpenAI-compatible LLM on its upstream (base URL, model id, the key
+        named by ``api_key_env``, headers, timeout; the cap sent under its ``max_tokens_param``).
+        Every pool model must have an upstream with ``input_price`` and ``output_price`` equal to
+        the router's. Needs ``llama-index-llms-openai`` and the ``server`` extra (which reads the file).
+
+        Args:
+            router: The fitted router.
+            upstreams: The ``upstreams.yaml`` file.
+            environ: Where the keys are read (default ``os.environ``).
+            llm_options: Fields of every pool LLM (``context_window``, default LlamaIndex's 3900;
+                ``is_function_calling_model=True`` for agents; ``temperature``...).
+            **settings: Other arguments of :class:`R2RouterLLM` (``lambda_``, ``fallbacks``, ``store``...).
 
         Raises:
-            ConfigError: No ``store``.
-            DataError: ``quality`` is not a number in [0, 1].
-            UnknownDecisionError: No logged call has this id.
+            ConfigError: A pool model without an upstream or a price, or a price unlike the router's.
+            MissingDependencyError: ``llama-index-llms-openai`` is not installed.
         """
-        if self._log is None:
-            raise ConfigError("feedback needs the decision log: set store= (a SQLAlchemy URL or a path)")
-        self._log.feedback(decision_id, quality, source=source)
+        try:
+            from r2router_integrations.llamaindex.upstreams import llms_from_upstreams
+        except ImportError as exc:
+            if exc.name not in ("llama_index.llms.openai", "llama_index.llms", "openai"):
+                raise
+            raise MissingDependencyError(
+                "R2RouterLLM.from_upstreams builds its pool with llama-index-llms-openai, which is not installed; "
+                "install it with: pip install llama-index-llms-openai"
+            ) from exc
+        pool = llms_from_upstreams(router, upstreams, environ=environ, **dict(llm_options or {}))
+        return cls(router, pool, **settings)
 
     @classmethod
     def class_name(cls) -> str:
@@ -291,29 +294,38 @@ class R2RouterLLM(FunctionCallingLLM):
         return text
 
     def _options(self, kwargs: dict[str, Any]) -> RoutingOptions:
-        """The call's options: its ``max_tokens`` kwarg (popped) over the defaults; tools get the floor."""
+        """The call's options: its ``max_tokens`` and ``input_tokens`` kwargs (popped) over the defaults;
+        tools get the structured-output floor."""
         call = RoutingOptions(
             max_tokens=kwargs.pop("max_tokens", None),
+            input_tokens=kwargs.pop("input_tokens", None),
             min_budget=STRUCTURED_OUTPUT_MIN_BUDGET if kwargs.get("tools") else None,
         )
         return self._defaults.merged(call)
 
-    def _route(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
+    def _route(self, text: str, sent: str, kwargs: dict[str, Any], *, stream: bool = False) -> _Routed:
+        """Route ``text`` (priced by the tokens of ``sent``, what the pool LLM receives) and plan the call."""
+        started = time.perf_counter()
         routed = self._routing_text(text)
-        if self._log is None:
-            decision = route(self._router, routed, self._options(kwargs))
-            self._calls[decision] = self._explored(decision, CallContext(routed))
-            return decision
-        embedding = self._router.embed([routed])[0]  # the log keeps it: embed once, route on it
-        decision = self._router.route(embedding, self._options(kwargs))
-        self._calls[decision] = self._explored(decision, CallContext(routed, embedding))
-        return decision
+        options = self._options(kwargs)
+        if options.input_tokens is None:  # the caller's own count wins
+            options = replace(options, input_tokens=self._router.count_tokens([sent])[0])
+        embedding = self._router.embed([routed])[0]
+        decision = self._router.route(embedding, options)
+        plan = CallPlan.routed(
+            decision,
+            self.serving,
+            source=SOURCE,
+            stream=stream,
+            embedding=embedding,
+            prompt=routed,
+            rng=self._rng,
+            started=started,
+        )
+        return _Routed(self, decision, plan)
 
-    def _context(self, decision: RoutingDecision) -> CallContext:
-        return self._calls.get(decision) or CallContext("")
-
-    async def _aroute(self, text: str, kwargs: dict[str, Any]) -> RoutingDecision:
-        return await asyncio.to_thread(self._route, text, kwargs)
+    async def _aroute(self, text: str, sent: str, kwargs: dict[str, Any], *, stream: bool = False) -> _Routed:
+        return await asyncio.to_thread(self._route, text, sent, kwargs, stream=stream)
 
     def _child(self, model: str, budget: Budget) -> LLM:
         """The pool LLM copied at ``budget`` (cached), emitting through this wrapper's handlers too."""
@@ -327,174 +339,31 @@ class R2RouterLLM(FunctionCallingLLM):
                 child.callback_manager = manager
         return child
 
-    def _explored(self, decision: RoutingDecision, ctx: CallContext) -> CallContext:
-        if self._exploration.rate == 0:
-            return ctx
-        arm, propensity = self._exploration.choose(decision, self._rng)
-        return dataclasses.replace(ctx, first=None if arm == decision.chosen else arm, propensity=propensity)
-
-    def _plan(self, decision: RoutingDecision) -> AttemptLog[Candidate]:
-        """The fallback plan, led by the explored arm when exploration picked one."""
-        plan = decision.fallback_plan(self._policy.max_fallbacks)
-        first = self._context(decision).first
-        if first is not None:
-            plan = (first, *(c for c in plan if c.model != first.model))[: self._policy.max_fallbacks + 1]
-        return AttemptLog(plan, self._policy)
-
-    def _arm(self, decision: RoutingDecision, candidate: Candidate) -> tuple[LLM, int | None]:
-        cap = decision.max_tokens_for(candidate.token_limit)
-        return self._child(candidate.model, cap), cap
-
     # -- length instruction ----------------------------------------------------------
-    def _prompt(self, prompt: str, cap: int | None) -> str:
-        instruction = length_instruction(cap, self.length_instruction_template) if self.length_instruction else None
+    def _prompt(self, prompt: str, budget: Budget) -> str:
+        instruction = length_instruction(budget, self.serving.length_instruction_template)
         return prompt if instruction is None else join_instruction(prompt, instruction)
 
-    def _messages(self, messages: Sequence[ChatMessage], cap: int | None) -> Sequence[ChatMessage]:
-        if not self.length_instruction:
-            return messages
-        return add_length_instruction(messages, cap, LLAMAINDEX_MESSAGES, template=self.length_instruction_template)
-
-    # -- one call with fallback, sync and async ----------------------------------------
-    def _call(self, decision: RoutingDecision, run: Callable[[LLM, int | None], _R]) -> _R:
-        log = self._plan(decision)
-        ctx = self._context(decision)
-        for candidate in log:
-            llm, cap = self._arm(decision, candidate)
-            try:
-                response = run(llm, cap)
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            escalation, cut = Escalation(decision, self._escalation, candidate), []
-            while (arm := self._next_arm(escalation, decision, response)) is not None:
-                try:
-                    again = run(*self._arm(decision, arm))
-                except Exception:
-                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
-                    escalation.give_up()
-                    break
-                cut.append((escalation.tried[-2], response))
-                response = again
-            return self._finish(ctx, decision, escalation, log.failures, cut, response)
-        self._log_failure(ctx, decision, log.failures)
-        raise log.error()
-
-    async def _acall(self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[_R]]) -> _R:
-        log = self._plan(decision)
-        ctx = self._context(decision)
-        async for candidate in log:
-            llm, cap = self._arm(decision, candidate)
-            try:
-                response = await run(llm, cap)
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            escalation, cut = Escalation(decision, self._escalation, candidate), []
-            while (arm := self._next_arm(escalation, decision, response)) is not None:
-                try:
-                    again = await run(*self._arm(decision, arm))
-                except Exception:
-                    logger.warning("escalation to %s failed; the cut answer is returned", arm, exc_info=True)
-                    escalation.give_up()
-                    break
-                cut.append((escalation.tried[-2], response))
-                response = again
-            return self._finish(ctx, decision, escalation, log.failures, cut, response)
-        self._log_failure(ctx, decision, log.failures)
-        raise log.error()
-
-    def _stream(
-        self, decision: RoutingDecision, run: Callable[[LLM, int | None], Generator[_R, None, None]]
-    ) -> Generator[_R, None, None]:
-        """Fallback only until the first chunk: after it, the answer is out."""
-        log = self._plan(decision)
-        for candidate in log:
-            llm, cap = self._arm(decision, candidate)
-            try:
-                stream = run(llm, cap)
-                first = next(stream)
-            except StopIteration:
-                return _nothing()
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            ctx = self._context(decision)
-            info = _info(decision, candidate, log.failures, ctx.decision_id)
-            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
-            return _tag_stream(first, stream, info, done)
-        raise log.error()
-
-    async def _astream(
-        self, decision: RoutingDecision, run: Callable[[LLM, int | None], Awaitable[AsyncGenerator[_R, None]]]
-    ) -> AsyncGenerator[_R, None]:
-        log = self._plan(decision)
-        async for candidate in log:
-            llm, cap = self._arm(decision, candidate)
-            try:
-                stream = await run(llm, cap)
-                first = await anext(stream)
-            except StopAsyncIteration:
-                break
-            except Exception as exc:
-                log.failed(candidate, exc)
-                continue
-            ctx = self._context(decision)
-            done = functools.partial(log_call, self._log, ctx, decision, candidate, log.failures)
-            return _tag_astream(first, stream, _info(decision, candidate, log.failures, ctx.decision_id), done)
-        else:
-            raise log.error()
-        return _empty()
-
-    def _next_arm(self, escalation: Escalation, decision: RoutingDecision, response: Any) -> Candidate | None:
-        reason, _, output_tokens = answer_facts(response)
-        return escalation.after(reason, output_tokens, answer_cost(decision, escalation.current, response))
-
-    def _finish(
-        self,
-        ctx: CallContext,
-        decision: RoutingDecision,
-        escalation: Escalation,
-        failures: Sequence[FailedAttempt],
-        cut: Sequence[tuple[Candidate, Any]],
-        response: _R,
-    ) -> _R:
-        used = escalation.current
-        log_escalated(self._log, ctx, decision, escalation, failures, cut, response)
-        info = _info(decision, used, failures, ctx.decision_id)
-        info["escalations"] = [t.to_dict() for t in escalation.truncated]
-        info["cost_usd"] = escalation.cost_usd + answer_cost(decision, used, response)
-        return _tag(response, info)
-
-    def _log_failure(self, ctx: CallContext, decision: RoutingDecision, failures: Sequence[FailedAttempt]) -> None:
-        if self._log is None or not failures:
-            return
-        last = failures[-1]
-        used = next(c for c in decision.candidates if (c.model, c.token_limit) == (last.model, last.token_limit))
-        log_call(self._log, ctx, decision, used, failures)
+    def _messages(self, messages: Sequence[ChatMessage], budget: Budget) -> Sequence[ChatMessage]:
+        template = self.serving.length_instruction_template
+        return add_length_instruction(messages, budget, LLAMAINDEX_MESSAGES, template=template)
 
     # -- completion ------------------------------------------------------------------
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        d = self._route(prompt, kwargs)
-        return self._call(d, lambda llm, cap: llm.complete(self._prompt(prompt, cap), formatted=formatted, **kwargs))
+        call = self._route(prompt, prompt, kwargs)
+        return call.run(lambda llm, b: llm.complete(self._prompt(prompt, b), formatted=formatted, **kwargs))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        d = self._route(prompt, kwargs)
-        return self._stream(
-            d, lambda llm, cap: llm.stream_complete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
-        )
+        call = self._route(prompt, prompt, kwargs, stream=True)
+        return call.stream(lambda llm, b: llm.stream_complete(self._prompt(prompt, b), formatted=formatted, **kwargs))
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        d = await self._aroute(prompt, kwargs)
-        return await self._acall(
-            d, lambda llm, cap: llm.acomplete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
-        )
+        call = await self._aroute(prompt, prompt, kwargs)
+        return await call.arun(lambda llm, b: llm.acomplete(self._prompt(prompt, b), formatted=formatted, **kwargs))
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        d = await self._aroute(prompt, kwargs)
-        return await self._astream(
-            d, lambda llm, cap: llm.astream_complete(self._prompt(prompt, cap), formatted=formatted, **kwargs)
-        )
+        call = await self._aroute(prompt, prompt, kwargs, stream=True)
+        return call.astream(lambda llm, b: llm.astream_complete(self._prompt(prompt, b), formatted=formatted, **kwargs))
 
     # -- tools (agents): a function-calling LLM whenever every pool LLM is one ---------------
     def _tool_call(
@@ -503,14 +372,18 @@ class R2RouterLLM(FunctionCallingLLM):
         user_msg: str | ChatMessage | None,
         history: Sequence[ChatMessage] | None,
         kwargs: dict[str, Any],
-    ) -> tuple[RoutingDecision, list[ChatMessage]]:
+        *,
+        stream: bool = False,
+    ) -> tuple[_Routed, list[ChatMessage]]:
         messages = [*(history or [])]
         if user_msg is not None:
             messages.append(
                 ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
             )
-        routing = {"tools": tools, **({"max_tokens": kwargs.pop("max_tokens")} if "max_tokens" in kwargs else {})}
-        return self._route(_chat_text(messages), routing), messages
+        routing: dict[str, Any] = {"tools": tools}
+        routing.update({key: kwargs.pop(key) for key in ("max_tokens", "input_tokens") if key in kwargs})
+        sent = _sent_text(messages, tools)
+        return self._route(_chat_text(messages), sent, routing, stream=stream), messages
 
     def chat_with_tools(
         self,
@@ -523,9 +396,8 @@ class R2RouterLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         """Route (with the structured-output budget floor), then the chosen pool LLM's ``chat_with_tools``."""
-        d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
-        return self._call(
-            d,
+        call, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
+        return call.run(
             self._with_tools(
                 "chat_with_tools",
                 tools,
@@ -545,9 +417,8 @@ class R2RouterLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         """Async :meth:`chat_with_tools`."""
-        d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
-        return await self._acall(
-            d,
+        call, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
+        return await call.arun(
             self._with_tools(
                 "achat_with_tools",
                 tools,
@@ -567,9 +438,8 @@ class R2RouterLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponseGen:
         """Streaming :meth:`chat_with_tools` (fallback only before the first chunk)."""
-        d, messages = self._tool_call(tools, user_msg, chat_history, kwargs)
-        return self._stream(
-            d,
+        call, messages = self._tool_call(tools, user_msg, chat_history, kwargs, stream=True)
+        return call.stream(
             self._with_tools(
                 "stream_chat_with_tools",
                 tools,
@@ -589,9 +459,10 @@ class R2RouterLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponseAsyncGen:
         """Async streaming :meth:`chat_with_tools`."""
-        d, messages = await asyncio.to_thread(self._tool_call, tools, user_msg, chat_history, kwargs)
-        return await self._astream(
-            d,
+        call, messages = await asyncio.to_thread(
+            lambda: self._tool_call(tools, user_msg, chat_history, kwargs, stream=True)
+        )
+        return call.astream(
             self._with_tools(
                 "astream_chat_with_tools",
                 tools,
@@ -602,10 +473,10 @@ class R2RouterLLM(FunctionCallingLLM):
 
     def _with_tools(
         self, method: str, tools: Sequence[Any], messages: Sequence[ChatMessage], options: dict[str, Any]
-    ) -> Callable[[LLM, int | None], Any]:
+    ) -> _Run:
         """Call ``method`` (``chat_with_tools`` or a twin) of a pool LLM with the instruction for its cap."""
-        return lambda llm, cap: getattr(_function_llm(llm), method)(
-            tools, chat_history=list(self._messages(messages, cap)), **options
+        return lambda llm, budget: getattr(_function_llm(llm), method)(
+            tools, chat_history=list(self._messages(messages, budget)), **options
         )
 
     def _prepare_chat_with_tools(
@@ -634,27 +505,106 @@ class R2RouterLLM(FunctionCallingLLM):
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[Any]:
         """The tool calls, read by the pool LLM that wrote ``response``."""
-        model = response.additional_kwargs.get("r2router", {}).get("model", self._models[0])
+        model = response.additional_kwargs.get(METADATA_KEY, {}).get("model", self._models[0])
         return _function_llm(self._pool[model]).get_tool_calls_from_response(
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
 
     # -- chat ------------------------------------------------------------------------
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        d = self._route(_chat_text(messages), kwargs)
-        return self._call(d, lambda llm, cap: llm.chat(self._messages(messages, cap), **kwargs))
+        call = self._route(_chat_text(messages), _sent_text(messages), kwargs)
+        return call.run(lambda llm, b: llm.chat(self._messages(messages, b), **kwargs))
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        d = self._route(_chat_text(messages), kwargs)
-        return self._stream(d, lambda llm, cap: llm.stream_chat(self._messages(messages, cap), **kwargs))
+        call = self._route(_chat_text(messages), _sent_text(messages), kwargs, stream=True)
+        return call.stream(lambda llm, b: llm.stream_chat(self._messages(messages, b), **kwargs))
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        d = await self._aroute(_chat_text(messages), kwargs)
-        return await self._acall(d, lambda llm, cap: llm.achat(self._messages(messages, cap), **kwargs))
+        call = await self._aroute(_chat_text(messages), _sent_text(messages), kwargs)
+        return await call.arun(lambda llm, b: llm.achat(self._messages(messages, b), **kwargs))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        d = await self._aroute(_chat_text(messages), kwargs)
-        return await self._astream(d, lambda llm, cap: llm.astream_chat(self._messages(messages, cap), **kwargs))
+        call = await self._aroute(_chat_text(messages), _sent_text(messages), kwargs, stream=True)
+        return call.astream(lambda llm, b: llm.astream_chat(self._messages(messages, b), **kwargs))
+
+
+class _Routed:
+    """One routed call: its plan, driven with the pool LLM of each attempt.
+
+    The adapter's part of an attempt: the pool LLM copied at the attempt's cap, the length
+    instruction when the attempt states a budget, the response's facts, and the
+    ``additional_kwargs["r2router"]`` dict (one dict per attempt, shared by its chunks, completed
+    with the costs when the call ends).
+    """
+
+    def __init__(self, llm: R2RouterLLM, decision: RoutingDecision, plan: CallPlan) -> None:
+        self._llm, self._decision, self.plan = llm, decision, plan
+        self._infos: dict[int, dict[str, Any]] = {}
+        self._last: dict[int, Any] = {}
+
+    def _pool_call(self, run: _Run, attempt: Attempt) -> Any:
+        return run(self._llm._child(attempt.model, attempt.cap), attempt.instruction_budget)
+
+    def _info(self, attempt: Attempt) -> dict[str, Any]:
+        info = decision_info(self._decision, attempt.arm, attempt.failures, self.plan.decision_id)
+        return self._infos.setdefault(attempt.number, info)
+
+    def _answer(self, response: _R, outcome: CallOutcome) -> _R:
+        assert outcome.answered is not None  # drive() returns a response only for an answered call
+        return tag(response, call_info(self._info(outcome.answered), outcome))
+
+    def run(self, run: _Run) -> Any:
+        response, outcome = drive(self.plan, lambda a: self._pool_call(run, a), answer_facts, log=self._llm._log)
+        return self._answer(response, outcome)
+
+    async def arun(self, run: _Run) -> Any:
+        call = lambda a: self._pool_call(run, a)  # noqa: E731 - returns the pool LLM's coroutine
+        response, outcome = await adrive(self.plan, call, answer_facts, log=self._llm._log)
+        return self._answer(response, outcome)
+
+    def _facts(self, attempt: Attempt) -> Any:
+        return answer_facts(self._last.get(attempt.number))  # LlamaIndex chunks hold the text so far
+
+    def _ended(self, outcome: CallOutcome) -> None:
+        if outcome.answered is not None:
+            call_info(self._info(outcome.answered), outcome)
+
+    def _tagged(self, attempt: Attempt, chunk: Any) -> Any:
+        self._last[attempt.number] = chunk
+        return tag(chunk, self._info(attempt))
+
+    def stream(self, run: _Run) -> Generator[Any, None, None]:
+        def chunks(attempt: Attempt) -> Iterator[Any]:
+            for chunk in self._pool_call(run, attempt):
+                yield self._tagged(attempt, chunk)
+
+        stream = drive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("Generator[Any, None, None]", stream)  # a generator function, typed as an iterator
+
+    def astream(self, run: _Run) -> AsyncGenerator[Any, None]:
+        async def chunks(attempt: Attempt) -> AsyncGenerator[Any, None]:
+            async for chunk in await self._pool_call(run, attempt):
+                yield self._tagged(attempt, chunk)
+
+        stream = adrive_stream(self.plan, chunks, self._facts, log=self._llm._log, done=self._ended)
+        return cast("AsyncGenerator[Any, None]", stream)  # an async generator function, typed as an iterator
+
+
+def _sent_text(messages: Sequence[ChatMessage], tools: Sequence[Any] = ()) -> str:
+    """Every message as sent (system prompt and retrieved context included) plus the tools' schemas as JSON."""
+    text = "\n".join(m.content or "" for m in messages)
+    if not tools:
+        return text
+    schemas = [_tool_schema(t) for t in tools]
+    return f"{text}\n{json.dumps(schemas, default=str)}"
+
+
+def _tool_schema(tool: Any) -> Any:
+    metadata = getattr(tool, "metadata", None)
+    try:
+        return metadata.to_openai_tool(skip_length_check=True) if metadata is not None else str(tool)
+    except Exception:  # a tool whose schema cannot be built: count what it shows
+        return str(tool)
 
 
 def _chat_text(messages: Sequence[ChatMessage]) -> str:
@@ -703,13 +653,6 @@ LLAMAINDEX_MESSAGES: MessageStyle[ChatMessage] = MessageStyle(
 """LlamaIndex chat messages for the core's :func:`~r2router_core.add_length_instruction`."""
 
 
-def _info(
-    decision: RoutingDecision, used: Candidate, failures: Sequence[FailedAttempt], decision_id: str | None = None
-) -> dict[str, Any]:
-    """The ``additional_kwargs["r2router"]`` dict: the decision, as answered by ``used``."""
-    return {"decision_id": decision_id, **decision.answered_by(used, failures), "escalations": []}
-
-
 def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackManager:
     """A manager holding the handlers of both, each once (so nothing is counted twice)."""
     if outer is inner or not outer.handlers:
@@ -718,39 +661,3 @@ def _merged_manager(outer: CallbackManager, inner: CallbackManager) -> CallbackM
         return outer
     handlers = list({id(h): h for h in [*inner.handlers, *outer.handlers]}.values())
     return CallbackManager(handlers)
-
-
-def _tag(response: _R, info: dict[str, Any]) -> _R:
-    response.additional_kwargs["r2router"] = info
-    return response
-
-
-def _tag_stream(
-    first: _R, stream: Generator[_R, None, None], info: dict[str, Any], done: Callable[[Any], None]
-) -> Generator[_R, None, None]:
-    last = _tag(first, info)
-    yield last
-    for chunk in stream:
-        last = _tag(chunk, info)
-        yield last
-    done(last)  # LlamaIndex chunks carry the text so far: the last one holds the answer
-
-
-async def _tag_astream(
-    first: _R, stream: AsyncGenerator[_R, None], info: dict[str, Any], done: Callable[[Any], None]
-) -> AsyncGenerator[_R, None]:
-    last = _tag(first, info)
-    yield last
-    async for chunk in stream:
-        last = _tag(chunk, info)
-        yield last
-    done(last)
-
-
-def _nothing() -> Generator[Any, None, None]:
-    yield from ()
-
-
-async def _empty() -> AsyncGenerator[Any, None]:
-    return
-    yield  # an async generator with nothing in it

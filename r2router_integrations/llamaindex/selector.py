@@ -164,7 +164,9 @@ class R2RouterSelector(BaseSelector):
         if choice_map is None:
             choice_map = ChoiceMap.build(names, self._router.config.model_names, self._choice_models)
             self._maps[names] = choice_map
-        decision = route(self._router, query.query_str, replace(self._options, allowed_models=choice_map.models))
+        tokens = self._router.count_tokens([query.query_str])[0]  # the query is what the selector sees of the prompt
+        options = replace(self._options, allowed_models=choice_map.models, input_tokens=tokens)
+        decision = route(self._router, query.query_str, options)
         index, budget = choice_map.pick(decision)
         result = _result(decision, index, names[index], budget)
         _remember(query, result)

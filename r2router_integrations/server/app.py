@@ -7,8 +7,12 @@ Routes::
     GET  /v1/models             "r2router" and every pool model
     GET  /health                liveness, never behind the API key
     GET  /metrics               Prometheus text format
-    POST /v1/feedback           a quality score for a logged decision (server/learning.py)
-    POST /admin/reload          rebuild the router with the logged outcomes, swap it in (server/learning.py)
+    POST /v1/feedback           a quality score for a logged decision (server/feedback.py)
+    POST /admin/reload          rebuild the router with the logged outcomes, swap it in (server/reload.py)
+
+A chat request is routed here (the micro-batcher embeds it with concurrent ones), then its call
+plan is driven by server/execution.py: the core's CallPlan decides the attempts, fallbacks,
+escalation and log rows; server/proxy.py performs each upstream call.
 
 Every error is JSON in OpenAI's shape; an unexpected exception is a 500 and the
 server keeps serving.
@@ -37,18 +41,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from r2router_core import (
     DEFAULT_FALLBACKS,
     ConfigError,
-    EscalationPolicy,
-    ExplorationPolicy,
-    FallbackPolicy,
     R2Router,
     R2RouterError,
     RoutingOptions,
-    open_log,
 )
+from r2router_core.execute import SERVING_FIELDS, ServingSettings
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH, Routed, RoutingBatcher
 from r2router_integrations.server.dashboard import dashboard_routes
 from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body, from_core_error
-from r2router_integrations.server.learning import CallContext, Learning
+from r2router_integrations.server.execution import Execution, count_prompt_tokens
+from r2router_integrations.server.feedback import Feedback
 from r2router_integrations.server.metrics import CONTENT_TYPE, GatewayMetrics
 from r2router_integrations.server.protocol import (
     ROUTER_MODEL,
@@ -57,7 +59,8 @@ from r2router_integrations.server.protocol import (
     parse_json_body,
     parse_route_request,
 )
-from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy, bypass_attempts
+from r2router_integrations.server.proxy import CLIENT_SHARDS, Proxy
+from r2router_integrations.server.reload import Reloader
 from r2router_integrations.server.upstreams import Upstream, Upstreams
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_FALLBACKS", "create_app"]
@@ -71,7 +74,7 @@ DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a client may take to send its whole request body (408 after)."""
 
 DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
-"""Other models tried after the routed one fails (the core's fallback policy: timeout, connection error, 5xx, 429)."""
+"""Other models tried after the routed one fails (the core's ``ServingSettings.fallbacks``)."""
 
 OPEN_PATHS = frozenset({"/health"})
 """Paths served without the API key."""
@@ -86,77 +89,68 @@ def create_app(
     router: R2Router,
     upstreams: Upstreams | Sequence[Upstream],
     *,
+    serving: ServingSettings | None = None,
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_fallbacks: int = DEFAULT_MAX_FALLBACKS,
-    fallback_policy: FallbackPolicy | None = None,
-    length_instruction: bool = True,
     http_client: httpx.AsyncClient | None = None,
     batch_window: float = DEFAULT_BATCH_WINDOW,
     max_batch: int = DEFAULT_MAX_BATCH,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
-    store: Any = None,
-    keep_text: bool = False,
-    escalation: EscalationPolicy | bool | int | None = None,
     reload_every: float | None = None,
-    explore: float | None = None,
+    max_fallbacks: int | None = None,
+    **settings: Any,
 ) -> Starlette:
     """Build the gateway.
 
     Args:
         router: A router with an embedder attached (it routes text).
         upstreams: The upstream of every pool model (see :func:`load_upstreams`).
+        serving: How routed calls are executed (:class:`~r2router_core.execute.ServingSettings`:
+            fallbacks, escalation, exploration, length instruction, store, keep_text, seed).
+            ``store`` also turns on ``POST /v1/feedback`` and ``POST /admin/reload``.
         api_key: If set, every route but ``/health`` needs ``Authorization: Bearer <api_key>``.
         max_body_bytes: Largest request body accepted; larger ones get 413.
-        max_fallbacks: Other models tried after the routed one fails (0 disables fallback).
-        fallback_policy: The whole fallback policy (failure kinds, Retry-After limit);
-            overrides ``max_fallbacks`` when given.
-        length_instruction: Add "Use at most N tokens." to routed requests (the paper's setting).
         http_client: The client used for upstream calls; by default the app creates
             :data:`CLIENT_SHARDS` clients, used in turn, and closes them with the app.
         batch_window: Seconds a routing request waits for concurrent ones still arriving,
             to embed them in one batch (see :class:`RoutingBatcher`; 0: never waits).
         max_batch: Most prompts embedded in one batch.
         body_timeout: Seconds a client may take to send its body (408 after).
-        store: Log every routed call to this outcome store (SQLAlchemy URL, path,
-            ``OutcomeStore`` or ``DecisionLog``) and accept ``POST /v1/feedback``; ``None`` = no log.
-        keep_text: Keep prompt and answer text in the log (off: privacy by default).
-        escalation: Ask a non-streamed answer the cap cut again with more room (the core's
-            ``EscalationPolicy``; ``None``/``True`` = once, ``False``/``0`` = off).
         reload_every: With a store, rebuild the router with the logged outcomes every this many
             seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
-        explore: Share of routed requests sent to a non-best arm among the top candidates
-            (the core's ``ExplorationPolicy``; ``None`` = off), its propensity logged.
+        max_fallbacks: The serving setting ``fallbacks`` under its older name.
+        **settings: Serving settings by name (``fallbacks=1``, ``store=...``, ``explore=0.05``...),
+            instead of ``serving`` (not both, as in LangChain and LlamaIndex).
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
     """
     if router.embedder is None:
         raise ConfigError("the gateway routes text, so the router needs an embedder: load it with embedder='auto'")
+    if max_fallbacks is not None:
+        settings["fallbacks"] = max_fallbacks
+    unknown = sorted(set(settings) - set(SERVING_FIELDS))
+    if unknown:
+        raise ConfigError(f"create_app got unknown keywords {unknown}; serving settings are {list(SERVING_FIELDS)}")
+    serving = ServingSettings.fold({**settings, "serving": serving})["serving"] or ServingSettings()
+    if serving.shadow is not None:
+        raise ConfigError(
+            "the gateway does not run shadow mode yet; serve without shadow= (LangChain and LlamaIndex support it)",
+            field="shadow",
+        )
     if not isinstance(upstreams, Upstreams):
         upstreams = Upstreams(list(upstreams), router.config)
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be a positive int, got {max_body_bytes!r}")
-    policy = fallback_policy if fallback_policy is not None else FallbackPolicy(max_fallbacks=max_fallbacks)
     if api_key is not None and not api_key:
         raise ConfigError("api_key must be a non-empty string, or None for no authentication")
     if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float) or not body_timeout > 0:
         raise ConfigError(f"body_timeout must be a number of seconds > 0, got {body_timeout!r}")
-    gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
+    gateway = _Gateway(router, upstreams, max_body_bytes, serving, http_client, api_key, reload_every)
     gateway.body_timeout = float(body_timeout)
     gateway.batcher = RoutingBatcher(
         router, window=batch_window, max_batch=max_batch, on_batch=gateway.metrics.batch_size
     )
-    # learning from traffic (decision ids, log, feedback, escalation): server/learning.py
-    gateway.learning = Learning(
-        router,
-        open_log(store, keep_text),
-        EscalationPolicy.coerce(escalation),
-        swap=gateway.use_router,
-        reload_every=reload_every,
-        explore=ExplorationPolicy.coerce(explore),
-    )
-    gateway.learning.register_metrics(gateway.metrics.registry)
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
@@ -219,16 +213,15 @@ class _Gateway:
         router: R2Router,
         upstreams: Upstreams,
         max_body_bytes: int,
-        policy: FallbackPolicy,
-        instruct: bool,
+        serving: ServingSettings,
         http_client: httpx.AsyncClient | None,
         api_key: str | None,
+        reload_every: float | None,
     ) -> None:
         self.router = router
         self.upstreams = upstreams
         self.max_body_bytes = max_body_bytes
-        self.policy = policy
-        self.instruct = instruct
+        self.serving = serving
         self.metrics = GatewayMetrics()
         self.batcher = RoutingBatcher(router, on_batch=self.metrics.batch_size)
         self.body_timeout = DEFAULT_BODY_TIMEOUT
@@ -236,7 +229,13 @@ class _Gateway:
         self._clients: list[httpx.AsyncClient] = [] if http_client is None else [http_client]
         self._owns_clients = http_client is None
         self._proxy: Proxy | None = None
-        self.learning = Learning(router, None)
+        log = serving.open_log()
+        self.reloader = Reloader(router, log, swap=self.use_router, reload_every=reload_every)  # server/reload.py
+        self.feedbacks = Feedback(log)  # server/feedback.py
+        self.feedbacks.register_metrics(self.metrics.registry)
+        self.execution = Execution(serving, self.proxy, log, self.feedbacks, self.metrics)  # server/execution.py
+        # the input side is priced only when some model has an input price: else counting is wasted work
+        self._count_input = any(m.input_price for m in router.config.models)
 
     def use_router(self, router: R2Router) -> None:
         """Swap in a reloaded router: each a single assignment, so a request sees the old one or the new one."""
@@ -248,7 +247,7 @@ class _Gateway:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
         self.proxy()  # create the HTTP clients now, not on the first request
-        self.learning.start()
+        self.reloader.start()
         try:
             yield
         finally:
@@ -258,7 +257,8 @@ class _Gateway:
                     await client.aclose()
                 self._clients = []
                 self._proxy = None
-            self.learning.close()
+            self.reloader.stop()
+            self.feedbacks.close()
 
     def proxy(self) -> Proxy:
         """The forwarder and its HTTP clients, created at startup (or on first use without a lifespan)."""
@@ -273,8 +273,7 @@ class _Gateway:
                 self._clients,
                 self.metrics,
                 self.redactor,
-                instruct=self.instruct,
-                policy=self.policy,
+                instruction_template=self.serving.length_instruction_template,
             )
         return self._proxy
 
@@ -283,24 +282,29 @@ class _Gateway:
     async def chat(self, request: Request) -> Response:
         with self.batcher.arriving():
             chat = parse_chat_request(await self._read_json(request), self.router.config)
-            ctx: CallContext | None = None
-            if chat.target is None:
-                decision, embedding = await self._decide(last_user_text(chat.messages), chat.options)
-                attempts, propensity = self.learning.plan(decision, self.policy.max_fallbacks)
-                ctx = CallContext(decision, last_user_text(chat.messages), propensity=propensity, embedding=embedding)
-            else:
-                attempts = bypass_attempts(chat.target, client_cap=chat.client_cap)
+            messages = chat.messages
+            tokens = count_prompt_tokens(self.router, messages) if self._count_input else None
+            if chat.target is not None:
                 logger.debug("routing bypassed: the client named %s", chat.target)
-        work = self.proxy().forward(chat, attempts)
-        if ctx is not None:  # escalation on a cut answer: server/learning.py
-            work = self.learning.escalate(work, ctx, functools.partial(self.proxy().forward, chat))
-        response = await _until_disconnect(request, work)
-        return response if ctx is None else self.learning.finish(response, ctx)
+                work = self.execution.bypass(chat, self.router.config, chat.target, tokens)
+                return await _until_disconnect(request, work)
+            text = last_user_text(messages)
+            options = chat.options
+            if tokens is not None and options.input_tokens is None:  # price the prompt when routing
+                options = options.merged(RoutingOptions(input_tokens=tokens))
+            decision, embedding = await self._decide(text, options)
+        work = self.execution.routed(chat, decision, embedding=embedding, text=text, prompt_tokens=tokens)
+        return await _until_disconnect(request, work)
 
     @_json_errors
     async def route(self, request: Request) -> Response:
         with self.batcher.arriving():
-            text, options = parse_route_request(await self._read_json(request), self.router.config)
+            data = await self._read_json(request)
+            text, options = parse_route_request(data, self.router.config)
+            if self._count_input and options.input_tokens is None:  # priced as a chat request would be
+                messages = data.get("messages") if data.get("prompt") is None else None
+                tokens = count_prompt_tokens(self.router, messages or [{"content": text}])
+                options = options.merged(RoutingOptions(input_tokens=tokens))
             decision, _ = await self._decide(text, options)
         return JSONResponse(decision.to_dict(with_candidates=True))
 
@@ -312,11 +316,11 @@ class _Gateway:
 
     @_json_errors
     async def feedback(self, request: Request) -> Response:
-        return await self.learning.feedback(request, await self._read_json(request))
+        return await self.feedbacks.feedback(request, await self._read_json(request))
 
     @_json_errors
     async def reload(self, request: Request) -> Response:
-        return JSONResponse(await self.learning.reload())
+        return JSONResponse(await self.reloader.reload())
 
     @_json_errors
     async def health(self, request: Request) -> Response:

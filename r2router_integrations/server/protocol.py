@@ -40,6 +40,7 @@ from r2router_integrations.server.upstreams import Upstream
 __all__ = [
     "ROUTER_MODEL",
     "ChatRequest",
+    "conversation_text",
     "last_user_text",
     "parse_chat_request",
     "parse_json_body",
@@ -261,6 +262,11 @@ def last_user_text(messages: Sequence[Any]) -> str:
     raise GatewayError(400, "routing needs a message with role 'user'; none was found", param="messages")
 
 
+def conversation_text(messages: Sequence[Any]) -> str:
+    """Every message's text, joined by newlines: what the prompt's input tokens are counted on."""
+    return "\n".join(_content_text(m.get("content")) for m in messages if isinstance(m, dict))
+
+
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -271,7 +277,12 @@ def _content_text(content: Any) -> str:
 
 
 def upstream_request_body(
-    body: Mapping[str, Any], upstream: Upstream, *, cap: int | None, instruct: bool = True
+    body: Mapping[str, Any],
+    upstream: Upstream,
+    *,
+    cap: int | None,
+    instruct: bool = True,
+    template: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body one upstream call sends: the one builder for the gateway and ``r2router collect``.
 
@@ -281,10 +292,16 @@ def upstream_request_body(
         upstream: Where it goes (its model id and cap parameter name).
         cap: Output-token cap sent under ``upstream.max_tokens_param`` (``None``: none).
         instruct: Add the length instruction (only when there is a cap).
+        template: The length instruction, with ``{budget}`` (default: the core's).
     """
     out = {"model": upstream.model, **body}
     if cap is not None:
         out[upstream.max_tokens_param] = cap
         if instruct:
-            out["messages"] = add_length_instruction(body["messages"], cap, OPENAI_MESSAGES)
+            messages = body["messages"]
+            out["messages"] = (
+                add_length_instruction(messages, cap, OPENAI_MESSAGES)
+                if template is None
+                else add_length_instruction(messages, cap, OPENAI_MESSAGES, template=template)
+            )
     return out

@@ -1,17 +1,18 @@
-"""Forwarding a chat request to its upstream, with fallback and SSE pass-through.
+"""Sending one attempt upstream and turning the answer into what the gateway returns.
 
-One request becomes a short list of :class:`Attempt` s: the decision's
-fallback plan (the routed (model, budget), then the best eligible arm of other
-models), walked under the core's :class:`FallbackPolicy`, as LangChain and
-LlamaIndex do: an attempt that times out, cannot connect, answers 5xx, 429 or an
-unreadable body hands over to the next one (a 429 with a short ``Retry-After``
-is retried once on the same arm); another 4xx is the client's problem and is
-returned as is. When every attempt fails the last 429 goes back to the client
-with its rate-limit headers, anything else as a 502 (504 if all timed out).
-Failed attempts are listed in ``x-r2router-failed-attempts`` (JSON, the core's
-:class:`FailedAttempt` records). A stream commits to its upstream when the first
-bytes arrive: after that no fallback is possible, and an interrupted stream ends
-with an error event.
+The core's :class:`~r2router_core.execute.CallPlan` decides which attempts a call makes (the
+chosen arm, the fallback plan, the same-arm 429 retry, escalation); the gateway's driver
+(:mod:`r2router_integrations.server.execution`) asks this module to perform each one.
+:meth:`Proxy.send` makes one upstream call and returns an :class:`UpstreamAnswer`, or raises
+:class:`UpstreamFailure` for what the plan judges (timeout, connection, 5xx, 429, an unreadable
+body: each carries its own ``r2router_failure``) and :class:`UpstreamRefusal` for another 4xx
+(the client's problem, returned as is; never a reason to try another model).
+
+A streamed answer is a :class:`Relay`: its first bytes were read before it was returned (a
+failure before them is still the plan's to handle); it rewrites each event (``model``, and the
+decision id as ``id``), collects the answer's facts (finish reason, usage, text) as they pass,
+and reports its end, its error or the client's leaving to ``on_end``. An interrupted stream ends
+with an error event, never a silent cut.
 """
 
 from __future__ import annotations
@@ -22,28 +23,18 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from r2router_core import (
-    AttemptLog,
-    Budget,
-    Candidate,
-    Failure,
-    FailureKind,
-    FallbackPolicy,
-    RouterConfig,
-    RoutingDecision,
-    format_budget,
-    parse_retry_after,
-)
-from r2router_integrations.server.errors import SERVER_ERROR, GatewayError, Redactor, error_body
+from r2router_core import AnswerFacts, Failure, FailureKind, RouterConfig, parse_retry_after
+from r2router_core.execute import Attempt
+from r2router_integrations.server.errors import SERVER_ERROR, Redactor, error_body
 from r2router_integrations.server.jsonio import dumps, loads_upstream
 from r2router_integrations.server.metrics import GatewayMetrics
 from r2router_integrations.server.protocol import ChatRequest, upstream_request_body
@@ -52,12 +43,13 @@ from r2router_integrations.server.upstreams import Upstream, Upstreams
 __all__ = [
     "CLIENT_SHARDS",
     "PASSED_HEADERS",
-    "Attempt",
-    "JSONAnswer",
     "Proxy",
+    "Relay",
+    "SSEResponse",
     "SSERewriter",
-    "bypass_attempts",
-    "plan_attempts",
+    "UpstreamAnswer",
+    "UpstreamFailure",
+    "UpstreamRefusal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,66 +66,33 @@ _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One upstream call to try.
+@dataclass
+class UpstreamAnswer:
+    """What one upstream call answered (a 2xx; a 4xx inside :class:`UpstreamRefusal`, a 429 inside
+    :class:`UpstreamFailure`).
 
     Attributes:
-        model: Pool model name.
-        budget: The routed budget (``None``: uncapped, or routing bypassed).
-        cap: The output-token cap sent upstream (:meth:`RoutingDecision.max_tokens_for`,
-            or the client's own cap when routing was bypassed).
-        candidate: The candidate's predictions (``None`` when routing was bypassed).
+        status: The upstream's HTTP status.
+        headers: Its headers passed to the client (:data:`PASSED_HEADERS`).
+        data: A JSON answer, decoded (``None`` for a stream or an error body).
+        content: An error body as sent (keys scrubbed).
+        media_type: The error body's content type.
+        stream: A committed stream (``None`` for a JSON answer).
     """
 
-    model: str
-    budget: Budget
-    cap: int | None
-    candidate: Candidate | None = None
-
-    @property
-    def token_limit(self) -> Budget:
-        """The arm's budget (as on a :class:`Candidate`)."""
-        return self.budget
-
-    @property
-    def routed(self) -> bool:
-        """Whether a routing decision chose this arm (the length instruction goes only with those)."""
-        return self.candidate is not None
-
-    def headers(self, failed: Sequence[Any]) -> dict[str, str]:
-        """The ``x-r2router-*`` response headers, given the attempts that failed before this one."""
-        out = {
-            "x-r2router-model": self.model,
-            "x-r2router-budget": format_budget(self.cap),
-            "x-r2router-fallbacks": str(len(failed)),
-        }
-        if self.candidate is not None:
-            out["x-r2router-predicted-quality"] = f"{self.candidate.predicted_quality:.6g}"
-            out["x-r2router-predicted-cost"] = f"{self.candidate.predicted_cost:.6g}"
-        if failed:
-            out["x-r2router-failed-attempts"] = json.dumps([f.to_dict() for f in failed], separators=(",", ":"))
-        return out
+    status: int
+    headers: dict[str, str]
+    data: dict[str, Any] | None = None
+    content: bytes = b""
+    media_type: str = "application/json"
+    stream: Relay | None = None
 
 
-def plan_attempts(decision: RoutingDecision, *, max_fallbacks: int) -> list[Attempt]:
-    """The decision's fallback plan as upstream calls, each with the cap the decision sends for it."""
-    return [
-        Attempt(c.model, c.token_limit, decision.max_tokens_for(c.token_limit), c)
-        for c in decision.fallback_plan(max_fallbacks)
-    ]
-
-
-def bypass_attempts(model: str, *, client_cap: int | None) -> list[Attempt]:
-    """A request naming a pool model: that model only, with the client's own cap."""
-    return [Attempt(model, None, client_cap)]
-
-
-class _Failure(Exception):
+class UpstreamFailure(Exception):
     """An attempt failed in a way the fallback policy judges (its ``r2router_failure``).
 
     Attributes:
-        response: For an upstream 429, the answer to give the client if no attempt succeeds.
+        answer: For an upstream 429, the answer to give the client if no attempt succeeds.
     """
 
     def __init__(
@@ -144,12 +103,13 @@ class _Failure(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
-        response: Response | None = None,
+        answer: UpstreamAnswer | None = None,
     ) -> None:
         super().__init__(f"{model}: {detail}")
         self.model = model
         self.r2router_failure = Failure(kind, f"{model}: {detail}", status, retry_after)
-        self.response = response
+        self.answer = answer
+        self.attempt: Attempt | None = None  # set by the driver: the attempt that failed
 
     @property
     def reason(self) -> str:
@@ -157,20 +117,84 @@ class _Failure(Exception):
         return self.r2router_failure.kind.value
 
 
+class UpstreamRefusal(Exception):
+    """The upstream answered a 4xx other than 429: the client's request is at fault; returned as is.
+
+    Not a provider failure (no ``r2router_failure``, no ``status_code``): the plan ends the call.
+    """
+
+    def __init__(self, model: str, answer: UpstreamAnswer) -> None:
+        super().__init__(f"{model}: HTTP {answer.status}")
+        self.answer = answer
+        self.attempt: Attempt | None = None  # set by the driver: the attempt refused
+
+
 def _passed_headers(response: httpx.Response) -> dict[str, str]:
     return {name: value for name, value in response.headers.items() if PASSED_HEADERS.match(name)}
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Facts:
+    """What an answer reports, collected from its JSON body or as its stream's events pass."""
+
+    __slots__ = ("finish_reason", "input_tokens", "output_tokens", "text")
+
+    def __init__(self, keep_text: bool) -> None:
+        self.finish_reason: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.text: list[str] | None = [] if keep_text else None
+
+    def observe(self, data: dict[str, Any]) -> None:
+        choices = data.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            choice = choices[0]
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                self.finish_reason = reason
+            if self.text is not None:
+                for key in ("message", "delta"):
+                    part = choice.get(key)
+                    if isinstance(part, dict) and isinstance(part.get("content"), str):
+                        self.text.append(part["content"])
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens = _int(usage.get("prompt_tokens"))
+            self.output_tokens = _int(usage.get("completion_tokens"))
+
+    def facts(self) -> AnswerFacts:
+        text = "".join(self.text) or None if self.text is not None else None
+        return AnswerFacts(self.finish_reason, self.input_tokens, self.output_tokens, text)
+
+
+def answer_facts(data: dict[str, Any], *, keep_text: bool = False) -> AnswerFacts:
+    """The finish reason, usage and (with ``keep_text``) text of a chat completion."""
+    facts = _Facts(keep_text)
+    facts.observe(data)
+    return facts.facts()
+
+
 class SSERewriter:
-    """Splits an SSE byte stream into events and sets ``model`` in each JSON data line.
+    """Splits an SSE byte stream into events; sets ``model`` (and ``id``) in each JSON data line.
 
     Args:
         model: The value written into each chunk's ``model`` field.
+        completion_id: Written into each chunk's ``id`` (the decision id), unless ``None``.
+        keep_text: Collect the answer's text too (see :meth:`facts`).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, completion_id: str | None = None, keep_text: bool = False) -> None:
         self._model = model
+        self._id = completion_id
         self._buffer = b""
+        self._facts = _Facts(keep_text)
+
+    def facts(self) -> AnswerFacts:
+        """What the events so far reported: the last finish reason and usage, the text."""
+        return self._facts.facts()
 
     def feed(self, chunk: bytes) -> bytes:
         """The complete events in ``chunk`` (with what was buffered), rewritten; keeps the incomplete tail."""
@@ -203,29 +227,16 @@ class SSERewriter:
             data = loads_upstream(payload)
         except ValueError:
             return line
-        if not isinstance(data, dict) or "model" not in data:
+        if not isinstance(data, dict):
             return line
-        data["model"] = self._model
+        self._facts.observe(data)
+        if self._id is None and "model" not in data:
+            return line
+        if "model" in data:
+            data["model"] = self._model
+        if self._id is not None:
+            data["id"] = self._id
         return b"data: " + dumps(data)
-
-
-class JSONAnswer(Response):
-    """An upstream's non-streamed JSON answer that keeps the object its body was written from.
-
-    The gateway's learning hooks read the answer's finish reason and usage, and stamp the
-    decision id, from :meth:`parsed` instead of decoding the body again.
-    """
-
-    media_type = "application/json"
-
-    def __init__(self, data: dict[str, Any], *, status_code: int, headers: dict[str, str]) -> None:
-        super().__init__(dumps(data), status_code=status_code, headers=headers)
-        self._data = data
-        self._written = self.body
-
-    def parsed(self) -> dict[str, Any] | None:
-        """The decoded body, or ``None`` once the body was replaced (it may no longer match)."""
-        return self._data if self.body is self._written else None
 
 
 class SSEResponse(StreamingResponse):
@@ -255,7 +266,7 @@ class SSEResponse(StreamingResponse):
 
 
 class Proxy:
-    """Sends requests upstream and turns the answers into responses.
+    """Sends one attempt upstream and reads its answer.
 
     Args:
         upstreams: The upstream of every pool model.
@@ -264,8 +275,7 @@ class Proxy:
             keep each connection pool small, see :data:`CLIENT_SHARDS`).
         metrics: Where calls are counted.
         redactor: Scrubs keys from error bodies passed through.
-        instruct: Add the length instruction to routed requests.
-        policy: Which failures move on to the next attempt.
+        instruction_template: The length instruction, with ``{budget}``.
     """
 
     def __init__(
@@ -276,52 +286,37 @@ class Proxy:
         metrics: GatewayMetrics,
         redactor: Redactor,
         *,
-        instruct: bool,
-        policy: FallbackPolicy | None = None,
+        instruction_template: str | None = None,
     ) -> None:
         self._upstreams = upstreams
-        self._policy = policy or FallbackPolicy()
         self._full_names = {m.name: m.full_name for m in config.models}
         self._clients = itertools.cycle(list(clients))
         self._metrics = metrics
         self._redactor = redactor
-        self._instruct = instruct
+        self._template = instruction_template
 
-    async def forward(self, request: ChatRequest, attempts: Sequence[Attempt]) -> Response:
-        """Try the attempts in order under the fallback policy; the first usable answer wins.
+    async def send(
+        self, request: ChatRequest, attempt: Attempt, *, completion_id: str | None = None, keep_text: bool = False
+    ) -> UpstreamAnswer:
+        """Make ``attempt``'s upstream call.
+
+        Args:
+            request: The client's request.
+            attempt: What the call plan asks for (arm, cap, the budget to state in the instruction).
+            completion_id: Written into a stream's chunks as ``id`` (the decision id).
+            keep_text: Collect a stream's text for the log.
 
         Raises:
-            GatewayError: 502 (504 if every attempt timed out) when all attempts failed,
-                unless the last failure was an upstream 429, which is returned as is.
+            UpstreamFailure: A failure the fallback policy judges (an upstream 429 carries its answer).
+            UpstreamRefusal: Another 4xx, to return as is.
         """
-        log = AttemptLog(attempts, self._policy)
-        failures: list[_Failure] = []
-        async for attempt in log:
-            if failures and failures[-1].model != attempt.model:
-                self._metrics.fallback(failures[-1].model)
-            try:
-                return await self._attempt(request, attempt, log.failures)
-            except _Failure as failure:
-                self._metrics.upstream_error(failure.model, failure.reason)
-                log.failed(attempt, failure)
-                failures.append(failure)
-        last = failures[-1]
-        if last.response is not None:  # the provider's own 429, Retry-After and all
-            return last.response
-        timeouts = all(f.reason == FailureKind.TIMEOUT.value for f in failures)
-        tried = "; ".join(str(f) for f in failures)
-        raise GatewayError(
-            504 if timeouts else 502,
-            f"every upstream tried failed ({len(failures)} tried: {tried})",
-            type=SERVER_ERROR,
-            code="upstream_timeout" if timeouts else "upstream_unavailable",
-            failed_attempts=log.failures,
-        )
-
-    async def _attempt(self, request: ChatRequest, attempt: Attempt, failed: Sequence[Any]) -> Response:
         upstream = self._upstreams[attempt.model]
         body = upstream_request_body(
-            request.body, upstream, cap=attempt.cap, instruct=self._instruct and attempt.routed
+            request.body,
+            upstream,
+            cap=attempt.cap,
+            instruct=attempt.instruction_budget is not None,
+            template=self._template,
         )
         logger.debug(
             "forwarding to %s (%s) with %s=%s", attempt.model, upstream.model, upstream.max_tokens_param, attempt.cap
@@ -331,37 +326,39 @@ class Proxy:
         response = await self._open(upstream, body, deadline)
         handed_over = False
         try:
-            headers = {**_passed_headers(response), **attempt.headers(failed)}
+            headers = _passed_headers(response)
             status = response.status_code
             if status >= 500 or status < 200 or 300 <= status < 400:
                 self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
                 kind = FailureKind.SERVER_ERROR if status >= 500 else FailureKind.INVALID_RESPONSE
-                raise _Failure(attempt.model, kind, f"HTTP {status}", status=status)
+                raise UpstreamFailure(attempt.model, kind, f"HTTP {status}", status=status)
             content_type = response.headers.get("content-type", "application/json")
             if status >= 400:
                 content = self._redactor.bytes(await self._read(response, upstream, deadline))
                 self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-                answer = Response(content, status_code=status, headers=headers, media_type=content_type)
+                answer = UpstreamAnswer(status, headers, content=content, media_type=content_type)
                 if status != 429:  # the client's problem, returned as is; a 429 is counted as a failure
                     self._metrics.upstream_error(attempt.model, "http_4xx")
-                if status == 429:
-                    raise _Failure(
-                        attempt.model,
-                        FailureKind.RATE_LIMITED,
-                        "HTTP 429",
-                        status=429,
-                        retry_after=parse_retry_after(response.headers.get("retry-after")),
-                        response=answer,
-                    )
-                return answer
+                    raise UpstreamRefusal(attempt.model, answer)
+                raise UpstreamFailure(
+                    attempt.model,
+                    FailureKind.RATE_LIMITED,
+                    "HTTP 429",
+                    status=429,
+                    retry_after=parse_retry_after(response.headers.get("retry-after")),
+                    answer=answer,
+                )
             if request.stream and content_type.startswith("text/event-stream"):
                 first, chunks = await self._first_chunk(response, upstream, deadline)
                 handed_over = True
-                stream = self._relay(first, chunks, response, upstream, started, deadline)
-                return SSEResponse(stream, headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"})
+                rewriter = SSERewriter(
+                    self._full_names[attempt.model], completion_id=completion_id, keep_text=keep_text
+                )
+                relay = Relay(first, chunks, response, upstream, rewriter, self._metrics, started, deadline)
+                return UpstreamAnswer(status, headers, stream=relay)
             data = self._rewrite_body(await self._read(response, upstream, deadline), attempt.model)
             self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-            return JSONAnswer(data, status_code=status, headers=headers)
+            return UpstreamAnswer(status, headers, data=data)
         finally:
             if not handed_over:
                 with anyio.CancelScope(shield=True):
@@ -378,9 +375,13 @@ class Proxy:
         except TimeoutError:
             raise _deadline(upstream) from None
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"no answer within {upstream.timeout:g} s") from None
+            raise UpstreamFailure(
+                upstream.name, FailureKind.TIMEOUT, f"no answer within {upstream.timeout:g} s"
+            ) from None
         except httpx.TransportError as exc:
-            raise _Failure(upstream.name, FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})") from None
+            raise UpstreamFailure(
+                upstream.name, FailureKind.CONNECTION, f"connection failed ({type(exc).__name__})"
+            ) from None
 
     async def _read(self, response: httpx.Response, upstream: Upstream, deadline: float) -> bytes:
         """The whole body, within the call's deadline and the upstream's size limit."""
@@ -399,9 +400,13 @@ class Proxy:
         except TimeoutError:
             raise _deadline(upstream) from None
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"body stalled for {upstream.timeout:g} s") from None
+            raise UpstreamFailure(
+                upstream.name, FailureKind.TIMEOUT, f"body stalled for {upstream.timeout:g} s"
+            ) from None
         except httpx.TransportError as exc:
-            raise _Failure(upstream.name, FailureKind.CONNECTION, f"body interrupted ({type(exc).__name__})") from None
+            raise UpstreamFailure(
+                upstream.name, FailureKind.CONNECTION, f"body interrupted ({type(exc).__name__})"
+            ) from None
         return b"".join(chunks)
 
     async def _first_chunk(
@@ -414,13 +419,15 @@ class Proxy:
         except TimeoutError:
             raise _deadline(upstream) from None
         except httpx.TimeoutException:
-            raise _Failure(upstream.name, FailureKind.TIMEOUT, f"stream silent for {upstream.timeout:g} s") from None
+            raise UpstreamFailure(
+                upstream.name, FailureKind.TIMEOUT, f"stream silent for {upstream.timeout:g} s"
+            ) from None
         except httpx.TransportError as exc:
-            raise _Failure(
+            raise UpstreamFailure(
                 upstream.name, FailureKind.CONNECTION, f"stream interrupted ({type(exc).__name__})"
             ) from None
         if not first:
-            raise _Failure(upstream.name, FailureKind.INVALID_RESPONSE, "empty stream")
+            raise UpstreamFailure(upstream.name, FailureKind.INVALID_RESPONSE, "empty stream")
         return first, chunks
 
     def _rewrite_body(self, content: bytes, model: str) -> dict[str, Any]:
@@ -428,33 +435,90 @@ class Proxy:
         try:
             data = loads_upstream(content)
         except ValueError:
-            raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not JSON") from None
+            raise UpstreamFailure(model, FailureKind.INVALID_RESPONSE, "the body is not JSON") from None
         if not isinstance(data, dict):
-            raise _Failure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
+            raise UpstreamFailure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
         if "model" in data:
             data["model"] = self._full_names[model]
         return data
 
-    async def _relay(
+
+class Relay:
+    """A committed upstream stream on its way to the client, rewritten event by event.
+
+    Iterate it once (the SSE response does). ``on_end(relay, abandoned)`` is called once when the
+    stream ends: after its last event (:attr:`error` ``None``), when it broke (:attr:`error` set;
+    the client gets an error event), or when the client left (``abandoned``). :meth:`facts` says
+    what the events reported.
+    """
+
+    def __init__(
         self,
         first: bytes,
         chunks: AsyncIterator[bytes],
         response: httpx.Response,
         upstream: Upstream,
+        rewriter: SSERewriter,
+        metrics: GatewayMetrics,
         started: float,
         deadline: float,
-    ) -> AsyncIterator[bytes]:
+    ) -> None:
+        self._first = first
+        self._chunks = chunks
+        self._response = response
+        self._upstream = upstream
+        self._rewriter = rewriter
+        self._metrics = metrics
+        self._started = started
+        self._deadline = deadline
+        self._iterator: Any = None
+        self._ended = False
+        self.error: Exception | None = None
+        self.on_end: Callable[[Relay, bool], None] | None = None
+
+    def facts(self) -> AnswerFacts:
+        """What the stream reported so far."""
+        return self._rewriter.facts()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._iterator = self._relay()
+        return self._iterator
+
+    async def aclose(self) -> None:
+        """Stop the stream (the client left, or the response is done); a stream never started is abandoned."""
+        if self._iterator is not None:
+            await self._iterator.aclose()
+        if not self._ended:
+            self._end(abandoned=True)
+            with anyio.CancelScope(shield=True):
+                await self._response.aclose()
+
+    def _end(self, *, abandoned: bool) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self.on_end is not None:
+            try:
+                self.on_end(self, abandoned)
+            except Exception:  # the stream's bytes matter more than its bookkeeping
+                logger.exception("ending the stream of %s failed", self._upstream.name)
+
+    def _broke(self, error: Exception) -> None:
+        self.error = error
+        self._end(abandoned=False)
+
+    async def _relay(self) -> AsyncIterator[bytes]:
         """The rewritten stream; whatever ends it early, the client gets an error event, never a silent cut."""
+        upstream, chunks, rewriter = self._upstream, self._chunks, self._rewriter
         model = upstream.name
-        rewriter = SSERewriter(self._full_names[model])
-        size = len(first)
+        size = len(self._first)
         try:
-            out = rewriter.feed(first)
+            out = rewriter.feed(self._first)
             if out:
                 yield out
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout_at(self._deadline):
                         chunk = await anext(chunks, None)
                 except TimeoutError:
                     raise _StreamEnd("timeout", f"passed its deadline of {upstream.deadline:g} s") from None
@@ -467,24 +531,32 @@ class Proxy:
                 if out:
                     yield out
             tail = rewriter.flush()
+            self._metrics.upstream_time(model, time.perf_counter() - self._started)
+            self._end(abandoned=False)
             if tail:
                 yield tail
-            self._metrics.upstream_time(model, time.perf_counter() - started)
         except _StreamEnd as end:
             self._metrics.upstream_error(model, "stream_" + end.reason)
             logger.warning("stream from %s stopped: it %s", model, end)
+            kind = FailureKind.TIMEOUT if end.reason == "timeout" else FailureKind.INVALID_RESPONSE
+            self._broke(UpstreamFailure(model, kind, f"stream {end}"))
             yield _error_event(f"the upstream stream of {model} was stopped: it {end}", "stream_" + end.reason)
         except httpx.HTTPError as exc:  # the stream broke after we committed to it
             self._metrics.upstream_error(model, "stream_interrupted")
             logger.warning("stream from %s interrupted (%s)", model, type(exc).__name__)
+            self._broke(UpstreamFailure(model, FailureKind.CONNECTION, f"stream interrupted ({type(exc).__name__})"))
             yield _error_event(f"the upstream stream of {model} was interrupted", "stream_interrupted")
-        except Exception:
+        except (GeneratorExit, asyncio.CancelledError):  # the client left
+            self._end(abandoned=True)
+            raise
+        except Exception as exc:
             self._metrics.upstream_error(model, "stream_error")
             logger.exception("relaying the stream of %s failed", model)
+            self._broke(exc)
             yield _error_event(f"relaying the upstream stream of {model} failed", "stream_error")
         finally:
             with anyio.CancelScope(shield=True):
-                await response.aclose()
+                await self._response.aclose()
 
 
 class _StreamEnd(Exception):
@@ -504,13 +576,13 @@ def _error_event(message: str, code: str) -> bytes:
     return b"data: " + json.dumps(error_body(message, type=SERVER_ERROR, code=code)).encode() + b"\n\n"
 
 
-def _deadline(upstream: Upstream) -> _Failure:
-    return _Failure(
+def _deadline(upstream: Upstream) -> UpstreamFailure:
+    return UpstreamFailure(
         upstream.name, FailureKind.TIMEOUT, f"no complete answer within its deadline of {upstream.deadline:g} s"
     )
 
 
-def _too_large(upstream: Upstream) -> _Failure:
-    return _Failure(
+def _too_large(upstream: Upstream) -> UpstreamFailure:
+    return UpstreamFailure(
         upstream.name, FailureKind.INVALID_RESPONSE, f"answer over its limit of {upstream.max_response_bytes} bytes"
     )

@@ -7,15 +7,20 @@ failed attempts the answer records. The oracle is the core router itself.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 from langchain_core.messages import HumanMessage
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from openai import OpenAI
+from pydantic import Field
 
 from r2router_core import R2Router
 from r2router_integrations.langchain import R2RouterChatModel
@@ -23,7 +28,17 @@ from r2router_integrations.langchain.testing import FakePoolChatModel
 from r2router_integrations.llamaindex import R2RouterLLM
 from r2router_integrations.llamaindex.testing import RecordingLLM
 
-from .server.support import MATH_PROMPT, ServerThread, Stub, build_router, start_gateway, stub_app, write_upstreams
+from .server.support import (
+    MATH_PROMPT,
+    Behaviour,
+    ServerThread,
+    Stub,
+    build_router,
+    start_gateway,
+    stub_app,
+    write_upstreams,
+)
+from .shared_cases import CASES, PROMPT, Case, Fault, Observed, check, exception_for
 
 ROUTER = build_router()
 POOL = ROUTER.config.model_names
@@ -127,6 +142,157 @@ class LlamaIndex:
         return str(info.value)
 
 
+# -- the shared table (tests/integrations/shared_cases.py), run on the frameworks ---------------
+class FaultyChat(FakePoolChatModel):
+    """A fake LangChain pool model that fails as its :class:`Fault` says and bills what it answers."""
+
+    fault: Any = None
+    ledger: Any = Field(default=None, exclude=True)  # one list shared by the pool and its copies (Any: not copied)
+
+    def _reply(self, messages: Any, stop: Any, kwargs: Any) -> Any:
+        cap = kwargs.get("max_tokens", self.max_tokens)
+        _fail_if_due(self.fault, self.ledger, self.model_name, cap)
+        reply = super()._reply(messages, stop, kwargs)
+        self.ledger.append((self.model_name, cap, (reply.input_tokens, reply.output_tokens)))
+        return reply
+
+
+class FaultyLLM(RecordingLLM):
+    """A fake LlamaIndex pool LLM that fails as its :class:`Fault` says and bills what it answers."""
+
+    fault: Any = None
+    ledger: Any = Field(default=None, exclude=True)
+
+    def _answer(self, method: str, prompt: str) -> Any:
+        _fail_if_due(self.fault, self.ledger, self.name, self.max_tokens)
+        response = super()._answer(method, prompt)
+        usage = response.raw["usage"]
+        self.ledger.append((self.name, self.max_tokens, (usage["prompt_tokens"], usage["completion_tokens"])))
+        return response
+
+
+def _fail_if_due(fault: Fault | None, ledger: list[Any], model: str, cap: int | None) -> None:
+    failed = sum(1 for name, _, billed in ledger if name == model and billed is None)
+    if fault is not None and (fault.times is None or failed < fault.times):
+        ledger.append((model, cap, None))
+        raise exception_for(fault)
+
+
+class TableRun:
+    """Runs one case of the table on one framework in one mode, reporting :class:`Observed` per call."""
+
+    def __init__(self, framework: str, mode: str, case: Case, store: Path) -> None:
+        self.framework, self.mode, self.case = framework, mode, case
+        self.ledger: list[Any] = []
+        decision = ROUTER.route_text(PROMPT, **case.options)
+        faults = case.fault_of(decision)
+        settings = {**case.settings, "store": store}
+        if framework == "langchain":
+            words = " ".join(["w"] * (case.cut_below - 1)) if case.cut_below else None
+            pool = {n: FaultyChat(model_name=n, fault=faults.get(n), ledger=self.ledger, response=words) for n in POOL}
+            self.llm: Any = R2RouterChatModel(router=ROUTER, models=pool, **settings)
+        else:
+            cut = {"answer_words": case.cut_below - 1, "finish_reasons": True} if case.cut_below else {}
+            lpool = {n: FaultyLLM(name=n, is_chat=True, fault=faults.get(n), ledger=self.ledger, **cut) for n in POOL}
+            self.llm = R2RouterLLM(ROUTER, lpool, **settings, **case.options)
+        self.log = self.llm.decision_log
+        self.seen: set[str] = set()
+
+    def observe(self) -> list[Observed]:
+        try:
+            return [self._one() for _ in range(self.case.calls)]
+        finally:
+            self.log.close()
+
+    def _answer(self) -> dict[str, Any]:
+        if self.framework == "langchain":
+            options = self.case.options
+            if self.mode == "invoke":
+                return dict(self.llm.invoke(PROMPT, **options).response_metadata["r2router"])
+            if self.mode == "ainvoke":
+                return dict(asyncio.run(self.llm.ainvoke(PROMPT, **options)).response_metadata["r2router"])
+            chunks = list(self.llm.stream(PROMPT, **options))
+            return dict(functools.reduce(operator.add, chunks).response_metadata["r2router"])
+        messages = [ChatMessage(role=MessageRole.USER, content=PROMPT)]
+        if self.mode == "chat":
+            return dict(self.llm.chat(messages).additional_kwargs["r2router"])
+        if self.mode == "achat":
+            return dict(asyncio.run(self.llm.achat(messages)).additional_kwargs["r2router"])
+        return dict(list(self.llm.stream_chat(messages))[-1].additional_kwargs["r2router"])
+
+    def _one(self) -> Observed:
+        start = len(self.ledger)
+        info: dict[str, Any] = {}
+        error: BaseException | None = None
+        try:
+            info = self._answer()
+        except Exception as exc:
+            error = exc
+        assert self.log.flush(timeout=30)
+        rows = [r for r in self.log.store.decisions() if r.id not in self.seen]
+        self.seen |= {r.id for r in rows}
+        rows.sort(key=lambda r: r.escalated_from is not None)  # the cut answer's row first
+        calls = self.ledger[start:]
+        answered = [c for c in calls if c[2] is not None]
+        return Observed(
+            model=info.get("model"),
+            cap=answered[-1][1] if answered and error is None else None,
+            failed=list(info["fallbacks"]) if info else list(rows[-1].failed_attempts) if rows else [],
+            escalations=list(info.get("escalations", [])),
+            cost_usd=info.get("cost_usd"),
+            decision_id=info.get("decision_id"),
+            error=error,
+            billed=[(name, billed[0], billed[1]) for name, _, billed in answered],
+            rows=rows,
+            upstream_calls=len(calls),
+        )
+
+
+FRAMEWORK_MODES = [("langchain", m) for m in ("invoke", "ainvoke", "stream")] + [
+    ("llamaindex", m) for m in ("chat", "achat", "stream_chat")
+]
+
+
+TABLE = [
+    pytest.param(framework, mode, case, id=f"{framework}-{mode}-{case.id}")
+    for case in CASES
+    for framework, mode in FRAMEWORK_MODES
+    if framework in case.where  # the table says where each case applies (a TypeError: the frameworks only)
+]
+
+
+@pytest.mark.parametrize(("framework", "mode", "case"), TABLE)
+def test_the_shared_table_on_the_frameworks(framework: str, mode: str, case: Case, tmp_path: Path) -> None:
+    observed = TableRun(framework, mode, case, tmp_path / "log.db").observe()
+    check(case, ROUTER.route_text(PROMPT, **case.options), observed, streamed=mode.startswith("stream"))
+
+
+@pytest.mark.parametrize(("framework", "mode"), FRAMEWORK_MODES)
+@pytest.mark.parametrize(
+    "case_id", ["5xx_falls_back", "a_cut_answer_is_escalated_once", "every_arm_failing_raises_with_one_row"]
+)
+def test_each_framework_drives_the_cores_plan_not_a_loop_of_its_own(
+    framework: str, mode: str, case_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attempt is one step the core's CallPlan gave: next() is asked attempts + 1 times (the last: Done)."""
+    from r2router_core.execute import CallPlan
+
+    steps: list[Any] = []
+    real_next = CallPlan.next
+
+    def counting_next(self: CallPlan) -> Any:
+        steps.append(step := real_next(self))
+        return step
+
+    monkeypatch.setattr(CallPlan, "next", counting_next)
+    case = next(c for c in CASES if c.id == case_id)
+    run = TableRun(framework, mode, case, tmp_path / "log.db")
+    (seen,) = run.observe()
+    assert seen.upstream_calls >= 1
+    assert len(steps) == seen.upstream_calls + 1
+    assert type(steps[-1]).__name__ == "Done"
+
+
 # -- the gateway --------------------------------------------------------------------------
 class Gateway:
     def __init__(self, server: ServerThread, stub: Stub) -> None:
@@ -173,6 +339,185 @@ class Gateway:
         body = info.value.body
         assert isinstance(body, dict)
         return str(body["message"])
+
+    # -- the shared table, over the wire --------------------------------------------------
+    MODES = ("call", "stream")
+
+    NOT_APPLICABLE: dict[str, str] = {  # noqa: RUF012 - a table of reasons, read only
+        "type_error_is_raised_without_fallback": (
+            "a TypeError is raised by the caller's own code in its own process; a wire gateway's upstream "
+            "answers with a status, never a Python exception (its bad request is the 400 case)"
+        ),
+    }
+    """The table's cases the gateway cannot show, and why (a test checks this is every case left out)."""
+
+    @staticmethod
+    def behaviour(fault: Fault | None, cut_below: int | None) -> Behaviour:
+        """The stub's behaviour for one pool model's fault (a timeout: slower than the upstream timeout)."""
+        how = Behaviour(cut_below=cut_below, stream_usage=True)  # streams report usage, as the frameworks bill it
+        if fault is None:
+            return how
+        if fault.kind == "timeout":
+            how.delay = 3.0
+        else:
+            how.status = {"5xx": 503, "429": 429, "400": 400}[fault.kind]
+            how.fail_times = fault.times
+            if fault.retry_after is not None:
+                how.headers = {"retry-after": f"{fault.retry_after:g}"}
+        return how
+
+    @classmethod
+    def observe(cls, case: Case, mode: str, stub: Stub, upstreams: Path, store: Path) -> list[Observed]:
+        """Run ``case`` on a gateway of the case's serving settings, one :class:`Observed` per call."""
+        from r2router_core.store.decision_log import DecisionLog
+
+        faults = case.fault_of(ROUTER.route_text(PROMPT, **case.options))
+        stub.reset()
+        for name in POOL:
+            stub.behaviour[name] = cls.behaviour(faults.get(name), case.cut_below)
+        log = DecisionLog(store)
+        server = start_gateway(ROUTER, upstreams, store=log, **case.settings)
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=10)
+        seen: set[str] = set()
+        try:
+            return [cls._one(client, case, mode, stub, faults, log, seen) for _ in range(case.calls)]
+        finally:
+            server.__exit__()
+
+    @classmethod
+    def _one(
+        cls, client: OpenAI, case: Case, mode: str, stub: Stub, faults: dict[str, Fault], log: Any, seen: set[str]
+    ) -> Observed:
+        import time
+
+        import openai
+
+        start = len(stub.requests)
+        routing = {("lambda" if k == "lambda_" else k): v for k, v in case.options.items()}
+        extra = {"r2router": routing} if routing else {}
+        messages = [{"role": "user", "content": PROMPT}]
+        headers: Any = {}
+        error: BaseException | None = None
+        try:
+            if mode == "stream":
+                with client.chat.completions.with_streaming_response.create(
+                    model="r2router", messages=messages, stream=True, extra_body=extra
+                ) as resp:
+                    headers = resp.headers
+                    list(resp.iter_lines())
+            else:
+                headers = client.chat.completions.with_raw_response.create(
+                    model="r2router", messages=messages, extra_body=extra
+                ).headers
+        except openai.APIStatusError as exc:
+            error, headers = exc, exc.response.headers
+        decision_id = headers.get("x-r2router-decision-id")
+        deadline = time.monotonic() + 10  # a stream's row is queued at its end, as its last bytes go out
+        while decision_id is not None and log.store.decision(decision_id) is None and time.monotonic() < deadline:
+            log.flush(timeout=5)
+            time.sleep(0.01)
+        rows = [r for r in log.store.decisions() if r.id not in seen]
+        seen |= {r.id for r in rows}
+        rows.sort(key=lambda r: r.escalated_from is not None)  # the cut answer's row first
+        calls = stub.requests[start:]
+        answered = cls._answered(calls, faults, case.cut_below, streamed=mode == "stream")
+        cost = headers.get("x-r2router-cost-usd")
+        if error is None and cost is None:  # a stream: its cost is known after its headers went out, in its row
+            cost = rows[-1].cost_usd
+        return Observed(
+            model=None if error is not None else headers["x-r2router-model"],
+            cap=answered[-1][1] if answered and error is None else None,
+            failed=json.loads(headers.get("x-r2router-failed-attempts", "[]"))
+            if error is None
+            else list(rows[-1].failed_attempts),
+            escalations=json.loads(headers.get("x-r2router-escalations", "[]")),
+            cost_usd=None if error is not None else float(cost),
+            decision_id=decision_id,
+            error=error,
+            billed=[(name, billed[0], billed[1]) for name, _, billed in answered],
+            rows=rows,
+            upstream_calls=len(calls),
+        )
+
+    @staticmethod
+    def _answered(
+        calls: list[Any], faults: dict[str, Fault], cut_below: int | None, *, streamed: bool
+    ) -> list[tuple[str, int | None, tuple[int, int]]]:
+        """(model, cap, (input, output tokens) the stub reported) of each upstream call that answered."""
+        failed_so_far: dict[str, int] = {}
+        out = []
+        for call in calls:
+            fault = faults.get(call.model)
+            done = failed_so_far.get(call.model, 0)
+            if fault is not None and (fault.times is None or done < fault.times):
+                failed_so_far[call.model] = done + 1
+                continue
+            cap = next(
+                (call.body[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if k in call.body),
+                None,
+            )
+            cut = not streamed and cut_below is not None and cap is not None and cap < cut_below
+            out.append((call.model, cap, (5, cap if cut else 3)))  # the stub's usage (a stream: 3 chunks)
+        return out
+
+
+@pytest.fixture(scope="module")
+def gateway_table_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stub, Path]]:
+    """A stub upstream for the table's gateways (one gateway per case: its serving settings differ)."""
+    stub = Stub()
+    stub.reset()
+    with ServerThread(stub_app(stub)) as upstream:
+        yield stub, write_upstreams(tmp_path_factory.mktemp("table") / "upstreams.yaml", upstream.url)
+
+
+GATEWAY_TABLE = [
+    pytest.param(mode, case, id=f"gateway-{mode}-{case.id}")
+    for case in CASES
+    for mode in Gateway.MODES
+    if "gateway" in case.where
+]
+
+
+@pytest.mark.parametrize(("mode", "case"), GATEWAY_TABLE)
+def test_the_shared_table_on_the_gateway(
+    mode: str, case: Case, gateway_table_env: tuple[Stub, Path], tmp_path: Path
+) -> None:
+    stub, upstreams = gateway_table_env
+    observed = Gateway.observe(case, mode, stub, upstreams, tmp_path / "log.db")
+    check(case, ROUTER.route_text(PROMPT, **case.options), observed, streamed=mode == "stream")
+
+
+def test_the_gateway_leaves_out_only_the_cases_a_wire_cannot_show() -> None:
+    """Not a silent skip: every case the gateway does not run is named, with its reason."""
+    assert {case.id for case in CASES if "gateway" not in case.where} == set(Gateway.NOT_APPLICABLE)
+
+
+@pytest.mark.parametrize("mode", Gateway.MODES)
+@pytest.mark.parametrize(
+    "case_id", ["5xx_falls_back", "a_cut_answer_is_escalated_once", "every_arm_failing_raises_with_one_row"]
+)
+def test_the_gateway_drives_the_cores_plan_not_a_loop_of_its_own(
+    mode: str, case_id: str, gateway_table_env: tuple[Stub, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every upstream call is one step the core's CallPlan gave: next() is asked attempts + 1 times (the last:
+    Done), except that a committed stream reports its end instead of asking again."""
+    from r2router_core.execute import CallPlan
+
+    steps: list[Any] = []
+    real_next = CallPlan.next
+
+    def counting_next(self: CallPlan) -> Any:
+        steps.append(step := real_next(self))
+        return step
+
+    monkeypatch.setattr(CallPlan, "next", counting_next)
+    case = next(c for c in CASES if c.id == case_id)
+    stub, upstreams = gateway_table_env
+    (seen,) = Gateway.observe(case, mode, stub, upstreams, tmp_path / "log.db")
+    assert seen.upstream_calls >= 1
+    streamed_answer = mode == "stream" and seen.error is None
+    assert len(steps) == seen.upstream_calls + (0 if streamed_answer else 1)
+    assert type(steps[-1]).__name__ == ("Attempt" if streamed_answer else "Done")
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,8 @@ class Behaviour:
         fail_rate: Fail with ``status`` (at least 500) at this rate, drawn from ``rng`` (``None``: ``status`` decides).
         cut_below: Answer with finish reason ``length`` (and as many completion tokens as the cap)
             when the request's output cap is below this (``None``: never cut).
+        usage: Report usage (``False``: a provider that reports no token counts).
+        stream_usage: Each streamed chunk carries the usage so far (5 prompt tokens, one per chunk).
     """
 
     status: int = 200
@@ -108,6 +110,8 @@ class Behaviour:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     failed: int = 0
     cut_below: int | None = None
+    usage: bool = True
+    stream_usage: bool = False
 
 
 @dataclass
@@ -155,15 +159,17 @@ def completion(model: str, text: str) -> dict[str, Any]:
     }
 
 
-def chunk(model: str, text: str | None, finish: str | None = None) -> bytes:
+def chunk(model: str, text: str | None, finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
     delta = {} if text is None else {"content": text}
-    data = {
+    data: dict[str, Any] = {
         "id": "chatcmpl-stub",
         "object": "chat.completion.chunk",
         "created": 1,
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+    if usage is not None:
+        data["usage"] = usage
     return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
@@ -202,6 +208,8 @@ def stub_app(stub: Stub) -> Starlette:
             answer["choices"][0]["finish_reason"] = "length"
             answer["choices"][0]["message"]["content"] = f"cut answer from {name}"
             answer["usage"] = {"prompt_tokens": 5, "completion_tokens": cap, "total_tokens": 5 + cap}
+        if not how.usage:
+            del answer["usage"]
         return JSONResponse(answer)
 
     return Starlette(routes=[Route("/{model}/v1/chat/completions", chat, methods=["POST"])])
@@ -231,7 +239,8 @@ async def _events(stub: Stub, name: str, model: str, how: Behaviour) -> AsyncIte
             if i and how.event_delay:
                 await asyncio.sleep(how.event_delay)
             stub.emitted.append(time.monotonic())
-            yield chunk(model, f"tok{i} ")
+            usage = {"prompt_tokens": 5, "completion_tokens": i + 1} if how.stream_usage else None
+            yield chunk(model, f"tok{i} ", usage=usage)
         yield chunk(model, None, "stop")
         yield b"data: [DONE]\n\n"
         stub.observed.append(("stream_done", name))
@@ -267,7 +276,9 @@ def build_router() -> R2Router:
     return R2Router(config, data, embedder=embedder)
 
 
-def write_upstreams(path: Path, base_url: str, *, timeout: float = UPSTREAM_TIMEOUT, **limits: float) -> Path:
+def write_upstreams(
+    path: Path, base_url: str, *, timeout: float = UPSTREAM_TIMEOUT, models: tuple[str, ...] = POOL, **limits: float
+) -> Path:
     """An upstreams file pointing every pool model at the stub; ``limits``: more defaults (deadline, ...)."""
     lines = [
         "defaults:",
@@ -275,13 +286,13 @@ def write_upstreams(path: Path, base_url: str, *, timeout: float = UPSTREAM_TIME
         *(f"  {key}: {value}" for key, value in limits.items()),
         "upstreams:",
     ]
-    for name in POOL:
+    for name in models:
         lines += [
             f"  {name}:",
             f"    base_url: {base_url}/{name}/v1",
             f"    model: upstream-{name}-id",
-            f"    api_key_env: STUB_KEY_{name.upper()}",
-            f"    max_tokens_param: {PARAMS[name]}",
+            f"    api_key_env: STUB_KEY_{name.upper()}" if name in KEYS else "",
+            f"    max_tokens_param: {PARAMS.get(name, 'max_tokens')}",
             "    headers: {X-Stub: stub-1}",
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

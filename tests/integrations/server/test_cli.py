@@ -14,6 +14,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from r2router_core import R2Router
 from r2router_core.store import OutcomeStore
 from r2router_integrations.cli import main
 
@@ -48,9 +49,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 40.0) 
 
 
 @pytest.mark.slow
-def test_r2router_serve_runs_as_a_process(
-    saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path
-) -> None:
+def test_r2router_serve_runs_as_a_process(saved_router: Path, upstreams_file: Path, stub: Stub, tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, **ENV, "GATEWAY_TOKEN": TOKEN}
     # the checkpoint names its embedder (HashEmbedder's id), which --embedder auto (the default) loads
@@ -135,3 +134,58 @@ def test_embed_threads_reach_torch_whether_or_not_it_was_imported(torch_first: b
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_the_serving_flags_are_the_serving_settings() -> None:
+    """Every serving setting is a flag (its name, default and docstring) or listed as not one, with why."""
+    import argparse
+    import dataclasses
+
+    from r2router_core.execute import SERVING_FIELDS, ServingSettings, field_doc
+    from r2router_integrations.cli.serve import NOT_FLAGS, SERVING_FLAGS, add_serving_arguments, serving_settings
+
+    assert sorted([*SERVING_FLAGS, *NOT_FLAGS]) == sorted(SERVING_FIELDS)
+    parser = argparse.ArgumentParser()
+    add_serving_arguments(parser)
+    defaults = ServingSettings()
+    for field, (flag, _) in SERVING_FLAGS.items():
+        (action,) = [a for a in parser._actions if flag in a.option_strings]
+        assert action.dest == field and action.default == getattr(defaults, field), flag
+        assert field_doc(field).replace("``", "")[:50] in (action.help or ""), flag
+    assert serving_settings(parser.parse_args([])) == defaults
+    argv = ["--fallbacks", "0", "--no-escalation", "--explore", "0.1", "--no-length-instruction", "--keep-text"]
+    argv += ["--store", "log.db", "--seed", "3", "--length-instruction-template", "At most {budget}."]
+    given = serving_settings(parser.parse_args(argv))
+    want = dataclasses.replace(
+        defaults,
+        fallbacks=0,
+        escalation=False,
+        explore=0.1,
+        length_instruction=False,
+        keep_text=True,
+        store="log.db",
+        seed=3,
+        length_instruction_template="At most {budget}.",
+    )
+    assert given == want and given.escalation_policy.max_escalations == 0
+
+
+def test_create_app_takes_one_serving_settings_or_its_fields_by_name(router: R2Router, upstreams_file: Path) -> None:
+    from r2router_core import ConfigError
+    from r2router_core.execute import ServingSettings
+    from r2router_integrations.server import create_app, load_upstreams
+
+    from .support import ENV
+
+    upstreams = load_upstreams(upstreams_file, router.config, environ=ENV)
+    one = create_app(router, upstreams, serving=ServingSettings(fallbacks=1, explore=0.1))
+    assert one.state.gateway.serving == ServingSettings(fallbacks=1, explore=0.1)
+    older = create_app(router, upstreams, max_fallbacks=1, explore=0.1)  # the older keywords
+    assert older.state.gateway.serving == ServingSettings(fallbacks=1, explore=0.1)
+    assert create_app(router, upstreams).state.gateway.serving == ServingSettings()
+    with pytest.raises(ConfigError, match="either as serving=ServingSettings"):
+        create_app(router, upstreams, serving=ServingSettings(explore=0.1), max_fallbacks=1)
+    with pytest.raises(ConfigError, match=r"unknown keywords \['fallback'\]"):
+        create_app(router, upstreams, fallback=1)
+    with pytest.raises(ConfigError, match="shadow mode"):
+        create_app(router, upstreams, shadow="small")

@@ -285,21 +285,15 @@ def test_a_request_whose_every_upstream_failed_is_logged(
 
 
 @pytest.mark.parametrize("content", ["plain answer", "lone \ud800 surrogate"])
-def test_an_answer_is_read_from_the_proxys_object_and_read_again_once_its_body_changes(content: str) -> None:
-    """The learning hooks take the proxy's decoded answer; a replaced body is decoded afresh, leniently."""
-    from r2router_integrations.server.learning import CallContext, _facts, _stamp
-    from r2router_integrations.server.proxy import JSONAnswer
+def test_an_answers_facts_are_read_from_the_proxys_object(content: str) -> None:
+    """The driver reads finish reason, usage and text from the object the proxy decoded (no second parse)."""
+    from r2router_integrations.server.proxy import answer_facts
 
     choice = {"message": {"content": content}, "finish_reason": "length"}
     data: dict[str, Any] = {"id": "up-1", "model": "m", "choices": [choice]}
     data["usage"] = {"prompt_tokens": 3, "completion_tokens": 7}
-    answer = JSONAnswer(data, status_code=200, headers={})
-    assert answer.parsed() is data
-    assert _facts(answer) == ("length", {"prompt_tokens": 3, "completion_tokens": 7})
-    ctx = CallContext.__new__(CallContext)
-    ctx.decision_id, ctx.finish_reason, ctx.usage, ctx.answer = "dec-1", None, {}, []
-    stamped = _stamp(bytes(answer.body), ctx, answer.parsed())
-    assert json.loads(stamped)["id"] == "dec-1" and ctx.answer == [content] and ctx.finish_reason == "length"
-    answer.body = json.dumps({"choices": [{"finish_reason": "stop"}]}).encode()
-    assert answer.parsed() is None
-    assert _facts(answer) == ("stop", {})
+    facts = answer_facts(data, keep_text=True)
+    assert (facts.finish_reason, facts.input_tokens, facts.output_tokens, facts.text) == ("length", 3, 7, content)
+    assert answer_facts(data).text is None
+    data["usage"] = {"prompt_tokens": True, "completion_tokens": "7"}  # not counts: unknown, never priced
+    assert (answer_facts(data).input_tokens, answer_facts(data).output_tokens) == (None, None)

@@ -7,16 +7,19 @@ from typing import Any
 
 import pytest
 
-from r2router_core import STRUCTURED_OUTPUT_MIN_BUDGET, R2Router, RoutingOptions
+from r2router_core import STRUCTURED_OUTPUT_MIN_BUDGET, FailureKind, FallbackPolicy, R2Router, RoutingOptions
+from r2router_core.execute import Attempt, CallPlan, Done, ServingSettings
 from r2router_integrations.server import GatewayError, Upstream
+from r2router_integrations.server.execution import _attempt_headers
 from r2router_integrations.server.protocol import (
+    conversation_text,
     last_user_text,
     parse_chat_request,
     parse_json_body,
     parse_route_request,
     upstream_request_body,
 )
-from r2router_integrations.server.proxy import SSERewriter, bypass_attempts, plan_attempts
+from r2router_integrations.server.proxy import SSERewriter, UpstreamFailure
 
 from .support import MATH_PROMPT, build_router
 
@@ -175,32 +178,46 @@ def test_tools_and_json_output_get_the_budget_floor(fields: dict[str, Any]) -> N
     assert parse_chat_request(_chat(response_format={"type": "text"}), CONFIG).options.min_budget is None
 
 
-# -- attempts -------------------------------------------------------------------------------
+# -- attempts: the core's call plan, walked with the proxy's failures ------------------------
+def _attempts(decision: Any, fallbacks: int) -> list[Any]:
+    """Every attempt the gateway's plan makes when each upstream fails with a 5xx."""
+    plan = CallPlan.routed(decision, ServingSettings(fallbacks=fallbacks), source="gateway")
+    attempts = []
+    while not isinstance(step := plan.next(), Done):
+        attempts.append(step)
+        plan.failed(step, UpstreamFailure(step.model, FailureKind.SERVER_ERROR, "HTTP 503", status=503))
+    assert [f.kind for f in step.outcome.failures] == ["http_5xx"] * len(attempts)
+    return attempts
+
+
 def test_attempts_follow_the_candidates_one_per_model() -> None:
     decision = ROUTER.route_text(MATH_PROMPT)
-    attempts = plan_attempts(decision, max_fallbacks=2)
+    attempts = _attempts(decision, 2)
     # oracle: the best eligible candidate of each model, in candidate order
     best: dict[str, Any] = {}
     for c in decision.candidates:
         if c.eligible:
             best.setdefault(c.model, c)
-    assert [(a.model, a.budget) for a in attempts] == [(c.model, c.token_limit) for c in best.values()]
-    assert attempts[0].model == decision.model and attempts[0].budget == decision.token_limit
-    assert len(plan_attempts(decision, max_fallbacks=0)) == 1
-    capped = plan_attempts(ROUTER.route_text(MATH_PROMPT, max_tokens=150), max_fallbacks=2)
-    assert all(a.cap == (150 if a.budget is None else min(a.budget, 150)) for a in capped)
+    assert [(a.model, a.token_limit) for a in attempts] == [(c.model, c.token_limit) for c in best.values()]
+    assert attempts[0].model == decision.model and attempts[0].token_limit == decision.token_limit
+    assert len(_attempts(decision, 0)) == 1
+    capped = _attempts(ROUTER.route_text(MATH_PROMPT, max_tokens=150), 2)
+    assert all(a.cap == (150 if a.token_limit is None else min(a.token_limit, 150)) for a in capped)
 
 
 def test_attempts_skip_excluded_models() -> None:
     decision = ROUTER.route_text(MATH_PROMPT, allowed_models=["small", "medium"])
-    assert {a.model for a in plan_attempts(decision, max_fallbacks=5)} == {"small", "medium"}
+    assert {a.model for a in _attempts(decision, 5)} == {"small", "medium"}
 
 
 def test_bypass_uses_the_clients_cap_only() -> None:
-    (attempt,) = bypass_attempts("medium", client_cap=77)
-    assert (attempt.model, attempt.budget, attempt.cap, attempt.candidate) == ("medium", None, 77, None)
-    assert attempt.headers([])["x-r2router-budget"] == "77"
-    assert "x-r2router-predicted-quality" not in attempt.headers([])
+    plan = CallPlan.fixed(CONFIG.models[1], None, cap=77, policy=FallbackPolicy(), instruct=False)
+    attempt = plan.next()
+    assert isinstance(attempt, Attempt)
+    assert (attempt.model, attempt.token_limit, attempt.cap, attempt.instruction_budget) == ("medium", None, 77, None)
+    headers = _attempt_headers(attempt, routed=False)
+    assert headers["x-r2router-budget"] == "77" and headers["x-r2router-fallbacks"] == "0"
+    assert "x-r2router-predicted-quality" not in headers
 
 
 # -- SSE rewriting --------------------------------------------------------------------------
@@ -227,3 +244,31 @@ def test_sse_rewriter_holds_an_incomplete_event_until_it_ends() -> None:
     assert rw.feed(b'data: {"model":"up"') == b""
     assert rw.feed(b"}\n\n") == b'data: {"model":"m"}\n\n'
     assert rw.feed(b"data: tail") == b"" and rw.flush() == b"data: tail"
+
+
+def test_sse_rewriter_stamps_the_decision_id_and_collects_the_answers_facts() -> None:
+    events = [
+        b'data: {"id":"up","choices":[{"delta":{"content":"Hel"}}]}\n\n',
+        b'data: {"id":"up","model":"up","choices":[{"delta":{"content":"lo"},"finish_reason":"length"}]}\n\n',
+        b'data: {"id":"up","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\ndata: [DONE]\n\n',
+    ]
+    rw = SSERewriter("acme/large-1", completion_id="dec-1", keep_text=True)
+    out = b"".join(rw.feed(e) for e in events)
+    datas = [json.loads(e[6:]) for e in out.split(b"\n\n") if e.startswith(b"data: {")]
+    assert [d["id"] for d in datas] == ["dec-1"] * 3 and datas[1]["model"] == "acme/large-1"
+    facts = rw.facts()
+    assert (facts.finish_reason, facts.input_tokens, facts.output_tokens, facts.text) == ("length", 7, 2, "Hello")
+    assert SSERewriter("m").feed(events[0]) == events[0]  # nothing to rewrite: the event passes as received
+    assert SSERewriter("m").facts().text is None  # text is collected only for a log that keeps it
+
+
+def test_the_conversation_text_is_every_messages_text() -> None:
+    """What the prompt's input tokens are counted on: system, history and the last user message alike."""
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {}}]},
+        "not a message",
+    ]
+    assert conversation_text(messages) == "be brief\n\nlook"
+    assert ROUTER.count_tokens([conversation_text(messages)]) == ROUTER.count_tokens(["be brief look"])
