@@ -159,7 +159,7 @@ def create_app(
         Route("/metrics", gateway.metrics_text, methods=["GET"]),
         Route("/v1/feedback", gateway.feedback, methods=["POST"]),
         Route("/admin/reload", gateway.reload, methods=["POST"]),
-        *dashboard_routes(lambda: gateway.learning.log, pool=lambda: gateway.router.config.models),
+        *dashboard_routes(lambda: gateway.reloader.log, pool=lambda: gateway.router.config.models),
     ]
     app = Starlette(
         routes=routes,
