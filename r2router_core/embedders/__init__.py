@@ -90,7 +90,7 @@ def _backend_embedder(base: str, backend: str, dims: str | None) -> Embedder:
 
 def _hash_embedder(spec: str) -> Embedder:
     """``"r2router-hash-embedder-<dim>"`` -> the test double :class:`r2router_core.testing.HashEmbedder`."""
-    from r2router_core.testing import HASH_EMBEDDER_ID, HashEmbedder
+    from r2router_core.embedders.hashing import HASH_EMBEDDER_ID, HashEmbedder
 
     dim = spec.removeprefix(f"{HASH_EMBEDDER_ID}-")
     if not dim.isdigit() or int(dim) < 1:

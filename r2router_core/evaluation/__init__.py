@@ -46,15 +46,6 @@ from r2router_core.evaluation.metrics import (
 from r2router_core.evaluation.routing_dataset import RoutingDataset
 from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
 from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
-from r2router_core.interop.routerarena import (
-    RouterArenaFiles,
-    load_cached_results,
-    routerarena_config,
-    routerarena_pool,
-    routerarena_predictions,
-    write_routerarena_predictions,
-    write_routerarena_submission,
-)
 
 __all__ = [
     "CalibrationResult",
@@ -66,7 +57,6 @@ __all__ = [
     "MethodRun",
     "Oracle",
     "RandomRouter",
-    "RouterArenaFiles",
     "RouterMethod",
     "RoutingDataset",
     "SelectionResult",
@@ -86,7 +76,6 @@ __all__ = [
     "held_out_choices",
     "kfold_splits",
     "lambda_grid",
-    "load_cached_results",
     "max_quality_arms",
     "oracle_arms",
     "peak_quality",
@@ -94,12 +83,7 @@ __all__ = [
     "point_router",
     "qnc",
     "realise",
-    "routerarena_config",
-    "routerarena_pool",
-    "routerarena_predictions",
     "select_predictor",
     "train_router",
     "write_results",
-    "write_routerarena_predictions",
-    "write_routerarena_submission",
 ]

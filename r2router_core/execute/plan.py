@@ -34,7 +34,12 @@ collector cannot drift apart:
   counted tokens when the provider reports none) and of the call;
 * the failed attempts, and the decision-log rows: one per cut answer (a quality
   signal for its arm) and the call's own row, or one ``error`` row when every
-  attempt failed.
+  attempt failed;
+* shadow mode (:meth:`CallPlan.shadowed`): the team's current model answers as a
+  plain proxy would while the router's decision, attached with :meth:`CallPlan.decided`
+  whenever it is ready, is logged beside the baseline's real usage and cost; with
+  ``shadow_sample`` the router answers a drawn share (:meth:`ServingSettings.router_answers`)
+  and its rows carry the propensity.
 
 States (h11-style; a call out of turn raises :class:`PlanStateError`)::
 
@@ -47,7 +52,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -55,7 +60,7 @@ import numpy as np
 
 from r2router_core.engine.config import Budget, ModelSpec, format_budget
 from r2router_core.engine.decision import Candidate, RoutingDecision
-from r2router_core.errors import R2RouterError
+from r2router_core.errors import ConfigError, R2RouterError, UnknownModelError
 from r2router_core.execute.escalation import Escalation, EscalationPolicy, TruncatedAttempt
 from r2router_core.execute.fallback import FailedAttempt, FallbackPolicy
 from r2router_core.execute.records import call_cost, decision_record
@@ -245,6 +250,7 @@ class CallPlan:
         context: _Context | None = None,
         rng: np.random.Generator | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        shadow: dict[str, Any] | None = None,
     ) -> None:
         if not arms:
             raise PlanStateError("a call plan needs at least one arm")
@@ -277,6 +283,7 @@ class CallPlan:
         self._status: Status | None = None
         self._outcome: CallOutcome | None = None
         self.steps = 0  # how many steps next() has given (drivers' tests count them)
+        self._shadow = shadow  # shadow mode: who answered, the baseline, its predictions
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -315,6 +322,11 @@ class CallPlan:
         if first != decision.chosen:
             plan = [first, *(c for c in plan if c.model != first.model)][: policy.max_fallbacks + 1]
         config = decision._table.config
+        shadow = None
+        if settings.shadow is not None:  # shadow mode drew the router for this call
+            _check_shadow(settings.shadow, config.model_names)
+            propensity *= settings.shadow_sample
+            shadow = _shadow_info(decision, settings.shadow, "router")
         return cls(
             plan,
             specs={m.name: m for m in config.models},
@@ -333,7 +345,69 @@ class CallPlan:
                 started=time.perf_counter() if started is None else started,
             ),
             rng=rng,
+            shadow=shadow,
         )
+
+    @classmethod
+    def shadowed(
+        cls,
+        settings: ServingSettings,
+        models: Sequence[ModelSpec],
+        *,
+        source: str,
+        max_tokens: int | None = None,
+        decision_id: str | None = None,
+        prompt: str | None = None,
+        prompt_tokens: int | None = None,
+        rng: np.random.Generator | None = None,
+        started: float | None = None,
+    ) -> CallPlan:
+        """The plan of a call the shadow baseline answers, exactly as a plain proxy would.
+
+        One attempt of ``settings.shadow`` with the caller's own cap (``max_tokens``), no length
+        instruction, no fallback, retry or escalation. The router may decide meanwhile (in the
+        background): :meth:`decided` attaches its decision, and the log row then holds the router's
+        choice and predictions beside the baseline's real usage and cost.
+
+        Raises:
+            ConfigError: ``settings.shadow`` is not set.
+            UnknownModelError: The baseline is not a pool model.
+        """
+        if settings.shadow is None:
+            raise ConfigError("CallPlan.shadowed needs ServingSettings(shadow=MODEL)", field="shadow")
+        specs = {m.name: m for m in models}
+        _check_shadow(settings.shadow, tuple(specs))
+        spec = specs[settings.shadow]
+        baseline = _unpredicted(spec, None)
+        return cls(
+            [baseline],
+            specs=specs,
+            cap=lambda _: max_tokens,
+            policy=FallbackPolicy(max_fallbacks=0, max_retry_after=0.0),
+            instruct=False,
+            propensity=1.0 - settings.shadow_sample,
+            decision_id=decision_id,
+            prompt_tokens=prompt_tokens,
+            context=_Context(
+                source=source, prompt=prompt, started=time.perf_counter() if started is None else started
+            ),
+            rng=rng,
+            shadow={"baseline": spec.name, "answered_by": "baseline"},
+        )
+
+    def decided(self, decision: RoutingDecision, *, embedding: Any = None) -> None:
+        """Attach the router's decision to a shadow call (before or after the baseline answered).
+
+        The log rows are (re)built with it: the router's choice and predictions, the baseline's
+        real usage and cost, and the baseline's own predictions for comparison.
+        """
+        if self._shadow is None or self._shadow.get("answered_by") != "baseline":
+            raise PlanStateError("decided() is for shadow calls answered by the baseline (CallPlan.shadowed)")
+        self._decision = decision
+        self._ctx.embedding = embedding if embedding is not None else self._ctx.embedding
+        self._shadow = _shadow_info(decision, self._shadow["baseline"], "baseline")
+        if self._outcome is not None:
+            self._outcome = self._build_outcome()
 
     @classmethod
     def fixed(
@@ -348,18 +422,8 @@ class CallPlan:
         rng: np.random.Generator | None = None,
     ) -> CallPlan:
         """The plan of one given arm (the collector's cell): same-arm retries only, no log rows."""
-        arm = Candidate(
-            model=spec.name,
-            model_full_name=spec.full_name,
-            token_limit=budget,
-            predicted_quality=math.nan,
-            predicted_tokens=math.nan,
-            predicted_cost=math.nan,
-            utility=math.nan,
-            eligible=True,
-        )
         return cls(
-            [arm],
+            [_unpredicted(spec, budget)],
             specs={spec.name: spec},
             cap=lambda _: cap,
             policy=policy if policy.max_fallbacks == 0 else _no_fallback(policy),
@@ -379,6 +443,10 @@ class CallPlan:
     def failures(self) -> tuple[FailedAttempt, ...]:
         """The failed attempts so far."""
         return tuple(self._failures)
+
+    @property
+    def _is_baseline(self) -> bool:
+        return self._shadow is not None and self._shadow.get("answered_by") == "baseline"
 
     @property
     def propensity(self) -> float:
@@ -423,7 +491,7 @@ class CallPlan:
 
     def _after_answer(self) -> Step:
         last = self._answers[-1]
-        if self._escalation is None or self._decision is None:
+        if self._escalation is None or self._decision is None or self._is_baseline:
             return self._finish("ok")
         arm = self._escalation.after(last.facts.finish_reason, last.facts.output_tokens, last.cost)
         return self._finish("ok") if arm is None else self._attempt(arm, "escalation")
@@ -448,7 +516,7 @@ class CallPlan:
             attempt, facts, call_cost(spec, input_tokens, None), call_cost(spec, None, facts.output_tokens)
         )
         self._answers.append(answer)
-        if attempt.kind != "escalation" and self._decision is not None:
+        if attempt.kind != "escalation" and self._decision is not None and not self._is_baseline:
             self._escalation = Escalation(self._decision, self._escalation_policy, attempt.arm)
         if self._state is _State.STREAMING:
             self._current = None
@@ -593,9 +661,9 @@ class CallPlan:
         latency = self._clock() - ctx.started
 
         def row(arm: Candidate, facts: AnswerFacts, **fields: Any) -> DecisionRecord:
-            return decision_record(
+            record = decision_record(
                 decision,
-                arm,
+                decision.chosen if self._is_baseline else arm,  # shadow: the row names the router's choice
                 source=ctx.source,
                 embedding=ctx.embedding,
                 prompt=ctx.prompt,
@@ -607,6 +675,9 @@ class CallPlan:
                 latency_s=latency,
                 **fields,
             )
+            if self._shadow is None:
+                return record
+            return replace(record, options={**record.options, "shadow": dict(self._shadow)})
 
         if final is None:  # every attempt failed: one error row naming the last arm tried
             last = (self._failures[-1].model, self._failures[-1].token_limit) if self._failures else None
@@ -643,12 +714,40 @@ class CallPlan:
 
 
 def _with_records(outcome: CallOutcome, rows: list[DecisionRecord]) -> CallOutcome:
-    from dataclasses import replace
-
     return replace(outcome, records=tuple(rows))
 
 
 def _no_fallback(policy: FallbackPolicy) -> FallbackPolicy:
-    from dataclasses import replace
-
     return replace(policy, max_fallbacks=0)
+
+
+def _unpredicted(spec: ModelSpec, budget: Budget) -> Candidate:
+    """An arm called without a routing prediction (the collector's cell, the shadow baseline)."""
+    return Candidate(
+        model=spec.name,
+        model_full_name=spec.full_name,
+        token_limit=budget,
+        predicted_quality=math.nan,
+        predicted_tokens=math.nan,
+        predicted_cost=math.nan,
+        utility=math.nan,
+        eligible=True,
+    )
+
+
+def _check_shadow(baseline: str, pool: Sequence[str]) -> None:
+    if baseline not in pool:
+        raise UnknownModelError(f"shadow model {baseline!r} is not in the pool {list(pool)}; name one of them")
+
+
+def _shadow_info(decision: RoutingDecision, baseline: str, answered_by: str) -> dict[str, Any]:
+    """Who answered, the baseline, and the router's predictions for the baseline at its largest budget."""
+    own = [c for c in decision.candidates if c.model == baseline]
+    best = max(own, key=lambda c: math.inf if c.token_limit is None else c.token_limit) if own else None
+    return {
+        "baseline": baseline,
+        "answered_by": answered_by,
+        "baseline_budget": None if best is None else best.token_limit,
+        "baseline_predicted_quality": None if best is None else best.predicted_quality,
+        "baseline_predicted_cost": None if best is None else best.predicted_cost,
+    }

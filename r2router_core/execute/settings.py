@@ -70,7 +70,16 @@ class ServingSettings:
     """Keep prompt and answer text in the log (off: only the embedding and the numbers)."""
 
     seed: int | None = None
-    """Seed of the exploration draws (``None``: fresh entropy)."""
+    """Seed of the exploration and shadow draws (``None``: fresh entropy)."""
+
+    shadow: str | None = None
+    """Shadow mode: the pool model you use today. Every call is answered by it exactly as a plain
+    proxy would (its own cap, no length instruction, no fallback or escalation), while the router
+    decides and its choice is logged beside the baseline's real usage and cost. ``None`` = off."""
+
+    shadow_sample: float = 0.0
+    """With ``shadow``: the share of calls the router answers instead (logged with propensities, so
+    feedback on both sides gives a measured comparison), in [0, 1). 0 = the baseline answers all."""
 
     _escalation_policy: EscalationPolicy = field(init=False, repr=False, compare=False)
     _exploration_policy: ExplorationPolicy = field(init=False, repr=False, compare=False)
@@ -92,6 +101,13 @@ class ServingSettings:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an int or None, got {self.seed!r}", field="seed")
         check_instruction_template(self.length_instruction_template)
+        if self.shadow is not None and (not isinstance(self.shadow, str) or not self.shadow):
+            raise ConfigError(f"shadow must be a pool model name or None, got {self.shadow!r}", field="shadow")
+        sample = self.shadow_sample
+        if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0.0 <= sample < 1.0:
+            raise ConfigError(f"shadow_sample must be a number in [0, 1), got {sample!r}", field="shadow_sample")
+        if sample and self.shadow is None:
+            raise ConfigError("shadow_sample needs shadow=MODEL (the baseline the router is compared with)")
         object.__setattr__(self, "_fallback_policy", policy)
         object.__setattr__(self, "_escalation_policy", EscalationPolicy.coerce(self.escalation))
         object.__setattr__(self, "_exploration_policy", ExplorationPolicy.coerce(self.explore))
@@ -157,6 +173,15 @@ class ServingSettings:
         if policy.max_fallbacks:
             policy = dataclasses.replace(policy, max_fallbacks=0)
         return cls(fallback_policy=policy, escalation=False, explore=None, length_instruction=length_instruction)
+
+    def router_answers(self, rng: Any) -> bool:
+        """Whether this call is answered by the router (always, unless shadow mode draws the baseline).
+
+        In shadow mode the router answers a share ``shadow_sample`` of calls, drawn from ``rng``.
+        """
+        if self.shadow is None:
+            return True
+        return bool(self.shadow_sample) and float(rng.random()) < self.shadow_sample
 
     def open_log(self) -> DecisionLog | None:
         """The decision log of ``store`` (opened here; ``None`` without a store)."""

@@ -27,7 +27,7 @@ from r2router_core import ConfigError
 from r2router_core.evaluation import RoutingDataset
 
 if TYPE_CHECKING:
-    from r2router_core.evaluation import RouterArenaFiles
+    from r2router_core.interop.routerarena import RouterArenaFiles
 
 from r2router_integrations.cli.common import add_engine_arguments, embedding_engine
 from r2router_integrations.cli.inputs import (
@@ -150,12 +150,14 @@ def _export(
         RouterMethod,
         complete_queries,
         held_out_choices,
+    )
+    from r2router_core.evaluation.datasets import routerarena_dir
+    from r2router_core.interop.routerarena import (
         load_cached_results,
         routerarena_pool,
         routerarena_predictions,
         write_routerarena_submission,
     )
-    from r2router_core.evaluation.datasets import routerarena_dir
 
     data, rows = complete_queries(dataset)
     row = result.method("R2-Router")

@@ -254,3 +254,74 @@ def test_a_stream_the_caller_abandons_is_logged_as_abandoned(make_router) -> Non
     outcome = plan.outcome
     assert outcome.status == "abandoned" and outcome.records[0].status == "abandoned"
     assert outcome.cost_usd > 0
+
+
+def test_shadow_the_baseline_answers_as_a_plain_proxy_and_the_row_holds_the_routers_choice(make_router) -> None:  # type: ignore[no-untyped-def]
+    decision = _decision(make_router)
+    config = decision._table.config
+    baseline = config.model_names[-1]
+    settings = ServingSettings(shadow=baseline)
+    assert not settings.router_answers(np.random.default_rng(0))
+    plan = CallPlan.shadowed(settings, config.models, source="test", max_tokens=77, prompt_tokens=40)
+    step = plan.next()
+    assert isinstance(step, Attempt) and step.model == baseline and step.cap == 77
+    assert step.instruction_budget is None and step.kind == "first"
+    plan.answered(step, AnswerFacts("length", 40, 77, "the baseline's answer"))  # a cut is never escalated
+    done = plan.next()
+    assert isinstance(done, Done) and done.outcome.records == ()  # no decision yet: nothing to log
+    plan.decided(decision)
+    (row,) = plan.outcome.records
+    spec = _spec(decision, baseline)
+    assert (row.model, row.budget) == (decision.model, decision.token_limit)
+    assert row.predicted_cost == decision.predicted_cost and row.cost_usd == pytest.approx(call_cost(spec, 40, 77))
+    shadow = row.options["shadow"]
+    assert shadow["baseline"] == baseline and shadow["answered_by"] == "baseline" and row.propensity == 1.0
+    mine = [c for c in decision.candidates if c.model == baseline]
+    assert shadow["baseline_predicted_cost"] in {c.predicted_cost for c in mine}
+
+
+def test_shadow_baseline_failures_are_not_retried_elsewhere(make_router) -> None:  # type: ignore[no-untyped-def]
+    decision = _decision(make_router)
+    config = decision._table.config
+    plan = CallPlan.shadowed(ServingSettings(shadow=config.model_names[0]), config.models, source="test")
+    step = plan.next()
+    assert isinstance(step, Attempt)
+    plan.failed(step, Upstream(503))
+    done = plan.next()
+    assert isinstance(done, Done) and done.outcome.status == "error" and done.outcome.attempts == 1
+    plan.decided(decision)
+    assert plan.outcome.records[0].status == "error" and plan.outcome.records[0].cost_usd == 0.0
+
+
+def test_shadow_sample_lets_the_router_answer_a_share_with_propensities(make_router) -> None:  # type: ignore[no-untyped-def]
+    decision = _decision(make_router)
+    baseline = decision._table.config.model_names[0]
+    settings = ServingSettings(shadow=baseline, shadow_sample=0.25, seed=3)
+    rng = np.random.default_rng(3)
+    draws = [settings.router_answers(rng) for _ in range(4000)]
+    assert 0.22 < sum(draws) / len(draws) < 0.28
+    plan = CallPlan.routed(decision, settings, source="test")
+    step = plan.next()
+    assert isinstance(step, Attempt) and step.arm == decision.chosen  # the router's own plan
+    plan.answered(step, AnswerFacts("stop", 1, 1))
+    done = plan.next()
+    assert isinstance(done, Done)
+    (row,) = done.outcome.records
+    assert row.propensity == pytest.approx(0.25) and row.options["shadow"]["answered_by"] == "router"
+
+
+def test_shadow_settings_are_checked() -> None:
+    from r2router_core import ConfigError
+
+    with pytest.raises(ConfigError, match="shadow_sample needs shadow"):
+        ServingSettings(shadow_sample=0.1)
+    with pytest.raises(ConfigError, match=r"in \[0, 1\)"):
+        ServingSettings(shadow="a", shadow_sample=1.0)
+
+
+def test_a_shadow_model_outside_the_pool_names_the_pool(make_router) -> None:  # type: ignore[no-untyped-def]
+    from r2router_core import UnknownModelError
+
+    config = _decision(make_router)._table.config
+    with pytest.raises(UnknownModelError, match="not in the pool"):
+        CallPlan.shadowed(ServingSettings(shadow="gpt-4o"), config.models, source="test")
