@@ -293,6 +293,23 @@ def test_each_framework_drives_the_cores_plan_not_a_loop_of_its_own(
     assert type(steps[-1]).__name__ == "Done"
 
 
+@pytest.mark.parametrize("framework", ["langchain", "llamaindex"])
+def test_a_stream_the_caller_leaves_is_logged_as_abandoned(framework: str, tmp_path: Path) -> None:
+    """The plan's abandoned state, reached through each framework's stream (one row, status abandoned)."""
+    run = TableRun(framework, "stream", CASES[0], tmp_path / "log.db")  # 5xx on the chosen arm: a fallback first
+    if framework == "langchain":
+        stream = iter(run.llm.stream(PROMPT))
+    else:
+        stream = iter(run.llm.stream_chat([ChatMessage(role=MessageRole.USER, content=PROMPT)]))
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    assert run.log.flush(timeout=30)
+    (row,) = run.log.store.decisions()
+    assert (row.status, row.finish_reason) == ("abandoned", "abandoned")
+    assert [f["kind"] for f in row.failed_attempts] == ["http_5xx"]
+    run.log.close()
+
+
 # -- the gateway --------------------------------------------------------------------------
 class Gateway:
     def __init__(self, server: ServerThread, stub: Stub) -> None:
