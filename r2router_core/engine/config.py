@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from r2router_core.errors import CheckpointError, ConfigError
 
@@ -73,11 +73,7 @@ def check_price(value: Any, what: str) -> float:
     return float(value)
 
 
-NOT_GIVEN = cast(float, None)
-"""The default of a :class:`ModelSpec` price: "not given" (``None``), which is not "free" (``0``)."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelSpec:
     """One LLM of the pool and its list prices.
 
@@ -89,40 +85,47 @@ class ModelSpec:
 
     Attributes:
         name: Short name used everywhere in r2router (labels, mappings, decisions).
-        output_price: USD per 1M output tokens (``None`` = not given).
-        input_price: USD per 1M input tokens (``None``, the default = not given).
+        output_price: USD per 1M output tokens (given as ``None`` = not given, read as 0.0).
+        input_price: USD per 1M input tokens (``None``, the default = not given, read as 0.0).
         full_name: The provider's model id; defaults to ``name``.
         available: False for a model that cannot be called as it stands (the research
             release marks self-hosted ones so): still scored, like the release does;
             the integrations serve only models with an upstream or a child model.
         missing_prices: Which of ``"input_price"`` and ``"output_price"`` were not given
-            (set at construction; those read as 0.0).
+            (``dataclasses.replace`` passes the prices as read, 0.0: build a new spec to keep them unset).
     """
 
     name: str
     output_price: float
-    input_price: float = NOT_GIVEN
-    full_name: str = ""
-    available: bool = True
-    missing_prices: tuple[str, ...] = field(default=(), init=False, repr=False)
+    input_price: float
+    full_name: str
+    available: bool
+    missing_prices: tuple[str, ...] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"model name must be a non-empty string, got {self.name!r}")
+    def __init__(
+        self,
+        name: str,
+        output_price: float | None,
+        input_price: float | None = None,
+        full_name: str = "",
+        available: bool = True,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"model name must be a non-empty string, got {name!r}")
+        set_ = object.__setattr__
+        set_(self, "name", name)
         missing = []
-        for key in ("input_price", "output_price"):
-            value = getattr(self, key)
+        for key, value in (("input_price", input_price), ("output_price", output_price)):
             if value is None:
                 missing.append(key)
-                value = 0.0
-            object.__setattr__(self, key, check_price(value, f"{key} of {self.name!r}"))
-        object.__setattr__(self, "missing_prices", tuple(missing))
-        if not isinstance(self.full_name, str):
-            raise ConfigError(f"full_name of {self.name!r} must be a string, got {self.full_name!r}")
-        if not self.full_name:
-            object.__setattr__(self, "full_name", self.name)
-        if not isinstance(self.available, bool):
-            raise ConfigError(f"available of {self.name!r} must be true or false, got {self.available!r}")
+            set_(self, key, check_price(0.0 if value is None else value, f"{key} of {name!r}"))
+        set_(self, "missing_prices", tuple(missing))
+        if not isinstance(full_name, str):
+            raise ConfigError(f"full_name of {name!r} must be a string, got {full_name!r}")
+        set_(self, "full_name", full_name or name)
+        if not isinstance(available, bool):
+            raise ConfigError(f"available of {name!r} must be true or false, got {available!r}")
+        set_(self, "available", available)
 
     @property
     def priced(self) -> bool:
