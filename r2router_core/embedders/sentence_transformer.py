@@ -224,7 +224,11 @@ class SentenceTransformerEmbedder:
         Loads the model on first use, as :meth:`embed` does.
         """
         if self._counter is None:
-            self._counter = counting_tokenizer(self._load().tokenizer.backend_tokenizer)
+            tokenizer = self._load().tokenizer
+            backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer's tokenizers.Tokenizer
+            if backend is None:  # a slow (pure Python) tokenizer: its own call, untruncated
+                return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+            self._counter = counting_tokenizer(backend)
         return count_with_tokenizer(self._counter, texts)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
