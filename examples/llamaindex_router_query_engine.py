@@ -41,8 +41,8 @@ def build_router() -> R2Router:
     quality[10:] = 0.9  # poems: every arm is as good, so the cheapest wins
     config = RouterConfig(
         models=(
-            ModelSpec("small", output_price=0.6, full_name="gpt-4o-mini"),
-            ModelSpec("big", output_price=10.0, full_name="gpt-4o"),
+            ModelSpec("small", output_price=0.6, input_price=0.15, full_name="gpt-4o-mini"),
+            ModelSpec("big", output_price=10.0, input_price=2.5, full_name="gpt-4o"),
         ),
         budgets=BUDGETS,
         lambda_=0.9,

@@ -26,6 +26,7 @@ from r2router_core.engine.config import (
     ModelSpec,
     RouterConfig,
     check_price,
+    check_prices,
     format_budget,
 )
 from r2router_core.engine.decision import Candidate, RoutingDecision
@@ -135,6 +136,7 @@ __all__ = [
     "call_cost",
     "check_instruction_template",
     "check_price",
+    "check_prices",
     "classify",
     "decision_record",
     "format_budget",

@@ -78,7 +78,10 @@ def text_router() -> R2Router:
     quality[20:40] = [[0.6, 0.8], [0.7, 0.9]]  # code: the small model is nearly as good
     quality[40:] = [[0.9, 0.9], [0.9, 0.9]]  # poems: all equal
     config = RouterConfig(
-        models=(ModelSpec("small", output_price=0.5), ModelSpec("big", output_price=10.0)),
+        models=(
+            ModelSpec("small", output_price=0.5, input_price=0),
+            ModelSpec("big", output_price=10.0, input_price=0),
+        ),
         budgets=(100, 400),
         lambda_=0.9,
         k=5,

@@ -36,7 +36,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from r2router_core.embedders.base import CachedEmbedder, CallableEmbedder, Embedder, check_embeddings, check_texts
+from r2router_core.embedders.base import (
+    CachedEmbedder,
+    CallableEmbedder,
+    Embedder,
+    TokenCounter,
+    check_embeddings,
+    check_texts,
+    token_counter,
+)
 from r2router_core.embedders.sentence_transformer import (
     MINILM_ID,
     QWEN3_EMBEDDING_ID,
@@ -54,10 +62,12 @@ __all__ = [
     "CallableEmbedder",
     "Embedder",
     "SentenceTransformerEmbedder",
+    "TokenCounter",
     "check_embeddings",
     "check_texts",
     "default_embedder",
     "load_embedder",
+    "token_counter",
 ]
 
 _MINILM_ALIASES = {"minilm", "default", MINILM_ID, "all-MiniLM-L6-v2"}

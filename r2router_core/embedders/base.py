@@ -12,7 +12,16 @@ from numpy.typing import NDArray
 
 from r2router_core.errors import ConfigError, EmbeddingError, EmptyPromptError, InputError
 
-__all__ = ["CachedEmbedder", "CallableEmbedder", "Embedder", "check_embeddings", "check_texts"]
+__all__ = [
+    "CachedEmbedder",
+    "CallableEmbedder",
+    "Embedder",
+    "TokenCounter",
+    "check_embeddings",
+    "check_texts",
+    "count_with_tokenizer",
+    "token_counter",
+]
 
 
 @runtime_checkable
@@ -37,6 +46,49 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""
         ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Optional for an embedder: count each text's tokens with its own tokenizer.
+
+    The router prices a prompt's input side with it (:meth:`R2Router.count_tokens`);
+    an embedder without it is priced with the fallback estimate
+    (:func:`r2router_core.engine.tokens.estimate_tokens`). Counts are whole texts: no
+    truncation at the embedder's window, no special tokens.
+    """
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text."""
+        ...
+
+
+def token_counter(embedder: object) -> Callable[[Sequence[str]], list[int]] | None:
+    """The embedder's ``count_tokens`` if it has one (and, for a wrapper, its wrapped embedder has one)."""
+    if isinstance(embedder, CachedEmbedder | CallableEmbedder):
+        return embedder.count_tokens if embedder.has_token_counter else None
+    count = getattr(embedder, "count_tokens", None)
+    return count if callable(count) else None
+
+
+def count_with_tokenizer(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Token counts of ``texts`` with a ``tokenizers.Tokenizer``, no special tokens.
+
+    The tokenizer should not truncate (see :func:`counting_tokenizer`).
+    """
+    if not texts:
+        return []
+    return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def counting_tokenizer(tokenizer: Any) -> Any:
+    """A copy of a ``tokenizers.Tokenizer`` that neither truncates nor pads (the embedder's own may do both)."""
+    from tokenizers import Tokenizer  # installed with every embedder that has a tokenizer
+
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -92,18 +144,48 @@ class CallableEmbedder:
         fn: The embedding function.
         id: Embedder id recorded in checkpoints.
         dim: Output dimension; checked on every call.
+        count_tokens: Optional ``texts -> token counts``, the embedder's tokenizer (see
+            :class:`TokenCounter`); without it the router estimates prompt lengths.
 
     Raises:
-        ConfigError: ``fn`` is not callable, or ``id``/``dim`` are invalid.
+        ConfigError: ``fn`` (or ``count_tokens``) is not callable, or ``id``/``dim`` are invalid.
     """
 
-    def __init__(self, fn: Callable[[list[str]], Any], *, id: str, dim: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[[list[str]], Any],
+        *,
+        id: str,
+        dim: int,
+        count_tokens: Callable[[list[str]], Sequence[int]] | None = None,
+    ) -> None:
         if not callable(fn):
             raise ConfigError(f"CallableEmbedder fn must be callable (texts -> (n, dim) array), got {fn!r}")
+        if count_tokens is not None and not callable(count_tokens):
+            raise ConfigError(f"CallableEmbedder count_tokens must be callable (texts -> counts), got {count_tokens!r}")
         _check_id_and_dim(id, dim, "CallableEmbedder")
         self._fn = fn
+        self._count = count_tokens
         self.id = id
         self.dim = dim
+
+    @property
+    def has_token_counter(self) -> bool:
+        """Whether ``count_tokens`` was given."""
+        return self._count is not None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts from the given ``count_tokens``.
+
+        Raises:
+            ConfigError: None was given (check :attr:`has_token_counter`).
+        """
+        if self._count is None:
+            raise ConfigError(f"embedder {self.id} has no count_tokens; pass CallableEmbedder(..., count_tokens=fn)")
+        counts = [int(c) for c in self._count(list(texts))]
+        if len(counts) != len(texts) or min(counts, default=0) < 0:
+            raise EmbeddingError(f"count_tokens of {self.id} must return one count >= 0 per text, got {counts}")
+        return counts
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""
@@ -142,6 +224,22 @@ class CachedEmbedder:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @property
+    def has_token_counter(self) -> bool:
+        """Whether the wrapped embedder counts tokens (:class:`TokenCounter`)."""
+        return token_counter(self.embedder) is not None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The wrapped embedder's token counts (not cached: counting is far cheaper than embedding).
+
+        Raises:
+            ConfigError: The wrapped embedder has no tokenizer (check :attr:`has_token_counter`).
+        """
+        count = token_counter(self.embedder)
+        if count is None:
+            raise ConfigError(f"embedder {self.id} has no count_tokens")
+        return count(texts)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts, computing only those not in the cache; returns float32 (len(texts), dim)."""

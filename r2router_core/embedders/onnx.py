@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import check_embeddings, check_texts
+from r2router_core.embedders.base import check_embeddings, check_texts, count_with_tokenizer, counting_tokenizer
 from r2router_core.errors import ConfigError, missing_dependency
 
 __all__ = ["OnnxEmbedder", "export_onnx", "onnx_embedder", "quantize_onnx"]
@@ -180,6 +180,7 @@ class OnnxEmbedder:
         self.dim = int(settings["dim"])
         self.batch_size = batch_size
         self._tokenizer = tokenizers.Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
+        self._counter = counting_tokenizer(self._tokenizer)
         self._tokenizer.enable_truncation(int(settings["max_length"]))
         self._tokenizer.enable_padding()
         options = ort.SessionOptions()
@@ -196,6 +197,10 @@ class OnnxEmbedder:
             "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
         }
         return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens with the model's own tokenizer (whole text, no special tokens)."""
+        return count_with_tokenizer(self._counter, texts)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns unit-norm float32 of shape (len(texts), dim)."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import check_embeddings, check_texts
+from r2router_core.embedders.base import check_embeddings, check_texts, count_with_tokenizer, counting_tokenizer
 from r2router_core.errors import ConfigError, ResourceUnavailableError, missing_dependency
 
 __all__ = [
@@ -178,6 +178,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.model_kwargs = dict(model_kwargs or {})
         self._model: Any = None
+        self._counter: Any = None
 
     @property
     def dim(self) -> int:
@@ -216,6 +217,19 @@ class SentenceTransformerEmbedder:
             raise _hub_unavailable(self.model_name_or_path, type(exc).__name__) from exc
         logger.info("loaded sentence-transformers model %s", self.model_name_or_path)
         return self._model
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens with the model's own (fast) tokenizer: whole text, no special tokens.
+
+        Loads the model on first use, as :meth:`embed` does.
+        """
+        if self._counter is None:
+            tokenizer = self._load().tokenizer
+            backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer's tokenizers.Tokenizer
+            if backend is None:  # a slow (pure Python) tokenizer: its own call, untruncated
+                return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+            self._counter = counting_tokenizer(backend)
+        return count_with_tokenizer(self._counter, texts)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns float32 of shape (len(texts), dim)."""

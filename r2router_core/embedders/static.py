@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import check_embeddings, check_texts
+from r2router_core.embedders.base import check_embeddings, check_texts, count_with_tokenizer, counting_tokenizer
 from r2router_core.errors import ConfigError, missing_dependency
 
 __all__ = ["DEFAULT_STATIC_DIMS", "StaticEmbedder", "distill_static", "static_embedder"]
@@ -88,6 +88,13 @@ class StaticEmbedder:
         self.dim = int(self._model.dim)
         mean = np.asarray(self._model.embedding, dtype=np.float64).mean(axis=0)
         self._fallback = (mean / np.linalg.norm(mean)).astype(np.float32)
+        self._counter: Any = None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens with the model's own tokenizer (whole text, no special tokens)."""
+        if self._counter is None:
+            self._counter = counting_tokenizer(self._model.tokenizer)
+        return count_with_tokenizer(self._counter, texts)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts; returns unit-norm float32 of shape (len(texts), dim)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ __all__ = [
     "RouterConfig",
     "check_budget",
     "check_price",
+    "check_prices",
     "format_budget",
 ]
 
@@ -72,40 +73,107 @@ def check_price(value: Any, what: str) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ModelSpec:
     """One LLM of the pool and its list prices.
 
+    A price left out (``None``, the default of ``input_price``) is *not given*, which
+    is not free: the spec records it in :attr:`missing_prices` and prices it at 0 in
+    arithmetic, and :func:`check_prices` refuses it wherever money is planned
+    (``r2router train``, building a config from data, serving). Free is an explicit
+    ``0``.
+
     Attributes:
         name: Short name used everywhere in r2router (labels, mappings, decisions).
-        output_price: USD per 1M output tokens.
-        input_price: USD per 1M input tokens (0 if unknown).
+        output_price: USD per 1M output tokens (given as ``None`` = not given, read as 0.0).
+        input_price: USD per 1M input tokens (``None``, the default = not given, read as 0.0).
         full_name: The provider's model id; defaults to ``name``.
+        available: False for a model that cannot be called as it stands (the research
+            release marks self-hosted ones so): still scored, like the release does;
+            the integrations serve only models with an upstream or a child model.
+        missing_prices: Which of ``"input_price"`` and ``"output_price"`` were not given
+            (``dataclasses.replace`` passes the prices as read, 0.0: build a new spec to keep them unset).
     """
 
     name: str
     output_price: float
-    input_price: float = 0.0
-    full_name: str = ""
+    input_price: float
+    full_name: str
+    available: bool
+    missing_prices: tuple[str, ...] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"model name must be a non-empty string, got {self.name!r}")
-        object.__setattr__(self, "output_price", check_price(self.output_price, f"output_price of {self.name!r}"))
-        object.__setattr__(self, "input_price", check_price(self.input_price, f"input_price of {self.name!r}"))
-        if not isinstance(self.full_name, str):
-            raise ConfigError(f"full_name of {self.name!r} must be a string, got {self.full_name!r}")
-        if not self.full_name:
-            object.__setattr__(self, "full_name", self.name)
+    def __init__(
+        self,
+        name: str,
+        output_price: float | None,
+        input_price: float | None = None,
+        full_name: str = "",
+        available: bool = True,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"model name must be a non-empty string, got {name!r}")
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        missing = []
+        for key, value in (("input_price", input_price), ("output_price", output_price)):
+            if value is None:
+                missing.append(key)
+            set_(self, key, check_price(0.0 if value is None else value, f"{key} of {name!r}"))
+        set_(self, "missing_prices", tuple(missing))
+        if not isinstance(full_name, str):
+            raise ConfigError(f"full_name of {name!r} must be a string, got {full_name!r}")
+        set_(self, "full_name", full_name or name)
+        if not isinstance(available, bool):
+            raise ConfigError(f"available of {name!r} must be true or false, got {available!r}")
+        set_(self, "available", available)
+
+    @property
+    def priced(self) -> bool:
+        """Both prices given (0 included)."""
+        return not self.missing_prices
+
+    def price_text(self, key: Literal["input_price", "output_price"]) -> str:
+        """One price for people: ``"2.5"``, ``"free"`` (an explicit 0) or ``"not given"``."""
+        if key in self.missing_prices:
+            return "not given"
+        value: float = getattr(self, key)
+        return "free" if value == 0 else f"{value:g}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
+        """JSON-ready form; a price not given is ``null``; ``available`` is written only when false."""
+        data: dict[str, Any] = {
             "name": self.name,
             "full_name": self.full_name,
-            "input_price": self.input_price,
-            "output_price": self.output_price,
+            "input_price": None if "input_price" in self.missing_prices else self.input_price,
+            "output_price": None if "output_price" in self.missing_prices else self.output_price,
         }
+        if not self.available:
+            data["available"] = False
+        return data
+
+
+def check_prices(models: RouterConfig | Iterable[ModelSpec], pool: Iterable[str] | None = None) -> None:
+    """Refuse a pool with a price not given: money is never planned on a silent $0.
+
+    Every place that plans spending or fits a router on cost calls this (``r2router train``,
+    configs built from data, the collector's plan, the gateway and the integrations).
+
+    Args:
+        models: A config, or model specs.
+        pool: Check only these model names (e.g. the models a gateway serves); default all.
+
+    Raises:
+        ConfigError: Naming each model and price not given, and the fix (an explicit 0 is free).
+    """
+    specs = models.models if isinstance(models, RouterConfig) else tuple(models)
+    wanted = None if pool is None else set(pool)
+    unpriced = [m for m in specs if m.missing_prices and (wanted is None or m.name in wanted)]
+    if unpriced:
+        listed = "; ".join(f"{m.name}: {', '.join(m.missing_prices)}" for m in unpriced)
+        raise ConfigError(
+            f"prices not given ({listed}); give each model's input_price and output_price in USD per 1M "
+            "tokens (0 for a free model)"
+        )
 
 
 def check_budget(value: Any, what: str) -> Budget:
@@ -146,6 +214,11 @@ class RouterConfig:
         index: Neighbour search, ``"exact"``, ``"ann"`` (faiss IVF-Flat) or
             ``"auto"`` (ann for large training sets); see :mod:`r2router_core.engine.index`.
         index_params: Parameters of the ann index (``nlist``, ``nprobe``, ``seed``); ``None`` = defaults.
+        default_input_tokens: The prompt length (tokens) priced when a call gives none and
+            no prompt text is known (``route(embedding)``, ``route_batch``). ``None`` (the
+            default, and what checkpoints without it read as) adds no input cost; a router read
+            from the research release has its ``route()``'s 100. ``route_text`` counts the
+            prompt's own tokens instead, and a caller's ``input_tokens`` wins over both.
     """
 
     models: tuple[ModelSpec, ...]
@@ -163,6 +236,7 @@ class RouterConfig:
     selection: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
     index: Literal["exact", "ann", "auto"] = DEFAULT_INDEX
     index_params: dict[str, int] | None = field(default=None, hash=False)
+    default_input_tokens: int | None = None
 
     def __post_init__(self) -> None:
         models = tuple(self.models)
@@ -195,6 +269,13 @@ class RouterConfig:
         object.__setattr__(self, "interpolated_budgets", self._check_interpolated(budgets))
         self._check_predictor()
         self._check_index()
+        if self.default_input_tokens is not None:
+            if not _is_int(self.default_input_tokens) or self.default_input_tokens < 0:
+                raise ConfigError(
+                    "default_input_tokens must be an int >= 0 (the prompt length priced when none is known) "
+                    f"or None (no input cost), got {self.default_input_tokens!r}"
+                )
+            object.__setattr__(self, "default_input_tokens", int(self.default_input_tokens))
 
     def _check_predictor(self) -> None:
         if self.predictor not in PREDICTORS:
@@ -269,7 +350,7 @@ class RouterConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``config.json`` of a checkpoint).
 
-        ``index`` and ``index_params`` are written only when not the defaults, so
+        ``index``, ``index_params`` and ``default_input_tokens`` are written only when not the defaults, so
         readers that predate them still open checkpoints that do not use them.
         """
         data = {
@@ -292,6 +373,8 @@ class RouterConfig:
             data["index"] = self.index
         if self.index_params is not None:
             data["index_params"] = self.index_params
+        if self.default_input_tokens is not None:
+            data["default_input_tokens"] = self.default_input_tokens
         return data
 
     @classmethod
@@ -321,8 +404,9 @@ class RouterConfig:
                 ModelSpec(
                     name=raw["name"],
                     output_price=raw["output_price"],
-                    input_price=raw.get("input_price", 0.0),
+                    input_price=raw.get("input_price"),
                     full_name=raw.get("full_name") or "",
+                    available=raw.get("available", True),
                 )
             )
         known = {
@@ -342,6 +426,7 @@ class RouterConfig:
             "selection",
             "index",
             "index_params",
+            "default_input_tokens",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -364,6 +449,7 @@ class RouterConfig:
             selection=data.get("selection"),
             index=data.get("index", DEFAULT_INDEX),
             index_params=data.get("index_params"),
+            default_input_tokens=data.get("default_input_tokens"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -383,7 +469,7 @@ class RouterConfig:
         return cls.from_dict(data)
 
 
-_MODEL_KEYS = {"name", "full_name", "input_price", "output_price"}
+_MODEL_KEYS = {"name", "full_name", "input_price", "output_price", "available"}
 
 
 def _json_list(value: Any, key: str) -> tuple[Any, ...]:

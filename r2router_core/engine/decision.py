@@ -1,7 +1,14 @@
-"""Typed, immutable routing results: a decision and its candidates."""
+"""Typed, immutable routing results: a decision and its candidates.
+
+Every arm's predicted cost is shown whole and apart: ``predicted_cost =
+predicted_input_cost + predicted_output_cost``, where the input cost is the prompt's
+tokens x the model's input price and the output cost the predicted (capped) output
+tokens x its output price, both in USD per query.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +37,9 @@ class Candidate:
         utility: ``(1 - lambda) * quality - lambda * cost``.
         eligible: False if the call's constraints excluded this arm.
         interpolated: True for a budget between anchors (the continuous extension).
+        predicted_input_cost: The prompt's tokens x the input price, USD (0 when no prompt
+            length was known; NaN for an arm not priced by the router, e.g. a collector's cell).
+        predicted_output_cost: Predicted output tokens x the output price, USD.
     """
 
     model: str
@@ -41,6 +51,8 @@ class Candidate:
     utility: float
     eligible: bool
     interpolated: bool = False
+    predicted_input_cost: float = math.nan
+    predicted_output_cost: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -54,6 +66,8 @@ class Candidate:
             "utility": self.utility,
             "eligible": self.eligible,
             "interpolated": self.interpolated,
+            "predicted_input_cost": self.predicted_input_cost,
+            "predicted_output_cost": self.predicted_output_cost,
         }
 
 
@@ -62,7 +76,10 @@ _new_candidate = object.__new__
 
 @dataclass(frozen=True, eq=False)
 class ArmTable:
-    """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row."""
+    """Arrays behind the decisions of one batch, shape (n, M, C) each; shared, read by row.
+
+    ``input_tokens`` (n,) is each row's priced prompt length, ``None`` when no row had one.
+    """
 
     config: RouterConfig
     options: RoutingOptions
@@ -72,6 +89,22 @@ class ArmTable:
     cost: NDArray[np.float64]
     utility: NDArray[np.float64]
     eligible: NDArray[np.bool_]
+    input_tokens: NDArray[np.float64] | None = None
+
+    def row_input_tokens(self, row: int) -> int | None:
+        """The prompt length priced for ``row``, or ``None``."""
+        return None if self.input_tokens is None else int(self.input_tokens.item(row))
+
+    def split_costs(self, row: int) -> tuple[list[float], list[list[float]]]:
+        """(input cost per model (M,), output cost per model and budget (M, C)) of ``row``, USD.
+
+        The same arithmetic as :meth:`ArmPricing.costs`, so input + output is the arm's cost.
+        """
+        tokens = self.row_input_tokens(row)
+        models = self.config.models
+        inputs = [0.0 if not tokens else tokens * m.input_price / 1e6 for m in models]
+        outputs = [[t * m.output_price / 1e6 for t in self.tokens[row, mi].tolist()] for mi, m in enumerate(models)]
+        return inputs, outputs
 
     def order(self, row: int) -> list[int]:
         """Flat arm indices (into M x C) of ``row``, best utility first, ineligible arms last.
@@ -88,6 +121,7 @@ class ArmTable:
         """The :class:`Candidate` of arm ``flat`` (index into M x C) of ``row``."""
         mi, bi = divmod(flat, len(self.budgets))
         spec = self.config.models[mi]
+        tokens = self.row_input_tokens(row)
         return Candidate(
             model=spec.name,
             model_full_name=spec.full_name,
@@ -98,6 +132,8 @@ class ArmTable:
             utility=self.utility.item(row, mi, bi),
             eligible=self.eligible.item(row, mi, bi),
             interpolated=bi >= len(self.config.budgets),
+            predicted_input_cost=0.0 if not tokens else tokens * spec.input_price / 1e6,
+            predicted_output_cost=self.tokens.item(row, mi, bi) * spec.output_price / 1e6,
         )
 
     def candidates(self, row: int) -> tuple[Candidate, ...]:
@@ -109,6 +145,7 @@ class ArmTable:
         values = [a[row].ravel().tolist() for a in (self.quality, self.tokens, self.cost, self.utility, self.eligible)]
         quality, tokens, cost, utility, eligible = values
         models = self.config.models
+        input_costs, output_costs = self.split_costs(row)
         out = []
         for flat in self.order(row):
             mi, bi = divmod(flat, n_budgets)
@@ -126,6 +163,8 @@ class ArmTable:
                 utility=utility[flat],
                 eligible=eligible[flat],
                 interpolated=bi >= n_anchor,
+                predicted_input_cost=input_costs[mi],
+                predicted_output_cost=output_costs[mi][bi],
             )
             out.append(candidate)
         return tuple(out)
@@ -141,6 +180,9 @@ _ITEM_KEYS = {
     "predicted_quality": "predicted_quality",
     "predicted_tokens": "predicted_tokens",
     "predicted_cost": "predicted_cost",
+    "predicted_input_cost": "predicted_input_cost",
+    "predicted_output_cost": "predicted_output_cost",
+    "input_tokens": "input_tokens",
     "utility": "utility",
     "risk": "utility",
     "lambda": "lambda_",
@@ -160,7 +202,8 @@ class RoutingDecision:
         token_limit: Chosen output-token budget; ``None`` = uncapped.
         predicted_quality: Predicted quality in [0, 1].
         predicted_tokens: Predicted output tokens (capped at the budget).
-        predicted_cost: Predicted USD for this query.
+        predicted_cost: Predicted USD for this query (:attr:`predicted_input_cost` +
+            :attr:`predicted_output_cost`).
         utility: The maximised utility.
         lambda_: The lambda used.
     """
@@ -180,6 +223,22 @@ class RoutingDecision:
     def candidates(self) -> tuple[Candidate, ...]:
         """Every (model, budget) arm, best utility first; ineligible arms last (built on first access)."""
         return self._table.candidates(self._row)
+
+    @property
+    def input_tokens(self) -> int | None:
+        """The prompt length priced: the caller's ``input_tokens``, else the prompt's counted tokens
+        (``route_text``), else the config's ``default_input_tokens``; ``None`` = no input cost."""
+        return self._table.row_input_tokens(self._row)
+
+    @property
+    def predicted_input_cost(self) -> float:
+        """USD of the prompt on the chosen model: :attr:`input_tokens` x its input price (0 if none)."""
+        return self.chosen.predicted_input_cost
+
+    @property
+    def predicted_output_cost(self) -> float:
+        """USD of the predicted output of the chosen arm: :attr:`predicted_tokens` x the output price."""
+        return self.chosen.predicted_output_cost
 
     @property
     def options(self) -> RoutingOptions:
@@ -249,6 +308,9 @@ class RoutingDecision:
             "predicted_quality": arm.predicted_quality,
             "predicted_tokens": arm.predicted_tokens,
             "predicted_cost": arm.predicted_cost,
+            "predicted_input_cost": arm.predicted_input_cost,
+            "predicted_output_cost": arm.predicted_output_cost,
+            "input_tokens": self.input_tokens,
             "utility": arm.utility,
             "lambda": self.lambda_,
             "fallbacks": [f.to_dict() for f in failures],
@@ -286,6 +348,9 @@ class RoutingDecision:
             "predicted_quality": self.predicted_quality,
             "predicted_tokens": self.predicted_tokens,
             "predicted_cost": self.predicted_cost,
+            "predicted_input_cost": self.predicted_input_cost,
+            "predicted_output_cost": self.predicted_output_cost,
+            "input_tokens": self.input_tokens,
             "utility": self.utility,
             "lambda": self.lambda_,
             "max_tokens": self.max_tokens,

@@ -14,7 +14,7 @@ from typing import Any, TypedDict, Unpack
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.embedders.base import Embedder, check_embeddings, check_texts
+from r2router_core.embedders.base import Embedder, check_embeddings, check_texts, token_counter
 from r2router_core.engine.checkpoint import (
     CONFIG_FILE,
     INDEX_DIR,
@@ -177,6 +177,7 @@ class R2Router:
         self._pricing = ArmPricing.of(c)
         self._anchor_caps = ArmPricing.of(c, c.budgets).caps
         self._default_options = RoutingOptions.build(c)
+        self._unpriced = [m.name for m in c.models if m.missing_prices]  # warned about once, when it matters
         self._resolved: dict[RoutingOptions, RoutingOptions] = {}
         self._resolved_for = c
 
@@ -403,6 +404,7 @@ class R2Router:
         input_tokens: int | None = None,
         max_tokens: int | None = None,
         min_budget: int | None = None,
+        prompt_tokens: Sequence[int] | NDArray[Any] | None = None,
     ) -> list[RoutingDecision]:
         """Route a batch of embeddings.
 
@@ -413,10 +415,14 @@ class R2Router:
             allowed_models: Choose only among these pool models.
             max_budget: Only budgets <= this many output tokens (excludes uncapped).
             max_cost: Only arms with predicted cost <= this many USD per query.
-            input_tokens: Prompt length in tokens, to add each model's input cost.
+            input_tokens: Prompt length in tokens of every row, to add each model's input cost;
+                wins over ``prompt_tokens`` and the config's ``default_input_tokens``.
             max_tokens: The caller's own output cap: an upper bound on the chosen budget
                 (below every budget, the smallest budget's arms compete, capped at it).
             min_budget: Budget floor for outputs that must not be cut (tools, structured output).
+            prompt_tokens: Each row's own prompt length in tokens, shape (n,) (what
+                :meth:`route_texts` counts), priced unless ``input_tokens`` is given. Without
+                either, rows are priced at the config's ``default_input_tokens`` (``None`` = no input cost).
 
         Returns:
             One :class:`RoutingDecision` per row.
@@ -424,7 +430,7 @@ class R2Router:
         Raises:
             EmbeddingError: NaN/inf, all-zero rows or the wrong dimension.
             ConstraintError: Unknown model, or no candidate left.
-            ConfigError: An option out of range.
+            ConfigError: An option out of range, or ``prompt_tokens`` not one count >= 0 per row.
         """
         keywords = (lambda_, allowed_models, max_budget, max_cost, input_tokens, max_tokens, min_budget)
         if any(value is not None for value in keywords):
@@ -447,7 +453,7 @@ class R2Router:
             )
         else:
             resolved = self._resolve(options)
-        return self._route_resolved(embeddings, resolved)
+        return self._route_resolved(embeddings, resolved, prompt_tokens)
 
     def _resolve(self, options: RoutingOptions) -> RoutingOptions:
         """``options.resolved(config)``, remembered per options value (a server sees few distinct ones)."""
@@ -461,12 +467,36 @@ class R2Router:
             self._resolved[options] = resolved
         return resolved
 
-    def _route_resolved(self, embeddings: NDArray[Any], options: RoutingOptions) -> list[RoutingDecision]:
+    def _input_tokens(
+        self, n: int, options: RoutingOptions, prompt_tokens: Sequence[int] | NDArray[Any] | None
+    ) -> NDArray[np.float64] | None:
+        """Each row's priced prompt length (n,): the caller's, else the counted, else the config's default."""
+        if options.input_tokens is not None:
+            return np.full(n, float(options.input_tokens))
+        if prompt_tokens is not None:
+            counts = np.asarray(prompt_tokens, dtype=np.float64)
+            if counts.shape != (n,) or not np.isfinite(counts).all() or (counts < 0).any():
+                raise ConfigError(
+                    f"prompt_tokens must hold one token count >= 0 per row ({n} rows), got shape {counts.shape}"
+                )
+            return counts
+        default = self._config.default_input_tokens
+        return None if default is None else np.full(n, float(default))
+
+    def _route_resolved(
+        self,
+        embeddings: NDArray[Any],
+        options: RoutingOptions,
+        prompt_tokens: Sequence[int] | NDArray[Any] | None = None,
+    ) -> list[RoutingDecision]:
         lam = self._config.lambda_ if options.lambda_ is None else options.lambda_
         pred = self.predict(embeddings)
         # _shape clipped the tokens at the anchor budgets; only interpolated budgets need capping again
         capped = self._pricing.capped_tokens(pred.tokens) if self._config.interpolated_budgets else pred.tokens
-        cost = self._pricing.costs(capped, options.input_tokens)
+        input_tokens = self._input_tokens(pred.quality.shape[0], options, prompt_tokens)
+        if self._unpriced and input_tokens is not None:
+            self._warn_unpriced()
+        cost = self._pricing.costs(capped, input_tokens)
         util = utilities(pred.quality, cost, lam)
         if options.restricts_arms or not self._all_predicted:
             ok = eligibility(pred, cost, self._config, options)
@@ -475,8 +505,17 @@ class R2Router:
             ok = np.empty(util.shape, dtype=bool)
             ok.fill(True)
             chosen = util.reshape(util.shape[0], -1).argmax(axis=1)
-        table = ArmTable(self._config, options, pred.budgets, pred.quality, capped, cost, util, ok)
+        table = ArmTable(self._config, options, pred.budgets, pred.quality, capped, cost, util, ok, input_tokens)
         return [self._decision(table, i, flat, lam) for i, flat in enumerate(chosen.tolist())]
+
+    def _warn_unpriced(self) -> None:
+        """One warning per router: some model's price was not given, so its cost counts as 0."""
+        logger.warning(
+            "prices not given for %s: their cost counts as 0 in every decision; give each model's input_price and "
+            "output_price (0 for free) so the router sees the whole bill (check_prices refuses such pools)",
+            self._unpriced,
+        )
+        self._unpriced = []
 
     def _decision(self, table: ArmTable, row: int, flat: int, lambda_: float) -> RoutingDecision:
         """The decision for ``row`` of a batch whose best arm is ``flat`` (index into M x C)."""
@@ -509,9 +548,15 @@ class R2Router:
     def route_texts(
         self, texts: Sequence[str], options: RoutingOptions | None = None, **keywords: Unpack[OptionKeywords]
     ) -> list[RoutingDecision]:
-        """Embed prompts with the attached embedder and route them; options as :meth:`route_batch`."""
+        """Embed prompts with the attached embedder and route them; options as :meth:`route_batch`.
+
+        Each prompt's input cost is priced at its own length (:meth:`count_tokens`) unless
+        ``input_tokens`` is given.
+        """
         texts = check_texts(texts)
-        return self.route_batch(self.embed(texts), options, **keywords)
+        counted = options is None or options.input_tokens is None
+        counts = self.count_tokens(texts) if counted and keywords.get("input_tokens") is None else None
+        return self.route_batch(self.embed(texts), options, prompt_tokens=counts, **keywords)
 
     def route_text(
         self, text: str, options: RoutingOptions | None = None, **keywords: Unpack[OptionKeywords]
@@ -522,11 +567,18 @@ class R2Router:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each prompt's length in tokens, for its input cost.
 
-        Uses :func:`~r2router_core.engine.tokens.estimate_tokens` (``max(1, int(1.3 x words))``).
+        Counted with the attached embedder's own tokenizer when it has one
+        (:class:`~r2router_core.embedders.TokenCounter`: MiniLM's WordPiece, a sentence-transformers
+        model's tokenizer), else estimated with :func:`~r2router_core.engine.tokens.estimate_tokens`
+        (``max(1, int(1.3 x words))``, the research release's). Their measured errors against an
+        LLM's reported counts are in docs/input-cost.md.
         """
-        from r2router_core.engine.tokens import estimate_tokens
+        count = token_counter(self._embedder)
+        if count is None:
+            from r2router_core.engine.tokens import estimate_tokens
 
-        return estimate_tokens(texts)
+            return estimate_tokens(texts)
+        return [int(c) for c in count(list(texts))]
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed prompts with the attached embedder, shape (n, D)."""

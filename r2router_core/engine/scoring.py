@@ -3,7 +3,10 @@ per-call constraints, and the argmax.
 
     utility(M, b) = (1 - lambda) * Q(x, M, b) - lambda * cost(x, M, b)
     cost(x, M, b) = min(T(x, M, b), b) * output_price_M / 1e6
-                    + input_tokens * input_price_M / 1e6        (when known)
+                    + input_tokens(x) * input_price_M / 1e6     (when known)
+
+``input_tokens(x)`` is the caller's ``input_tokens`` if given, else the prompt's counted
+tokens (``route_text``), else the config's ``default_input_tokens`` (vectors alone).
 
 All functions work on whole batches: arrays of shape (n, M, C) for n queries,
 M models and C candidate budgets.
@@ -112,9 +115,20 @@ class ArmPricing:
         """``tokens`` (n, M, C) capped at each arm's budget."""
         return np.minimum(tokens, self.caps)
 
-    def costs(self, capped: NDArray[np.float64], input_tokens: int | None = None) -> NDArray[np.float64]:
-        """USD per query (n, M, C) from capped output tokens (n, M, C), plus the input cost when known."""
+    def costs(
+        self, capped: NDArray[np.float64], input_tokens: int | NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
+        """USD per query (n, M, C): capped output tokens (n, M, C) x output price, plus the input cost when known.
+
+        Args:
+            capped: Output tokens capped at each arm's budget.
+            input_tokens: The prompt's tokens: one count for every row, or one per row, shape (n,).
+        """
         cost = capped * self.output_price / 1e6
+        if input_tokens is None:
+            return cost
+        if isinstance(input_tokens, np.ndarray):
+            return cost + input_tokens.reshape(-1, 1, 1) * self.input_price / 1e6
         if input_tokens:
             cost = cost + input_tokens * self.input_price / 1e6
         return cost

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core.engine.config import Budget, ModelSpec, RouterConfig
+from r2router_core.engine.config import Budget, ModelSpec, RouterConfig, check_prices
 from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import DataError
 
@@ -104,7 +104,13 @@ class RoutingDataset:
         )
 
     def config(self, **settings: Any) -> RouterConfig:
-        """A RouterConfig for this pool and these budgets; ``settings`` override defaults."""
+        """A RouterConfig for this pool and these budgets; ``settings`` override defaults.
+
+        Raises:
+            ConfigError: A model's price is not given (:func:`~r2router_core.engine.config.check_prices`):
+                a router is never built on a silent $0.
+        """
+        check_prices(self.models)
         return RouterConfig(models=self.models, budgets=self.budgets, **settings)
 
     def training_data(self, embeddings: NDArray[Any]) -> TrainingData:

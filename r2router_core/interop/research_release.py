@@ -26,14 +26,24 @@ lambda (see docs/configuration.md), so :func:`read_research_release` converts th
 * prices: the release's are USD per 1M tokens, as r2router's (copied unchanged);
 * ``default_lambda`` becomes ``lambda_``, unchanged in meaning.
 
-Two differences stay, documented rather than hidden: the release adds the input cost of
-``input_tokens=100`` when the caller gives none, r2router adds none (pass ``input_tokens=100``
-for the release's exact scores); and the release rounds scores to 8 decimals before its argmax.
+The release's ``route()`` prices a prompt of ``input_tokens=100`` when the caller gives none:
+the converted config's ``default_input_tokens`` is that 100, so ``route(embedding)`` and
+``route_batch`` score every arm as the release does. ``route_text`` prices each prompt at its
+counted length (:meth:`R2Router.count_tokens`): the attached embedder's tokenizer if it has one,
+else ``max(1, int(1.3 x words))``, the release's own ``route_text`` estimate. Pass
+``input_tokens=`` to price a given length. One difference stays: the release rounds scores to 8
+decimals before its argmax, so where rounding makes a tie either arm may be chosen.
 
-Models marked ``"available": false`` (not served under their ``openrouter_id``; the release's
-notes say they need self-hosting, one maps to a different model) are skipped by default, with a
-warning naming them, so no decision sends a prompt to a model that cannot answer it; pass
-``include_unavailable=True`` to keep them (the release's own ``route`` scores them too).
+Every model is scored, as the release's ``route`` does, whatever its ``"available"`` flag says;
+the flag is kept on each :class:`ModelSpec` (``available``), saved and shown by ``r2router info``.
+Models marked ``"available": false`` are not served under their ``openrouter_id`` (the release's
+notes say they need self-hosting), so serving (the gateway, LangChain, LlamaIndex) only calls the
+models that have an upstream or a child model, as the pool rule of each integration says.
+``include_unavailable=False`` drops them instead (with a warning naming them).
+
+The unpickling warnings of scikit-learn (``InconsistentVersionWarning``, one per object when the
+release was pickled by another scikit-learn version) become one logged line: every object is
+checked against its own ``predict`` on load anyway.
 
 Unpickling runs code from the files, so they load only with ``trust_pickles=True``. What comes
 out is checked: each object must be a fitted linear regressor with ``coef_`` of shape
@@ -46,6 +56,9 @@ import json
 import logging
 import math
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,6 +81,8 @@ LIMITED_FILE = "limited_score_predictors.joblib"
 UNLIMITED_SCORE_FILE = "unlimited_score_predictor.joblib"
 UNLIMITED_TOKEN_FILE = "unlimited_token_predictor.joblib"
 UNLIMITED = "unlimited"
+DEFAULT_INPUT_TOKENS = 100
+"""The prompt length the release's ``route()`` prices when the caller gives none."""
 SOURCE = "R2-Router research release"
 """How the converted config's ``selection["source"]["format"]`` names where its weights came from."""
 
@@ -104,14 +119,15 @@ def find_research_release(directory: str | Path) -> Path | None:
 
 
 def read_research_release(
-    directory: str | Path, *, trust_pickles: bool = False, include_unavailable: bool = False
+    directory: str | Path, *, trust_pickles: bool = False, include_unavailable: bool = True
 ) -> tuple[RouterConfig, RidgePredictor]:
     """Convert the research release in ``directory`` into a config and a fitted ridge predictor.
 
     Args:
         directory: The folder holding ``config.json`` and ``checkpoints/`` (or the repository root).
         trust_pickles: Allow unpickling the ``.joblib`` files (runs code from them).
-        include_unavailable: Keep the models the release marks ``"available": false``.
+        include_unavailable: Keep the models the release marks ``"available": false`` (the default,
+            as the release's ``route`` scores them; each keeps ``available=False``). False drops them.
 
     Returns:
         (the config: pool, budgets with ``None`` for "unlimited", lambda, embedder;
@@ -135,7 +151,8 @@ def read_research_release(
         )
     config = _config(raw, found, include_unavailable=include_unavailable)
     dim = int(config.embedding_dim or 0)
-    heads = [_model_heads(_model_folder(found, raw, m.name), config.budgets, dim) for m in config.models]
+    with _one_line_for_version_warnings(found):
+        heads = [_model_heads(_model_folder(found, raw, m.name), config.budgets, dim) for m in config.models]
     alphas = {h.alpha for h in heads}
     alpha = alphas.pop() if len(alphas) == 1 and None not in alphas else config.alpha
     predictor = RidgePredictor.from_arrays(
@@ -147,6 +164,34 @@ def read_research_release(
     )
     logger.info("converted the %s in %s: %d models x %d budgets", SOURCE, found, len(heads), len(config.budgets))
     return config.with_options(alpha=alpha), predictor
+
+
+@contextmanager
+def _one_line_for_version_warnings(where: Path) -> Iterator[None]:
+    """scikit-learn's InconsistentVersionWarning (one per unpickled object) as one logged line; others pass."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    versions: set[tuple[str, str]] = set()
+    for w in caught:
+        if type(w.message).__name__ == "InconsistentVersionWarning":
+            message: Any = w.message
+            versions.add((str(message.original_sklearn_version), str(message.current_sklearn_version)))
+        else:  # not ours to swallow
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if versions:
+        theirs = ", ".join(sorted({v for v, _ in versions}))
+        ours = ", ".join(sorted({v for _, v in versions}))
+        n = sum(type(w.message).__name__ == "InconsistentVersionWarning" for w in caught)
+        logger.warning(
+            "the %s in %s was pickled with scikit-learn %s and is read with %s (%d objects); each ridge was "
+            "checked against its own predict, and router.save(dir) keeps it as plain arrays from then on",
+            SOURCE,
+            where,
+            theirs,
+            ours,
+            n,
+        )
 
 
 def _model_folder(root: Path, raw: dict[str, Any], name: str) -> Path:
@@ -176,6 +221,7 @@ def _config(raw: dict[str, Any], where: Path, *, include_unavailable: bool) -> R
             embedding_dim=dim,
             predictor="ridge",
             selection={"source": {"format": SOURCE, "router_name": raw.get("router_name"), "skipped_models": skipped}},
+            default_input_tokens=DEFAULT_INPUT_TOKENS,
         )
     except ConfigError as exc:
         raise CheckpointError(f"{path} cannot be converted: {exc}") from exc
@@ -197,8 +243,9 @@ def _pool(entries: dict[str, Any], path: Path, *, include_unavailable: bool) -> 
                 ModelSpec(
                     name,
                     output_price=entry["output_price_per_million"],
-                    input_price=entry.get("input_price_per_million", 0.0),
+                    input_price=entry.get("input_price_per_million"),
                     full_name=entry.get("openrouter_id") or "",
+                    available=entry.get("available", True) is not False,
                 )
             )
         except ConfigError as exc:
@@ -207,8 +254,8 @@ def _pool(entries: dict[str, Any], path: Path, *, include_unavailable: bool) -> 
         raise CheckpointError(f'{path} has no model to route to: {skipped} are all marked "available": false')
     if skipped:
         logger.warning(
-            'skipped the models %s of %s: marked "available": false (not served under their openrouter_id); '
-            "r2router_core.interop.research_release.read_research_release(path, include_unavailable=True) keeps them",
+            'dropped the models %s of %s (include_unavailable=False): marked "available": false; the release\'s own '
+            "route scores them, so its decisions differ where they would win",
             skipped,
             path,
         )

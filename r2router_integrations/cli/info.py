@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from r2router_core import format_budget
+from r2router_core import RouterConfig, TrainingData, format_budget
 from r2router_integrations.cli.common import add_router_argument, load_router, print_json
 
 
@@ -36,28 +36,66 @@ def run(args: argparse.Namespace) -> int:
     print(f"embedder:   {config.embedder or 'unknown'} ({config.embedding_dim}-dim)")
     if data is None:
         source = (config.selection or {}).get("source", {})
-        print(f"training:   no training rows (converted from {source.get('format', 'fitted weights')}: weights only)")
+        print(
+            f"training:   no training rows: fitted {config.predictor} heads converted from "
+            f"{source.get('format', 'fitted weights')} (weights only)"
+        )
         if source.get("skipped_models"):
             print(f"skipped:    {', '.join(source['skipped_models'])} (marked unavailable by the release)")
     else:
         print(
             f"training:   {data.n_queries} queries, {data.observed.mean():.1%} of (query, model, budget) cells observed"
         )
-    print(
-        f"settings:   predictor={config.predictor} k={config.k} alpha={config.alpha:g} "
-        f"blend_weight={config.blend_weight:g} metric={config.metric} weights={config.weights} lambda={config.lambda_}"
-    )
+    print(f"settings:   {_settings(config, has_rows=data is not None)}")
     print(
         f"budgets:    {', '.join(format_budget(b) for b in config.budgets)}"
         + (f" (+ interpolated {list(config.interpolated_budgets)})" if config.interpolated_budgets else "")
     )
-    print(f"{'model':<28} {'full name':<36} {'in $/M':>8} {'out $/M':>8} {'mean quality':>13}")
-    for mi, m in enumerate(config.models):
-        q = float(np.nanmean(data.quality[:, mi])) if data is not None and data.observed[:, mi].any() else float("nan")
-        print(f"{m.name:<28} {m.full_name:<36} {m.input_price:>8.3g} {m.output_price:>8.3g} {q:>13.3f}")
+    _print_models(config, data)
+    prompt = config.default_input_tokens
+    print(
+        "prompts:    "
+        + ("no input cost when the prompt is unknown" if prompt is None else f"{prompt} tokens when unknown")
+        + " (default_input_tokens); route_text counts each prompt's tokens"
+    )
     for line in selection_lines(config.selection or {}):
         print(line)
     return 0
+
+
+def _settings(config: RouterConfig, *, has_rows: bool) -> str:
+    """Every knob for a router with training rows (any predictor can be refit); a fitted-heads-only router's own."""
+    if has_rows:
+        return (
+            f"predictor={config.predictor} k={config.k} alpha={config.alpha:g} blend_weight={config.blend_weight:g} "
+            f"metric={config.metric} weights={config.weights} lambda={config.lambda_}"
+        )
+    knobs = [f"predictor={config.predictor}"]
+    if config.predictor in ("knn", "blend") and has_rows:
+        knobs += [f"k={config.k}", f"metric={config.metric}", f"weights={config.weights}"]
+    if config.predictor in ("ridge", "logistic", "blend"):
+        knobs.append(f"alpha={config.alpha:g}")
+    if config.predictor == "blend":
+        knobs.append(f"blend_weight={config.blend_weight:g}")
+    return " ".join([*knobs, f"lambda={config.lambda_}"])
+
+
+def _print_models(config: RouterConfig, data: TrainingData | None) -> None:
+    """The pool: prices used ("free" for an explicit 0, "not given" otherwise), availability, mean quality."""
+    quality = f" {'mean quality':>13}" if data is not None else ""
+    print(f"{'model':<28} {'full name':<36} {'in $/M':>9} {'out $/M':>9} {'available':>9}{quality}")
+    for mi, m in enumerate(config.models):
+        line = (
+            f"{m.name:<28} {m.full_name:<36} {m.price_text('input_price'):>9} {m.price_text('output_price'):>9} "
+            f"{'yes' if m.available else 'no':>9}"
+        )
+        if data is not None:
+            q = float(np.nanmean(data.quality[:, mi])) if data.observed[:, mi].any() else float("nan")
+            line += f" {q:>13.3f}"
+        print(line)
+    unpriced = [m.name for m in config.models if m.missing_prices]
+    if unpriced:
+        print(f"warning:    prices not given for {', '.join(unpriced)}: their cost counts as 0 when routing")
 
 
 def selection_lines(selection: Mapping[str, Any]) -> list[str]:

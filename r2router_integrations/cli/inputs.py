@@ -46,7 +46,7 @@ DATA_DESCRIPTION = """DATA is one of
   * a directory of R2-Bench <budget>_judge.csv files, priced by --models FILE;
   * a named public dataset: routerarena, alpacaeval-length or synthetic.
 The budgets are those the data holds. --models FILE is JSON or YAML mapping each model to
-{output_price, input_price, full_name} (USD per 1M tokens; only output_price is required),
+{output_price, input_price, full_name} (USD per 1M tokens; train needs both prices, 0 = free),
 optionally under a top-level "models" key.
 """
 """What DATA may be, for the commands' help."""

@@ -1,5 +1,9 @@
 """``r2router train DATA --out DIR``: fit a router and save the checkpoint.
 
+Every pool model needs its input and output price (USD per 1M tokens; 0 for a free
+model): a price not given stops the command before any work, and the summary prints
+the prices the router was trained on.
+
 Unless ``--lambda`` is given, lambda is calibrated by cross-validation on the
 training data for ``--target`` (default: the best arena score), and
 ``--predictor auto`` picks the predictor and its main knob the same way; both
@@ -18,7 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r2router_core import DEFAULT_TARGET, PREDICTORS, ConfigError, R2Router, RouterConfig, TrainingData
+from r2router_core import (
+    DEFAULT_TARGET,
+    PREDICTORS,
+    ConfigError,
+    ModelSpec,
+    R2Router,
+    RouterConfig,
+    TrainingData,
+    check_prices,
+)
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -96,12 +109,18 @@ def run(args: argparse.Namespace) -> int:
         f"({data.dim}-dim embeddings) in {seconds:.2f} s; saved to {Path(out).resolve()}"
     )
     c = router.config
+    print(f"prices:    {price_summary(c.models)} (USD per 1M tokens, in/out)")
     chosen = (c.selection or {}).get("predictor", {}).get("chosen")
     print(f"predictor: {c.predictor}" + (f" (auto chose {chosen} by CV)" if chosen else ""))
     lam = (c.selection or {}).get("lambda")
     how = f"calibrated by CV for {lam['target']}" if lam else "as given"
     print(f"lambda:    {c.lambda_:.6g} ({how})")
     return 0
+
+
+def price_summary(models: tuple[ModelSpec, ...]) -> str:
+    """The prices a router was trained on, for people: ``small 0.5/1, local free/free``."""
+    return ", ".join(f"{m.name} {m.price_text('input_price')}/{m.price_text('output_price')}" for m in models)
 
 
 def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
@@ -111,6 +130,7 @@ def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
 
     embedder = load_embedder(args.embedder, cache_size=0)
     with OutcomeStore(args.store) as store:
+        check_prices(store.models())  # before embedding: a price not given is an error, not $0
         names = store.graders()
         grader = args.grader if args.grader is not None else (names[0] if len(names) == 1 else None)
         if grader in names:  # a grader that scores every answer alike labels nothing
@@ -139,6 +159,7 @@ def _add_logged(router: R2Router, url: str) -> int:
 
 def _from_data(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
     inp = resolve_training_input(args)
+    check_prices(inp.dataset.models if inp.config is None else inp.config)  # the plan: before any embedding
     if inp.config is not None and inp.training_data is not None:
         config, data = inp.config, inp.training_data
     else:

@@ -329,9 +329,9 @@ def demo_router(*, lambda_: float = 0.9, dim: int = 64) -> R2Router:
     quality[n_chat:] = [[0.1, 0.3, 0.3], [0.2, 0.85, 0.85]]
     tokens[n_chat:] = [[32, 200, 400], [32, 180, 600]]
     config = RouterConfig(
-        models=(
-            ModelSpec("small", output_price=0.6, full_name="demo/small"),
-            ModelSpec("large", output_price=10.0, full_name="demo/large"),
+        models=(  # the demo prices output only: input free, said so
+            ModelSpec("small", output_price=0.6, input_price=0, full_name="demo/small"),
+            ModelSpec("large", output_price=10.0, input_price=0, full_name="demo/large"),
         ),
         budgets=budgets,
         lambda_=lambda_,

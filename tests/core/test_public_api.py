@@ -65,6 +65,7 @@ EXPECTED_ALL = [
     "call_cost",
     "check_instruction_template",
     "check_price",
+    "check_prices",
     "classify",
     "decision_record",
     "format_budget",

@@ -274,7 +274,7 @@ def _pool(rows: list[_Row], models: ModelsArg) -> tuple[ModelSpec, ...]:
             raise DataError(f"{row.where}: no output_price for {row.model!r}; add the column or pass models=...")
         if prices.setdefault(row.model, row.prices) != row.prices:
             raise DataError(f"{row.where}: prices of {row.model!r} differ from an earlier row's {prices[row.model]}")
-    return tuple(ModelSpec(m, output_price=out, input_price=inp or 0.0) for m, (out, inp) in prices.items())
+    return tuple(ModelSpec(m, output_price=out, input_price=inp) for m, (out, inp) in prices.items())  # None: not given
 
 
 def _axis(rows: list[_Row], budgets: Sequence[Budget] | None) -> tuple[Budget, ...]:

@@ -212,3 +212,37 @@ def test_missing_backend_names_its_extra(
     monkeypatch.setitem(sys.modules, f"{module}.distill", None)
     with pytest.raises(MissingDependencyError, match=rf"r2router\[{extra}\]"):
         load_embedder(spec)
+
+
+# -- token counting --------------------------------------------------------------------------------
+
+
+def _wordpiece_counts(texts: list[str]) -> list[int]:
+    """Oracle: MiniLM's packaged tokenizer.json, read afresh, whole texts, no special tokens."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(packaged_minilm_path() / "tokenizer.json"))
+    tokenizer.no_truncation()  # the file truncates and pads to 128 for embedding
+    tokenizer.no_padding()
+    return [len(tokenizer.encode(t, add_special_tokens=False).ids) for t in texts]
+
+
+def test_every_minilm_backend_counts_whole_prompts_with_its_wordpiece(
+    onnx_float: OnnxEmbedder, tiny_static: StaticEmbedder
+) -> None:
+    from r2router_core.embedders import CachedEmbedder, TokenCounter, token_counter
+
+    long = TEXTS[1] * 10  # far past the 256-token embedding window: counted whole, not truncated
+    want = _wordpiece_counts([*TEXTS, long])
+    assert want[-1] > 1000
+    for embedder in (onnx_float, default_embedder(), CachedEmbedder(onnx_float)):
+        assert isinstance(embedder, TokenCounter) and token_counter(embedder) is not None
+        assert embedder.count_tokens([*TEXTS, long]) == want
+    assert tiny_static.count_tokens(TEXTS)[0] > 0  # model2vec's own tokenizer
+    router = R2Router(
+        RouterConfig(models=(ModelSpec("m", 1.0, 0.5),), budgets=(100,), embedder=onnx_float.id, embedding_dim=384),
+        TrainingData(onnx_float.embed(TEXTS), ("m",), (100,), np.full((5, 1, 1), 0.5), np.full((5, 1), 50.0)),
+        embedder=onnx_float,
+    )
+    assert router.count_tokens(TEXTS) == want[:-1]
+    assert [d.input_tokens for d in router.route_texts(TEXTS)] == want[:-1]

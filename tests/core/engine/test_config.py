@@ -218,3 +218,23 @@ def test_load_missing_and_corrupt_files(tmp_path: Path) -> None:
 def test_format_budget() -> None:
     assert format_budget(None) == "uncapped"
     assert format_budget(400) == "400"
+
+
+def test_money_fields_round_trip_and_old_configs_read_as_before() -> None:
+    old = {"models": [{"name": "a", "output_price": 1.0, "input_price": 0.0}], "budgets": [100]}  # as written before
+    config = RouterConfig.from_dict(old)
+    assert config.default_input_tokens is None and config.models[0].priced and config.models[0].available
+    assert "default_input_tokens" not in config.to_dict() and "available" not in config.to_dict()["models"][0]
+    new = RouterConfig(
+        models=(ModelSpec("a", 1.0, 0.0), ModelSpec("b", 2.0, available=False), ModelSpec("c", None, 0.5)),
+        budgets=(100, None),
+        default_input_tokens=100,
+    )
+    data = new.to_dict()
+    assert data["default_input_tokens"] == 100
+    assert [m.get("available", True) for m in data["models"]] == [True, False, True]
+    assert [(m["input_price"], m["output_price"]) for m in data["models"]] == [(0.0, 1.0), (None, 2.0), (0.5, None)]
+    assert RouterConfig.from_dict(json.loads(json.dumps(data))) == new
+    assert [m.missing_prices for m in new.models] == [(), ("input_price",), ("output_price",)]
+    with pytest.raises(ConfigError, match="available of 'x' must be true or false"):
+        ModelSpec("x", 1.0, 0.0, available="no")  # type: ignore[arg-type]

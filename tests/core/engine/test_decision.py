@@ -38,6 +38,8 @@ def _oracle_candidates(t: ArmTable, row: int) -> list[Candidate]:
             predicted_cost=float(t.cost[row, mi, bi]),
             utility=float(t.utility[row, mi, bi]),
             eligible=bool(t.eligible[row, mi, bi]),
+            predicted_input_cost=0.0,  # the table prices no prompt
+            predicted_output_cost=float(t.tokens[row, mi, bi]) * spec.output_price / 1e6,
         )
         for mi, spec in enumerate(t.config.models)
         for bi, budget in enumerate(t.budgets)

@@ -229,8 +229,10 @@ def test_route_text_and_route_texts_embed_then_route(text_router: R2Router) -> N
     assert embedder is not None
     prompts = ["math question please", "write some code", "a short poem"]
     by_text = text_router.route_texts(prompts, lambda_=0.5)
-    by_embedding = text_router.route_batch(embedder.embed(prompts), lambda_=0.5)
+    counted = text_router.count_tokens(prompts)  # the text path prices each prompt at its own length
+    by_embedding = text_router.route_batch(embedder.embed(prompts), lambda_=0.5, prompt_tokens=counted)
     assert [d.to_dict() for d in by_text] == [d.to_dict() for d in by_embedding]
+    assert [d.input_tokens for d in by_text] == counted == [3, 3, 3]  # int(1.3 x 3 words): no tokenizer
     assert_same_decision(text_router.route_text(prompts[0], lambda_=0.5), by_text[0])
     np.testing.assert_array_equal(text_router.embed(prompts), embedder.embed(prompts))
 

@@ -93,8 +93,8 @@ def test_info_text(ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = "predictor=knn k=5 alpha=1 blend_weight=0.5 metric=cosine weights=distance"
     assert lines[3] == f"settings:   {settings} lambda={lam}"
     assert lines[4] == "budgets:    100, 400"
-    assert lines[6].split()[:4] == ["small", "small", "0", "0.5"]
-    assert lines[7].split()[:4] == ["big", "big", "0", "10"]
+    assert lines[6].split()[:5] == ["small", "small", "free", "0.5", "yes"]  # input price 0, stated so
+    assert lines[7].split()[:5] == ["big", "big", "free", "10", "yes"]
     # mean quality per model, recomputed here: small (0.2..0.9 by topic), big
     quality = R2Router.from_pretrained(ckpt).training_data.quality
     assert float(lines[6].split()[-1]) == pytest.approx(quality[:, 0].mean(), abs=5e-4)

@@ -17,7 +17,10 @@ from r2router_core.testing import HashEmbedder
 from r2router_integrations.cli import main
 
 EMBEDDER = "r2router-hash-embedder-32"
-PRICES = {"cheap": {"output_price": 0.5}, "strong": {"output_price": 10.0, "input_price": 2.5, "full_name": "acme/x"}}
+PRICES = {
+    "cheap": {"output_price": 0.5, "input_price": 0},
+    "strong": {"output_price": 10.0, "input_price": 2.5, "full_name": "acme/x"},
+}
 
 
 def write_outcomes(path: Path, *, n: int = 90, prices: bool = False) -> Path:
@@ -30,7 +33,7 @@ def write_outcomes(path: Path, *, n: int = 90, prices: bool = False) -> Path:
                 record = {"query": prompt, "model": name, "budget": budget}
                 record |= {"quality": float(data.quality[i, m, b]), "output_tokens": float(data.tokens[i, m, b])}
                 if prices:
-                    record |= {"output_price": PRICES[name]["output_price"]}
+                    record |= {"output_price": PRICES[name]["output_price"], "input_price": PRICES[name]["input_price"]}
                 records.append(record)
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -53,6 +56,21 @@ def card_dir(tmp_path: Path, text_router: R2Router) -> Path:
 
 
 # -- train ------------------------------------------------------------------------------------------------------
+
+
+def test_train_refuses_a_price_not_given_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_outcomes(tmp_path / "outcomes.csv")
+    models = {"cheap": {"output_price": 0.5}, "strong": PRICES["strong"]}  # cheap's input price left out
+    (tmp_path / "models.json").write_text(json.dumps(models), encoding="utf-8")
+    args = ["train", str(path), "--models", str(tmp_path / "models.json"), "--out", str(tmp_path / "o"), "-q"]
+    code, out, err = run(capsys, *args, "--embedder", "no-such-embedder")  # never loaded: prices come first
+    assert code != 0 and out == "" and not (tmp_path / "o").exists()
+    assert err.strip().count("\n") == 0 and "prices not given (cheap: input_price)" in err and "0 for a free" in err
+    models["cheap"]["input_price"] = 0  # free, said so
+    (tmp_path / "models.json").write_text(json.dumps(models), encoding="utf-8")
+    code, out, err = run(capsys, *args, "--embedder", EMBEDDER)
+    assert code == 0, err
+    assert "prices:    cheap free/0.5, strong 2.5/10 (USD per 1M tokens, in/out)" in out
 
 
 @pytest.mark.parametrize(

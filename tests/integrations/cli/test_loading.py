@@ -39,7 +39,7 @@ def test_an_embedder_id_that_cannot_load_fails_with_the_valid_ids(
 def test_a_warning_level_load_prints_nothing_but_the_answer(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     config = RouterConfig(
-        models=(ModelSpec("a", output_price=1.0), ModelSpec("b", output_price=2.0)),
+        models=(ModelSpec("a", output_price=1.0, input_price=0.5), ModelSpec("b", output_price=2.0, input_price=1.0)),
         budgets=(100,),
         k=5,
         embedder=MINILM_ID,

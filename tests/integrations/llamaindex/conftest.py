@@ -44,7 +44,10 @@ def build_router(embedder: HashEmbedder) -> R2Router:
     quality[:10] = [[0.1, 0.2, 0.3], [0.3, 0.95, 0.95]]
     quality[10:] = 0.9
     config = RouterConfig(
-        models=(ModelSpec("small", output_price=0.5), ModelSpec("big", output_price=10.0)),
+        models=(
+            ModelSpec("small", output_price=0.5, input_price=0),
+            ModelSpec("big", output_price=10.0, input_price=0),
+        ),
         budgets=BUDGETS,
         lambda_=0.9,
         k=5,
