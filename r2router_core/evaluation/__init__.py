@@ -1,6 +1,13 @@
 """Evaluation: datasets, metrics, baselines, cross-validation, calibration and the results table.
 
-Typical use::
+Before deploying a trained router, score it on held-out queries::
+
+    from r2router_core.evaluation import evaluate_router
+
+    result = evaluate_router(router, test_dataset)      # true outcomes of the arms it chooses
+    print(result.table())                              # vs the best single model chosen on its training data
+
+Cross-validation on one dataset::
 
     from r2router_core.evaluation import datasets, evaluate, write_results
 
@@ -15,6 +22,7 @@ showing progress.
 
 from r2router_core.evaluation import datasets as datasets  # loaders: load_routerarena, make_synthetic_pool, ...
 from r2router_core.evaluation.baselines import (
+    BestSingleOnTrain,
     Method,
     Oracle,
     RandomRouter,
@@ -31,6 +39,7 @@ from r2router_core.evaluation.calibration import (
 )
 from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
+from r2router_core.evaluation.held_out import HeldOutResult, evaluate_router, restrict_to_router
 from r2router_core.evaluation.metrics import (
     accuracy,
     arena_score,
@@ -57,10 +66,12 @@ from r2router_core.interop.routerarena import (
 )
 
 __all__ = [
+    "BestSingleOnTrain",
     "CalibrationResult",
     "CalibrationTarget",
     "DeferralCurve",
     "EvalResult",
+    "HeldOutResult",
     "Method",
     "MethodResult",
     "MethodRun",
@@ -83,6 +94,7 @@ __all__ = [
     "default_methods",
     "deferral_curve",
     "evaluate",
+    "evaluate_router",
     "held_out_choices",
     "kfold_splits",
     "lambda_grid",
@@ -94,6 +106,7 @@ __all__ = [
     "point_router",
     "qnc",
     "realise",
+    "restrict_to_router",
     "routerarena_config",
     "routerarena_pool",
     "routerarena_predictions",

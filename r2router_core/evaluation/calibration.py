@@ -45,6 +45,8 @@ __all__ = [
     "calibrate",
     "dataset_from_training_data",
     "select_operating_point",
+    "single_arm_for_target",
+    "warn_overlap",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ class CalibrationResult:
         target: The target it was chosen for.
         accuracy: Mean true quality at that lambda on the calibration set.
         cost_per_1k: Mean true USD per 1K queries there.
-        arena_score: RouterArena score of that point (in [0, 1]).
+        arena_score: RouterArena score of that point (0-100, the leaderboard's scale).
         met: False when no lambda met a cost/quality target (the closest point was taken).
         curve: The whole swept curve.
     """
@@ -173,6 +175,36 @@ def select_operating_point(curve: DeferralCurve, target: str | CalibrationTarget
     return _middle(tied[q[tied] == q[tied].max()]), True
 
 
+def single_arm_for_target(
+    quality: NDArray[np.float64], cost: NDArray[np.float64], target: str | CalibrationTarget
+) -> int:
+    """The single arm that best meets ``target`` by its mean outcomes, as a router's lambda would be chosen.
+
+    Args:
+        quality: shape (n, A), true quality; arms with a NaN are skipped.
+        cost: shape (n, A), USD per query.
+        target: ``arena`` (highest arena score), ``cost=X`` (best quality within X USD
+            per 1K), ``quality=Y`` (cheapest reaching Y).
+
+    Returns:
+        The flat arm index.
+    """
+    mean_q, mean_c = quality.mean(axis=0), cost.mean(axis=0) * 1000.0
+    arms = np.flatnonzero(~(np.isnan(mean_q) | np.isnan(mean_c)))
+    if arms.size == 0:
+        raise DataError("no arm has an outcome on every query; drop incomplete queries first")
+    # arms in order of decreasing quality then cost: ties of the target go to the better, then cheaper arm
+    arms = arms[np.lexsort((mean_c[arms], -mean_q[arms]))]
+    points = DeferralCurve(np.full(arms.size, np.nan), mean_c[arms], np.clip(mean_q[arms], 0.0, 1.0))
+    t = CalibrationTarget.parse(target)
+    if t.kind == "arena":
+        pairs = zip(points.quality, points.cost_per_1k, strict=True)
+        scores = np.array([arena_score(float(a), float(b)) for a, b in pairs])
+        return int(arms[int(np.argmax(scores))])
+    index, _ = select_operating_point(points, t)
+    return int(arms[index])
+
+
 def _result(curve: DeferralCurve, target: CalibrationTarget) -> CalibrationResult:
     i, met = select_operating_point(curve, target)
     acc, cost = float(curve.quality[i]), float(curve.cost_per_1k[i])
@@ -233,24 +265,27 @@ def calibrate(
         )
         return _result(run["R2-Router"].curve(), t)
     if router.has_training_data:  # a router converted from fitted weights has no rows to overlap
-        _warn_overlap(router.training_data, data)
+        warn_overlap(router.training_data, data)
     emb = router.embed(list(data.prompts)) if embeddings is None else np.asarray(embeddings)[rows]
     method = RouterMethod.from_router(router, data)
     q, c = realise(quality, cost, method.policy(data, emb, grid))
     return _result(deferral_curve(q, c, grid), t)
 
 
-def _warn_overlap(train: TrainingData, calibration: RoutingDataset) -> None:
+def warn_overlap(train: TrainingData, queries: RoutingDataset) -> int:
+    """Log a warning when some of ``queries`` are in the router's training data; return how many are."""
     if train.query_ids is None:
-        return
-    shared = len(set(train.query_ids) & set(calibration.query_ids))
+        return 0
+    shared = len(set(train.query_ids) & set(queries.query_ids))
     if shared:
         logger.warning(
-            "%d of the %d calibration queries are in the router's training data; their predictions are "
-            "in-sample and optimistic. Calibrate on held-out queries, or without a router (cross-validated)",
+            "%d of the %d queries of %s are in the router's training data; their predictions are "
+            "in-sample and optimistic. Use held-out queries",
             shared,
-            calibration.n_queries,
+            queries.n_queries,
+            queries.name,
         )
+    return shared
 
 
 def dataset_from_training_data(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,10 +82,17 @@ def run(args: argparse.Namespace) -> int:
         source = f"{args.folds}-fold CV on the checkpoint's {data.n_queries} training queries"
     else:
         result, source = _calibrate_on_dataset(args, router)
+        print(
+            f"note: lambda is chosen on {args.dataset}, not on the router's training data; do not score the "
+            "router on these queries afterwards (eval --router needs queries it was neither trained nor "
+            "calibrated on)",
+            file=sys.stderr,
+        )
     out = Path(args.out) if args.out else router_dir
     result.apply(router).save(out)
     if args.json:
-        print(json.dumps({**result.to_dict(), "checkpoint": str(out), "calibrated_on": source}, indent=2))
+        summary = {**result.to_dict(), "arena_scale": 100, "checkpoint": str(out), "calibrated_on": source}
+        print(json.dumps(summary, indent=2))
         return 0
     status = "met" if result.met else "NOT met (closest point taken)"
     print(
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"lambda:        {result.lambda_!r}\n"
         f"accuracy:      {result.accuracy:.4f}\n"
         f"cost:          {result.cost_per_1k:.4g} USD per 1K queries\n"
-        f"arena score:   {100 * result.arena_score:.2f}\n"
+        f"arena score:   {result.arena_score:.2f} (0-100)\n"
         f"calibrated on: {source}\n"
         f"saved to:      {out} (config.json 'lambda')"
     )
