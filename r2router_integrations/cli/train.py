@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
     add_training_input_arguments(p, required=False)
     p.add_argument("--store", metavar="URL", help="outcome store: its collected calls and logged feedback")
     p.add_argument("--grader", help="whose grades are the collected quality (default: the store's only grader)")
-    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--out", required=True, help="checkpoint directory to write (written atomically)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint at --out (whole, atomically)")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
     p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: calibrated by CV)")
     p.add_argument(
@@ -60,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.dataset is None and args.store is None:
         raise ConfigError("give DATA, --store URL, or both")
+    out_dir = Path(args.out)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.force:
+        raise ConfigError(
+            f"--out {args.out} already exists; pass --force to replace it whole (atomically), or a new directory"
+        )
     if args.dataset is None:
         config, data = _collected(args)
     else:

@@ -68,3 +68,20 @@ def test_eval_takes_a_predictor(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "router vs best single (chosen on train)" in out
     with pytest.raises(SystemExit):  # argparse refuses an unknown predictor
         main(["eval", "synthetic", "--predictor", "nope"])
+
+
+def test_train_into_an_existing_router_needs_force_and_replaces_it_whole(
+    split: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, test, tmp = split
+    common = ["--embedder", EMBEDDER, "--cache-dir", str(tmp / "cache"), "-q", "--k", "10", "--lambda", "0.5"]
+    other = tmp / "other"
+    assert main(["train", str(test), "--out", str(other), "--predictor", "ridge", *common]) == 0
+    assert (other / "predictor").is_dir()
+    capsys.readouterr()
+    assert main(["train", str(test), "--out", str(other), *common]) == 1
+    err = capsys.readouterr().err
+    assert "already exists; pass --force" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", str(test), "--out", str(other), "--force", *common]) == 0
+    assert not (other / "predictor").exists()  # the ridge weights went with the old checkpoint
+    assert main(["info", str(other)]) == 0
