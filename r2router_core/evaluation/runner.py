@@ -499,6 +499,8 @@ def plot_results(result: EvalResult | HeldOutResult, path: str | Path) -> Path:
     arms = {m.name.removeprefix("always "): (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind == "arm"}
     lo, hi = result.cost_range
     title = result.title() + "\n" + result.plot_note
+    if result.single_budget:
+        title += "\none budget: R2-Router is the point router (one curve, not two identical ones)"
     return plot_deferral_curves(
         curves,
         path,

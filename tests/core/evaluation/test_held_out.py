@@ -125,6 +125,13 @@ def test_equal_prices_evaluate_without_a_degenerate_cost_axis() -> None:
     assert lo < hi and np.isfinite(cv.method("R2-Router").audc)
     assert not any(m.name.startswith("point router") for m in cv.methods)  # one budget: R2-Router is it
     assert "one budget" in cv.table()
+    assert all(m.peak_quality >= m.accuracy for m in cv.methods)  # the peak never contradicts the operating point
+    v = cv.versus_best_single()
+    assert v is not None and v["n_folds"] == 3 and v["arena_se"] >= 0
+    r, b = cv.method("R2-Router"), cv.method("best single (chosen on train)")
+    assert v["arena"] == pytest.approx(r.arena_score - b.arena_score)
+    assert "router vs best single (chosen on train): arena" in cv.table()
+    assert cv.to_dict()["arena_scale"] == 100
     train = data.subset(range(40))
     router = R2Router(data.config(k=5), train.training_data(emb[:40]))
     held = evaluate_router(router, data.subset(range(40, 60)), emb[40:])

@@ -85,3 +85,16 @@ def test_train_into_an_existing_router_needs_force_and_replaces_it_whole(
     assert main(["train", str(test), "--out", str(other), "--force", *common]) == 0
     assert not (other / "predictor").exists()  # the ridge weights went with the old checkpoint
     assert main(["info", str(other)]) == 0
+
+
+def test_info_stars_the_chosen_lambda_and_shows_arena_on_0_to_100() -> None:
+    from r2router_integrations.cli.info import selection_lines
+
+    curve = {"lambda": [0.0, 0.1, 0.2, 0.9], "quality": [0.8, 0.8, 0.8, 0.5], "cost_per_1k": [2.0, 2.0, 2.0, 0.1]}
+    lam = {"lambda": 0.1, "target": "arena", "n_folds": 5, "accuracy": 0.8, "cost_per_1k": 2.0, "curve": curve}
+    lines = selection_lines({"lambda": {**lam, "arena_score": 70.5, "arena_scale": 100}})
+    starred = [line for line in lines if line.startswith("*")]
+    assert len(starred) == 1 and starred[0].split()[1] == "0.1"  # the chosen lambda, not the first of its tie
+    assert "(arena 70.50 of 100)" in lines[1]
+    old = selection_lines({"lambda": {**lam, "arena_score": 0.705}})  # checkpoints before the one scale
+    assert "(arena 70.50 of 100)" in old[1]
