@@ -53,8 +53,15 @@ from r2router_core.evaluation.metrics import (
     realise,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
-from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
-from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
+from r2router_core.evaluation.runner import (
+    EvalResult,
+    MethodResult,
+    evaluate,
+    held_out_choices,
+    results_stem,
+    write_results,
+)
+from r2router_core.evaluation.selection import AutoRouterMethod, SelectionResult, select_predictor, train_router
 from r2router_core.interop.routerarena import (
     RouterArenaFiles,
     load_cached_results,
@@ -66,6 +73,7 @@ from r2router_core.interop.routerarena import (
 )
 
 __all__ = [
+    "AutoRouterMethod",
     "BestSingleOnTrain",
     "CalibrationResult",
     "CalibrationTarget",
@@ -107,6 +115,7 @@ __all__ = [
     "qnc",
     "realise",
     "restrict_to_router",
+    "results_stem",
     "routerarena_config",
     "routerarena_pool",
     "routerarena_predictions",

@@ -38,6 +38,7 @@ from r2router_core.engine.scoring import arm_costs, choose, eligibility, utiliti
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.metrics import oracle_arms
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.targets import single_arm_for_target
 
 __all__ = [
     "BEST_SINGLE_ON_TRAIN",
@@ -190,14 +191,17 @@ class RouterMethod(Method):
             alpha=self.alpha,
             blend_weight=self.blend_weight,
         )
-        if config.predictor == "auto":  # chosen by CV inside this training part, as ``train`` would
-            from r2router_core.evaluation.selection import select_predictor  # selection builds on this module
-
-            config = select_predictor(config, data).config
+        config = self.resolve(config, data)
         with _known_missing_arms():
             self.router_ = R2Router(config, data)
         self.arm_map_ = _arm_map(config, train)
         return self
+
+    def resolve(self, config: RouterConfig, data: Any) -> RouterConfig:
+        """The config to fit (``predictor="auto"`` needs ``evaluation.selection.AutoRouterMethod``)."""
+        if config.predictor == "auto":
+            raise ConfigError(f"{self.name}: predictor 'auto' needs AutoRouterMethod (r2router_core.evaluation)")
+        return config
 
     @classmethod
     def from_router(cls, router: R2Router, dataset: RoutingDataset, *, name: str = "R2-Router") -> RouterMethod:
@@ -337,8 +341,6 @@ class BestSingleOnTrain(Method):
 
     def fit(self, train: RoutingDataset, embeddings: NDArray[Any]) -> BestSingleOnTrain:
         """Pick the arm on the training part's true outcomes."""
-        from r2router_core.evaluation.calibration import single_arm_for_target  # calibration builds on this module
-
         quality, cost = flat_outcomes(train)
         self.arm_ = single_arm_for_target(quality, cost, self.target)
         return self

@@ -57,6 +57,7 @@ from r2router_core.evaluation.metrics import (
     realise,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.runner import MethodResult, format_rows
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "HeldOutResult", "evaluate_router", "restrict_to_router", "train_best_single"]
 
@@ -94,7 +95,7 @@ class HeldOutResult:
     target: str
     embedder: str | None
     cost_range: tuple[float, float]
-    methods: tuple[Any, ...]
+    methods: tuple[MethodResult, ...]
     versus: dict[str, Any] | None
     single_budget: bool
     overlap: int = 0
@@ -102,7 +103,7 @@ class HeldOutResult:
 
     plot_note = "(star: the router's operating point; squares: single arms)"
 
-    def method(self, name: str) -> Any:
+    def method(self, name: str) -> MethodResult:
         """The row of one method."""
         for m in self.methods:
             if m.name == name:
@@ -117,8 +118,6 @@ class HeldOutResult:
 
     def table(self) -> str:
         """The results table as fixed-width text, with the verdict line."""
-        from r2router_core.evaluation.runner import format_rows
-
         lines = [self.title(), *format_rows(self.methods)]
         lo, hi = self.cost_range
         lines += [
@@ -227,9 +226,9 @@ def train_best_single(router: R2Router, target: str | CalibrationTarget) -> tupl
     return view.models[m].name, view.budgets[b]
 
 
-def _row(name: str, kind: str, curve: DeferralCurve, index: int, cost_range: tuple[float, float], ref: Any) -> Any:
-    from r2router_core.evaluation.runner import MethodResult
-
+def _row(
+    name: str, kind: str, curve: DeferralCurve, index: int, cost_range: tuple[float, float], ref: Any
+) -> MethodResult:
     acc, c1k = float(curve.quality[index]), float(curve.cost_per_1k[index])
     has_curve = len(curve.quality) > 1
     return MethodResult(

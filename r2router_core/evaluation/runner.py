@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,10 +49,8 @@ from r2router_core.evaluation.metrics import (
     qnc,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.selection import AutoRouterMethod
 from r2router_core.evaluation.token_error import token_errors
-
-if TYPE_CHECKING:
-    from r2router_core.evaluation.held_out import HeldOutResult
 
 __all__ = [
     "EvalResult",
@@ -61,6 +59,7 @@ __all__ = [
     "format_rows",
     "held_out_choices",
     "plot_results",
+    "results_stem",
     "write_results",
 ]
 
@@ -415,6 +414,8 @@ def evaluate(
     grid = lambda_grid(mean_c / 1000.0) if lambdas is None else np.asarray(lambdas, dtype=np.float64)
     if methods is None:
         methods = default_methods(data, k=k, seed=seed, predictor=predictor, target=t)
+        if predictor == "auto":
+            methods = [AutoRouterMethod.like(m) if isinstance(m, RouterMethod) else m for m in methods]
     runs = cross_validate(data, emb, methods, lambdas=grid, n_folds=n_folds, seed=seed, progress=progress)
     cost_range = cost_range_of(mean_c)
     best = best_single_arm(quality, cost)
@@ -467,9 +468,23 @@ def results_stem(dataset_name: str) -> str:
     return "eval_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset_name).strip("_")
 
 
-def write_results(
-    result: EvalResult | HeldOutResult, out_dir: str | Path, *, stem: str | None = None
-) -> dict[str, Path]:
+class Results(Protocol):
+    """What :func:`write_results` and :func:`plot_results` read: an :class:`EvalResult` or a ``HeldOutResult``."""
+
+    dataset: str
+    cost_range: tuple[float, float]
+    methods: tuple[MethodResult, ...]
+    single_budget: bool
+    plot_note: str
+
+    def title(self) -> str:
+        """One-line title."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+
+
+def write_results(result: Results, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.json`` (all numbers and curves), ``<stem>.csv`` (the table) and ``<stem>.png``.
 
     Returns:
@@ -492,7 +507,7 @@ def write_results(
     return paths
 
 
-def plot_results(result: EvalResult | HeldOutResult, path: str | Path) -> Path:
+def plot_results(result: Results, path: str | Path) -> Path:
     """The deferral curves of the lambda methods, their operating points, random and the single arms."""
     curves = {m.name: m.curve for m in result.methods if m.kind in ("router", "oracle")}
     points = {m.name: (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind in ("router", "oracle", "random")}

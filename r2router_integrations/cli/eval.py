@@ -157,8 +157,7 @@ def run(args: argparse.Namespace) -> int:
 def _held_out(args: argparse.Namespace) -> int:
     """Score ``--router`` on the held-out DATASET: the true outcome of each chosen arm, beside the baselines."""
     from r2router_core import R2Router
-    from r2router_core.evaluation import evaluate_router, write_results
-    from r2router_core.evaluation.runner import results_stem
+    from r2router_core.evaluation import evaluate_router, results_stem, write_results
 
     if args.dataset is None:
         raise ConfigError(

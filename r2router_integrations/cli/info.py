@@ -66,10 +66,20 @@ def selection_lines(selection: Mapping[str, Any]) -> list[str]:
     pred = selection.get("predictor")
     if pred:
         lines += ["", f"predictor chosen by {pred['n_folds']}-fold CV ({pred['metric']} score): {pred['chosen']}"]
+        if "margin" in pred:
+            lines.append(
+                f"  one-SE rule: best {pred['best']} leads default {pred['default']} by {pred['margin']:+.4g} "
+                f"(standard error {pred['standard_error']:.4g})"
+            )
         for c in pred["candidates"]:
             folds = np.array(c["fold_scores"])
             mark = "*" if c["label"] == pred["chosen"] else " "
             lines.append(f" {mark} {c['label']:<34} {c['score']:.4f}  (folds {folds.mean():.4f} ± {folds.std():.4f})")
+    guard = selection.get("guard")
+    if guard:
+        from r2router_integrations.cli.train import guard_line
+
+        lines += ["", "vs best single (CV): " + guard_line(guard, selection.get("best_single", {}).get("label", "?"))]
     lam = selection.get("lambda")
     if lam:
         arena = lam["arena_score"] * (1 if lam.get("arena_scale") == 100 else 100)  # older checkpoints: 0-1

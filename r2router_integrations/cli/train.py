@@ -50,6 +50,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--predictor", choices=PREDICTORS, help="predictor (default: the config's, knn)")
     p.add_argument("--alpha", type=float, help="ridge strength of ridge/logistic/blend (default 1.0)")
     p.add_argument("--blend-weight", type=float, help="kNN weight of blend, in [0, 1] (default 0.5)")
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="keep routing even when CV finds it does not beat the best single arm beyond noise (default: the "
+        "router then sends every query to that arm, and says so)",
+    )
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         calibrate_lambda=args.lambda_ is None,
         n_folds=args.folds,
         seed=args.seed,
+        fallback_to_best_single=not args.no_fallback,
     )
     logged = 0
     if args.store is not None:
@@ -102,7 +109,26 @@ def run(args: argparse.Namespace) -> int:
     lam = (c.selection or {}).get("lambda")
     how = f"calibrated by CV for {lam['target']}" if lam else "as given"
     print(f"lambda:    {c.lambda_:.6g} ({how})")
+    guard = (c.selection or {}).get("guard")
+    if guard is not None:
+        print("vs best:   " + guard_line(guard, (c.selection or {}).get("best_single", {}).get("label", "?")))
     return 0
+
+
+def guard_line(guard: dict[str, Any], arm: str) -> str:
+    """One line: does routing beat the best single arm by CV, and what the router does about it."""
+    gain = f"{guard['gain']:+.4g} ± {guard['standard_error']:.2g} {guard['metric']}"
+    if guard["beats"]:
+        return f"routing beats the best single arm {arm} by {gain} ({guard['n_folds']}-fold CV)"
+    if guard.get("fallback"):
+        return (
+            f"routing does NOT beat the best single arm {arm} beyond noise ({gain}, {guard['n_folds']}-fold CV): "
+            "this router sends every query to it (train --no-fallback to route anyway)"
+        )
+    return (
+        f"routing does NOT beat the best single arm {arm} beyond noise ({gain}, {guard['n_folds']}-fold CV); "
+        "routing anyway (--no-fallback)"
+    )
 
 
 def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:

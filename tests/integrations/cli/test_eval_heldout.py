@@ -98,3 +98,17 @@ def test_info_stars_the_chosen_lambda_and_shows_arena_on_0_to_100() -> None:
     assert "(arena 70.50 of 100)" in lines[1]
     old = selection_lines({"lambda": {**lam, "arena_score": 0.705}})  # checkpoints before the one scale
     assert "(arena 70.50 of 100)" in old[1]
+
+
+def test_train_summary_and_info_say_whether_routing_beats_the_best_single_arm(
+    split: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, test, tmp = split
+    out_dir = tmp / "guarded"
+    args = ["train", str(test), "--out", str(out_dir), "--embedder", EMBEDDER, "--cache-dir", str(tmp / "cache")]
+    assert main([*args, "--k", "10", "--folds", "3", "-q"]) == 0
+    out = capsys.readouterr().out
+    guard_line = next(line for line in out.splitlines() if line.startswith("vs best:"))
+    assert "best single arm" in guard_line and "3-fold CV" in guard_line
+    assert main(["info", str(out_dir)]) == 0
+    assert "vs best single (CV): routing" in capsys.readouterr().out
