@@ -170,22 +170,29 @@ class HeldOutResult:
 
 
 def restrict_to_router(test: RoutingDataset, config: RouterConfig) -> RoutingDataset:
-    """The test dataset on the router's models and budgets only (in the router's order).
+    """The test dataset on the router's pool only: its models and budgets, in its order.
+
+    A router that the best-single guard restricted to one arm is scored on the pool it
+    was trained on (``selection["guard"]["pool"]``), so the baselines still range over
+    every arm it could have routed to.
 
     Raises:
-        DataError: A router model or budget has no outcomes in the test file.
+        DataError: A model or budget of that pool has no outcomes in the test file.
     """
-    missing = [m for m in config.model_names if m not in test.model_names]
-    missing += [format_budget(b) for b in config.budgets if b not in test.budgets]
+    pool = ((config.selection or {}).get("guard") or {}).get("pool")
+    models = tuple(pool["models"]) if pool else config.model_names
+    budgets = tuple(pool["budgets"]) if pool else config.budgets
+    missing = [m for m in models if m not in test.model_names]
+    missing += [format_budget(b) for b in budgets if b not in test.budgets]
     if missing:
         raise DataError(
             f"the router's models/budgets {missing} are not in test file {test.name!r} "
             f"(models {list(test.model_names)}, budgets {[format_budget(b) for b in test.budgets]}); "
             "the test file must hold an outcome for every arm the router can choose"
         )
-    mi = [test.model_names.index(m) for m in config.model_names]
-    bi = [test.budgets.index(b) for b in config.budgets]
-    if mi == list(range(len(test.models))) and bi == list(range(len(test.budgets))):
+    mi = np.array([test.model_names.index(m) for m in models], dtype=np.intp)
+    bi = np.array([test.budgets.index(b) for b in budgets], dtype=np.intp)
+    if list(mi) == list(range(len(test.models))) and list(bi) == list(range(len(test.budgets))):
         return test
     pick = np.ix_(np.arange(test.n_queries), mi, bi)
     assert test.cost is not None  # always set by RoutingDataset
@@ -354,7 +361,9 @@ def evaluate_router(
 
 
 def _random_curve(quality: NDArray[np.float64], cost: NDArray[np.float64]) -> DeferralCurve:
-    return deferral_curve(quality.mean(axis=1)[None], cost.mean(axis=1)[None], [math.nan])
+    """Uniform over the arms observed on every query (arms the data never ran are not choices)."""
+    arms = ~(np.isnan(quality).any(axis=0) | np.isnan(cost).any(axis=0))
+    return deferral_curve(quality[:, arms].mean(axis=1)[None], cost[:, arms].mean(axis=1)[None], [math.nan])
 
 
 def _versus(

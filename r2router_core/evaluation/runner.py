@@ -471,11 +471,25 @@ def results_stem(dataset_name: str) -> str:
 class Results(Protocol):
     """What :func:`write_results` and :func:`plot_results` read: an :class:`EvalResult` or a ``HeldOutResult``."""
 
-    dataset: str
-    cost_range: tuple[float, float]
-    methods: tuple[MethodResult, ...]
-    single_budget: bool
-    plot_note: str
+    @property
+    def dataset(self) -> str:
+        """Dataset name."""
+
+    @property
+    def cost_range(self) -> tuple[float, float]:
+        """The AUDC cost axis."""
+
+    @property
+    def methods(self) -> tuple[MethodResult, ...]:
+        """The rows."""
+
+    @property
+    def single_budget(self) -> bool:
+        """One budget only."""
+
+    @property
+    def plot_note(self) -> str:
+        """Second line of the plot title."""
 
     def title(self) -> str:
         """One-line title."""

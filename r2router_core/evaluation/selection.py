@@ -411,7 +411,8 @@ def _fallback(config: RouterConfig, data: TrainingData) -> tuple[RouterConfig, T
     """The router restricted to the best single arm: every query goes there."""
     record = dict(config.selection or {})
     best = record["best_single"]
-    record["guard"] = {**record["guard"], "fallback": best["label"]}
+    pool = {"models": list(config.model_names), "budgets": list(config.budgets)}  # evaluate_router scores on it
+    record["guard"] = {**record["guard"], "fallback": best["label"], "pool": pool}
     logger.warning(
         "routing does not beat %s beyond one standard error in cross-validation (gain %.4g ± %.4g); "
         "the router sends every query to it (fallback_to_best_single=False / --no-fallback to route anyway)",

@@ -182,3 +182,15 @@ def test_auto_router_method_resolves_auto_inside_each_training_part() -> None:
     assert method.router_.config.predictor == "ridge"
     with pytest.raises(ConfigError, match="AutoRouterMethod"):
         RouterMethod("plain", predictor="auto").fit(ds, data.embeddings)
+
+
+def test_a_fallback_router_is_scored_against_its_whole_training_pool() -> None:
+    from r2router_core.evaluation import evaluate_router
+
+    config, data = no_signal_problem(seed=0)
+    router = train_router(config, data.select())  # trained on all 300, scored on fresh draws of the same pool
+    test_config, test_data = no_signal_problem(seed=7)
+    result = evaluate_router(router, dataset_from_training_data(test_data, test_config), test_data.embeddings)
+    cheapest = next(m for m in result.methods if m.name.startswith("cheapest"))
+    assert "gpt-4o-mini" in cheapest.name  # the baselines range over both models, not only the fallback arm
+    assert result.method("R2-Router").accuracy == result.method("best single (chosen on train)").accuracy
