@@ -85,6 +85,7 @@ class HeldOutResult:
             "arena", "arena_se", "cost_per_1k"}`` (``None`` without that row).
         single_budget: The router has one budget (its curve is the point router's).
         overlap: Test queries that are also in the router's training data (should be 0).
+        fallback: The arm the best-single guard restricted the router to at training, if it did.
         meta: Test dataset provenance.
     """
 
@@ -100,6 +101,7 @@ class HeldOutResult:
     single_budget: bool
     overlap: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    fallback: str | None = None
 
     plot_note = "(star: the router's operating point; squares: single arms)"
 
@@ -126,7 +128,12 @@ class HeldOutResult:
             f"arena = RouterArena score (0-100); best single = best for target '{self.target}'; "
             f"AUDC cost axis {lo:.4g} .. {hi:.4g} USD per 1K; single points have no AUDC",
         ]
-        if self.single_budget:
+        if self.fallback:
+            lines.append(
+                f"the router sends every query to {self.fallback}: at training, routing did not beat it beyond "
+                "one standard error in cross-validation (train --no-fallback to route anyway)"
+            )
+        elif self.single_budget:
             lines.append("one budget: the router's curve is the point router's (no budget axis to route on)")
         if self.overlap:
             lines.append(
@@ -163,6 +170,7 @@ class HeldOutResult:
             "arena_scale": 100,
             "single_budget": self.single_budget,
             "overlap": self.overlap,
+            "fallback": self.fallback,
             "versus_best_single_on_train": self.versus,
             "meta": {k: v for k, v in self.meta.items() if k != "path"},
             "methods": [m.to_dict() for m in self.methods],
@@ -237,7 +245,7 @@ def _row(
     name: str, kind: str, curve: DeferralCurve, index: int, cost_range: tuple[float, float], ref: Any
 ) -> MethodResult:
     acc, c1k = float(curve.quality[index]), float(curve.cost_per_1k[index])
-    has_curve = len(curve.quality) > 1
+    has_curve = curve.distinct_points() > 1  # one point (e.g. a fallback router) has no area
     return MethodResult(
         name=name,
         kind=kind,
@@ -357,6 +365,7 @@ def evaluate_router(
         single_budget=len(config.budgets) == 1,
         overlap=overlap,
         meta=dict(test.meta),
+        fallback=((config.selection or {}).get("guard") or {}).get("fallback"),
     )
 
 

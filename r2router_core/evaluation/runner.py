@@ -362,7 +362,7 @@ def _method_result(
         accuracy=acc,
         cost_per_1k=c1k,
         arena_score=arena_score(_unit(acc), c1k),
-        audc=audc(curve, cost_range=cost_range) if len(curve.quality) > 1 else math.nan,
+        audc=audc(curve, cost_range=cost_range) if curve.distinct_points() > 1 else math.nan,  # a point: no area
         peak_quality=max(peak_quality(curve), acc),
         qnc=qnc(curve, reference_quality=reference[0], reference_cost=reference[1]),
         fold_lambdas=tuple(float(run.lambdas[i]) for i in indices) if not np.isnan(run.lambdas).all() else (),
