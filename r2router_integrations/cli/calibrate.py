@@ -81,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
         )
         source = f"{args.folds}-fold CV on the checkpoint's {data.n_queries} training queries"
     else:
-        result, source = _calibrate_on_dataset(args, router)
-        print(
-            f"note: lambda is chosen on {args.dataset}, not on the router's training data; do not score the "
-            "router on these queries afterwards (eval --router needs queries it was neither trained nor "
-            "calibrated on)",
-            file=sys.stderr,
-        )
+        result, source, in_training = _calibrate_on_dataset(args, router)
+        if not in_training:
+            print(
+                f"note: lambda is chosen on {args.dataset}, not on the router's training data; do not score the "
+                "router on these queries afterwards (eval --router needs queries it was neither trained nor "
+                "calibrated on)",
+                file=sys.stderr,
+            )
     out = Path(args.out) if args.out else router_dir
     result.apply(router).save(out)
     if args.json:
@@ -107,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str]:
-    """The router routes DATASET's queries; their true outcomes choose lambda."""
+def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str, bool]:
+    """The router routes DATASET's queries; their true outcomes choose lambda.
+
+    Returns:
+        (the result, where it was calibrated, whether every DATASET query is in the router's training data).
+    """
     from r2router_core.evaluation import calibrate
 
     inp = resolve_training_input(args)
@@ -122,4 +127,6 @@ def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[C
         )
     emb, _ = embed_training_input(inp, spec or "", cache_dir=args.cache_dir, progress=not args.quiet)
     result = calibrate(inp.dataset, emb, target=args.target, router=router)
-    return result, f"{inp.dataset.name} ({inp.dataset.n_queries} queries) routed by the checkpoint"
+    ids = router.training_data.query_ids if router.has_training_data else None
+    in_training = ids is not None and set(inp.dataset.query_ids) <= set(ids)
+    return result, f"{inp.dataset.name} ({inp.dataset.n_queries} queries) routed by the checkpoint", in_training

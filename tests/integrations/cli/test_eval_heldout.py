@@ -112,3 +112,15 @@ def test_train_summary_and_info_say_whether_routing_beats_the_best_single_arm(
     assert "best single arm" in guard_line and "3-fold CV" in guard_line
     assert main(["info", str(out_dir)]) == 0
     assert "vs best single (CV): routing" in capsys.readouterr().out
+
+
+def test_calibrate_on_another_file_says_it_is_not_the_training_data(
+    split: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, test, tmp = split
+    out = tmp / "calibrated"
+    args = ["calibrate", "--router", str(ckpt), str(test), "--target", "arena", "--out", str(out), "--json"]
+    assert main([*args, "--cache-dir", str(tmp / "cache")]) == 0
+    captured = capsys.readouterr()
+    assert "not on the router's training data" in captured.err
+    assert json.loads(captured.out)["arena_scale"] == 100
