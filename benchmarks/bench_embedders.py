@@ -122,7 +122,7 @@ def quality(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             for seed in args.seeds:
                 result = evaluate(dataset, emb, seed=seed, k=80, target="arena", embedder=embedder_id)
                 rows.append(result.method("R2-Router"))
-            arena = [100 * r.arena_score for r in rows]
+            arena = [r.arena_score for r in rows]  # already 0-100
             audc = [r.audc for r in rows]
             out[stem][name] = {
                 "embedder": embedder_id,

@@ -10,6 +10,14 @@ A checkpoint is a directory of arrays and JSON, no pickles::
                                  (faiss's format; see r2router_core.engine.index)
     predictor/arrays.npz, predictor.json  a fitted linear predictor (see r2router_core.engine.predictors)
 
+Saving is atomic: the checkpoint is written into a fresh sibling directory
+(``.<name>.tmp-*``), every file is fsynced, and the finished directory then
+takes the target's place in one step (Linux ``renameat2(RENAME_EXCHANGE)``;
+elsewhere two renames, during which the path is briefly absent). A reader never
+sees a half-old, half-new checkpoint, and a crash mid-save leaves the old one
+as it was. A directory that exists and is not a checkpoint (no ``config.json``)
+is never replaced.
+
 A router of fitted weights alone (e.g. converted from the R2-Router research
 release, see r2router_core.interop.research_release) has ``config.json`` and
 ``predictor/`` but no ``training_data/``.
@@ -24,7 +32,14 @@ unpickling runs code from the file.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +50,7 @@ from r2router_core.engine.config import Budget, RouterConfig
 from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import CheckpointError, ResourceUnavailableError, missing_dependency
 
-__all__ = ["load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
+__all__ = ["atomic_directory", "is_checkpoint", "load_checkpoint", "resolve_checkpoint", "save_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +64,111 @@ PICKLE_DIR = "checkpoints"
 def save_checkpoint(
     config: RouterConfig, data: TrainingData | None, directory: str | Path, *, embedding_dtype: str = "float32"
 ) -> Path:
-    """Write ``config.json`` and ``training_data/`` (unless ``data`` is None) into ``directory`` (created).
+    """Write ``config.json`` and ``training_data/`` (unless ``data`` is None) into ``directory``, atomically.
 
+    An existing checkpoint there is replaced whole (see the module docstring).
     ``embedding_dtype="float16"`` stores the embeddings in half the space (see :meth:`TrainingData.save`).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(directory) as tmp:
+        write_checkpoint_files(config, data, tmp, embedding_dtype=embedding_dtype)
+    return Path(directory)
+
+
+def write_checkpoint_files(
+    config: RouterConfig, data: TrainingData | None, directory: Path, *, embedding_dtype: str = "float32"
+) -> None:
+    """Write ``config.json`` and ``training_data/`` into an existing (fresh) directory, in place."""
     if data is not None:
         data.save(directory / TRAINING_DIR, embedding_dtype=embedding_dtype)
     config.save(directory / CONFIG_FILE)
-    return directory
+
+
+def is_checkpoint(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a checkpoint (its ``config.json``)."""
+    return (Path(directory) / CONFIG_FILE).is_file()
+
+
+@contextmanager
+def atomic_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield a fresh sibling directory to write into; on success it replaces ``directory`` whole.
+
+    On an exception the sibling is removed and ``directory`` is untouched.
+
+    Raises:
+        CheckpointError: ``directory`` is a file, or a non-empty directory that is not a checkpoint.
+    """
+    target = Path(directory).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"{target} is a file; pass a directory path for the checkpoint")
+    if target.is_dir() and any(target.iterdir()) and not is_checkpoint(target):
+        raise CheckpointError(
+            f"{target} is a non-empty directory without a config.json (not a checkpoint); refusing to replace "
+            "it: pass a new or empty directory"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else 0o755)
+        _fsync_tree(tmp)
+        _swap_into_place(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # after a swap it holds the old checkpoint
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (so the swap never exposes unwritten data)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Make ``new`` the directory at ``target``; the old one (if any) ends up at ``new``."""
+    if not target.exists():
+        os.rename(new, target)
+        new.mkdir()  # an empty stand-in for the caller's cleanup
+    elif not _exchange(new, target):
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)  # the path is absent until the next rename
+        try:
+            os.rename(new, target)
+        except OSError:
+            os.rename(old, target)
+            raise
+        os.rename(old, new)
+    _fsync_dir(target.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step with Linux renameat2(RENAME_EXCHANGE); False where unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    if not done:
+        logger.debug("renameat2 exchange failed (errno %d); falling back to two renames", ctypes.get_errno())
+    return bool(done)
 
 
 def _looks_like_repo_id(spec: str) -> bool:

@@ -20,9 +20,10 @@ from r2router_core.engine.checkpoint import (
     INDEX_DIR,
     PREDICTOR_DIR,
     TRAINING_DIR,
+    atomic_directory,
     load_checkpoint,
     resolve_checkpoint,
-    save_checkpoint,
+    write_checkpoint_files,
 )
 from r2router_core.engine.config import RouterConfig, format_budget
 from r2router_core.engine.decision import ArmTable, RoutingDecision
@@ -280,17 +281,20 @@ class R2Router:
         ``config.json`` + ``predictor/``.
 
         Args:
-            path: Target directory (created).
+            path: Target directory (created). An existing checkpoint there is replaced whole and
+                atomically: written beside it, then swapped in (a crash mid-save leaves the old one);
+                a non-empty directory that is not a checkpoint is refused.
             embedding_dtype: ``"float32"`` or ``"float16"`` (half the disk and memory of the
                 embeddings, rounded to about 3 significant digits).
         """
-        out = save_checkpoint(self._config, self._data, path, embedding_dtype=embedding_dtype)
-        if self._config.predictor != "knn" or self._data is None:  # a kNN's fit is its training data, already saved
-            save_predictor(self._predictor, out / PREDICTOR_DIR)
-        index = getattr(self._predictor, "index_", None)
-        if isinstance(index, FaissIVFIndex):
-            index.save(out / INDEX_DIR, fingerprint_file(out / TRAINING_DIR / EMBEDDINGS_FILE))
-        return out
+        with atomic_directory(path) as out:
+            write_checkpoint_files(self._config, self._data, out, embedding_dtype=embedding_dtype)
+            if self._config.predictor != "knn" or self._data is None:  # a kNN's fit is its training data
+                save_predictor(self._predictor, out / PREDICTOR_DIR)
+            index = getattr(self._predictor, "index_", None)
+            if isinstance(index, FaissIVFIndex):
+                index.save(out / INDEX_DIR, fingerprint_file(out / TRAINING_DIR / EMBEDDINGS_FILE))
+        return Path(path)
 
     def with_settings(self, **settings: Any) -> R2Router:
         """A new router with some config fields changed (e.g. ``lambda_=0.99``), same data and embedder.

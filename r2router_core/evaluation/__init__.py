@@ -1,6 +1,13 @@
 """Evaluation: datasets, metrics, baselines, cross-validation, calibration and the results table.
 
-Typical use::
+Before deploying a trained router, score it on held-out queries::
+
+    from r2router_core.evaluation import evaluate_router
+
+    result = evaluate_router(router, test_dataset)      # true outcomes of the arms it chooses
+    print(result.table())                              # vs the best single model chosen on its training data
+
+Cross-validation on one dataset::
 
     from r2router_core.evaluation import datasets, evaluate, write_results
 
@@ -15,6 +22,7 @@ showing progress.
 
 from r2router_core.evaluation import datasets as datasets  # loaders: load_routerarena, make_synthetic_pool, ...
 from r2router_core.evaluation.baselines import (
+    BestSingleOnTrain,
     Method,
     Oracle,
     RandomRouter,
@@ -31,6 +39,7 @@ from r2router_core.evaluation.calibration import (
 )
 from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve, plot_deferral_curves
+from r2router_core.evaluation.held_out import HeldOutResult, evaluate_router, restrict_to_router
 from r2router_core.evaluation.metrics import (
     accuracy,
     arena_score,
@@ -44,7 +53,14 @@ from r2router_core.evaluation.metrics import (
     realise,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
-from r2router_core.evaluation.runner import EvalResult, MethodResult, evaluate, held_out_choices, write_results
+from r2router_core.evaluation.runner import (
+    EvalResult,
+    MethodResult,
+    evaluate,
+    held_out_choices,
+    results_stem,
+    write_results,
+)
 from r2router_core.evaluation.savings import (
     Counterfactual,
     DecisionTable,
@@ -58,9 +74,11 @@ from r2router_core.evaluation.savings import (
     report_from_store,
     savings_report,
 )
-from r2router_core.evaluation.selection import SelectionResult, select_predictor, train_router
+from r2router_core.evaluation.selection import AutoRouterMethod, SelectionResult, select_predictor, train_router
 
 __all__ = [
+    "AutoRouterMethod",
+    "BestSingleOnTrain",
     "CalibrationResult",
     "CalibrationTarget",
     "Counterfactual",
@@ -68,6 +86,7 @@ __all__ = [
     "DeferralCurve",
     "Estimate",
     "EvalResult",
+    "HeldOutResult",
     "Method",
     "MethodResult",
     "MethodRun",
@@ -92,6 +111,7 @@ __all__ = [
     "default_methods",
     "deferral_curve",
     "evaluate",
+    "evaluate_router",
     "held_out_choices",
     "kfold_splits",
     "lambda_grid",
@@ -106,6 +126,8 @@ __all__ = [
     "read_decisions",
     "realise",
     "report_from_store",
+    "restrict_to_router",
+    "results_stem",
     "savings_report",
     "select_predictor",
     "train_router",

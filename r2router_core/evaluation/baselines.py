@@ -38,8 +38,11 @@ from r2router_core.engine.scoring import arm_costs, choose, eligibility, utiliti
 from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.metrics import oracle_arms
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.targets import single_arm_for_target
 
 __all__ = [
+    "BEST_SINGLE_ON_TRAIN",
+    "BestSingleOnTrain",
     "Method",
     "Oracle",
     "RandomRouter",
@@ -54,6 +57,9 @@ __all__ = [
 ]
 
 MethodKind = Literal["router", "arm", "random", "oracle"]
+
+BEST_SINGLE_ON_TRAIN = "best single (chosen on train)"
+"""Row name of :class:`BestSingleOnTrain`: the model a user would deploy without a router."""
 
 
 def flat_outcomes(dataset: RoutingDataset) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -185,10 +191,17 @@ class RouterMethod(Method):
             alpha=self.alpha,
             blend_weight=self.blend_weight,
         )
+        config = self.resolve(config, data)
         with _known_missing_arms():
             self.router_ = R2Router(config, data)
         self.arm_map_ = _arm_map(config, train)
         return self
+
+    def resolve(self, config: RouterConfig, data: Any) -> RouterConfig:
+        """The config to fit (``predictor="auto"`` needs ``evaluation.selection.AutoRouterMethod``)."""
+        if config.predictor == "auto":
+            raise ConfigError(f"{self.name}: predictor 'auto' needs AutoRouterMethod (r2router_core.evaluation)")
+        return config
 
     @classmethod
     def from_router(cls, router: R2Router, dataset: RoutingDataset, *, name: str = "R2-Router") -> RouterMethod:
@@ -308,6 +321,35 @@ class SingleArm(Method):
         return np.full((len(lambdas), len(test.prompts)), self.arm, dtype=np.intp)
 
 
+class BestSingleOnTrain(Method):
+    """The single arm that best meets the target on the training part, used on the test part.
+
+    The honest "no router" baseline: the model you would pick from the same
+    training data and deploy for every query (arena target: the highest arena
+    score; ``cost=X``: the best quality within X; ``quality=Y``: the cheapest reaching Y).
+
+    Args:
+        target: What "best" means (default ``"arena"``).
+        name: Row label.
+    """
+
+    kind: MethodKind = "arm"
+
+    def __init__(self, target: Any = "arena", name: str = BEST_SINGLE_ON_TRAIN) -> None:
+        self.target = target
+        self.name = name
+
+    def fit(self, train: RoutingDataset, embeddings: NDArray[Any]) -> BestSingleOnTrain:
+        """Pick the arm on the training part's true outcomes."""
+        quality, cost = flat_outcomes(train)
+        self.arm_ = single_arm_for_target(quality, cost, self.target)
+        return self
+
+    def choose(self, test: RoutingDataset, embeddings: NDArray[Any], lambdas: NDArray[np.float64]) -> NDArray[np.intp]:
+        """The training part's best arm, for every query and lambda."""
+        return np.full((len(lambdas), len(test.prompts)), self.arm_, dtype=np.intp)
+
+
 class RandomRouter(Method):
     """Uniformly random over the arms observed in training (seeded).
 
@@ -359,10 +401,25 @@ class Oracle(Method):
         return np.stack([oracle_arms(quality, cost, float(lam)) for lam in lambdas])
 
 
-def default_methods(dataset: RoutingDataset, *, k: int = 80, seed: int = 0) -> list[Method]:
-    """R2-Router, the point router, the oracle, random routing and every observed single arm."""
-    methods: list[Method] = [RouterMethod("R2-Router", k=k), point_router(dataset.budgets, k=k)]
-    methods += [Oracle(), RandomRouter(seed=seed)]
+def default_methods(
+    dataset: RoutingDataset,
+    *,
+    k: int = 80,
+    seed: int = 0,
+    predictor: PredictorName = "knn",
+    target: Any = "arena",
+) -> list[Method]:
+    """R2-Router, the point router, the oracle, random routing, the best single arm chosen on each
+    training part and every observed single arm.
+
+    With one budget the point router is R2-Router itself, so it is left out.
+    """
+    methods: list[Method] = [RouterMethod("R2-Router", k=k, predictor=predictor)]
+    if len(dataset.budgets) > 1:
+        point = point_router(dataset.budgets, k=k)
+        point.predictor = predictor
+        methods.append(point)
+    methods += [Oracle(), RandomRouter(seed=seed), BestSingleOnTrain(target)]
     for arm in np.flatnonzero(observed_arms(dataset)):
         methods.append(SingleArm(int(arm), f"always {arm_label(dataset, int(arm))}"))
     return methods

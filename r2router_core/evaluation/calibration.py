@@ -22,9 +22,8 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +37,7 @@ from r2router_core.evaluation.cross_validation import complete_queries, cross_va
 from r2router_core.evaluation.curves import DeferralCurve, deferral_curve
 from r2router_core.evaluation.metrics import arena_score, lambda_grid, realise
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.targets import CalibrationTarget, select_operating_point, single_arm_for_target
 
 __all__ = [
     "CalibrationResult",
@@ -45,58 +45,11 @@ __all__ = [
     "calibrate",
     "dataset_from_training_data",
     "select_operating_point",
+    "single_arm_for_target",
+    "warn_overlap",
 ]
 
 logger = logging.getLogger(__name__)
-
-TargetKind = Literal["arena", "cost", "quality"]
-
-
-@dataclass(frozen=True)
-class CalibrationTarget:
-    """What lambda should achieve.
-
-    Attributes:
-        kind: ``"cost"`` (value = max mean USD per 1K queries), ``"quality"``
-            (value = min mean quality) or ``"arena"`` (no value).
-        value: The bound, for ``cost`` and ``quality``.
-    """
-
-    kind: TargetKind
-    value: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind == "arena":
-            if self.value is not None:
-                raise ConfigError("the 'arena' target takes no value; write target='arena'")
-            return
-        if self.kind not in ("cost", "quality"):
-            raise ConfigError(f"target kind must be 'cost', 'quality' or 'arena', got {self.kind!r}")
-        v = self.value
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"target {self.kind} needs a finite number >= 0, got {v!r}")
-        if self.kind == "quality" and v > 1:
-            raise ConfigError(f"target quality must lie in [0, 1], got {v!r}")
-
-    @classmethod
-    def parse(cls, spec: str | CalibrationTarget) -> CalibrationTarget:
-        """From ``"arena"``, ``"cost=0.5"`` (USD per 1K queries) or ``"quality=0.7"``."""
-        if isinstance(spec, CalibrationTarget):
-            return spec
-        kind, sep, raw = str(spec).strip().partition("=")
-        kind = kind.strip().lower()
-        if kind not in ("arena", "cost", "quality") or (kind == "arena") == bool(sep):
-            raise ConfigError(f"target must be 'arena', 'cost=USD_PER_1K' or 'quality=Q', got {spec!r}")
-        if kind == "arena":
-            return cls("arena")
-        try:
-            value = float(raw)
-        except ValueError as exc:
-            raise ConfigError(f"target {kind}= needs a number, got {raw!r}") from exc
-        return cls(kind, value)  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        return "arena" if self.kind == "arena" else f"{self.kind}={self.value:g}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +61,7 @@ class CalibrationResult:
         target: The target it was chosen for.
         accuracy: Mean true quality at that lambda on the calibration set.
         cost_per_1k: Mean true USD per 1K queries there.
-        arena_score: RouterArena score of that point (in [0, 1]).
+        arena_score: RouterArena score of that point (0-100, the leaderboard's scale).
         met: False when no lambda met a cost/quality target (the closest point was taken).
         curve: The whole swept curve.
     """
@@ -135,42 +88,6 @@ class CalibrationResult:
             "arena_score": self.arena_score,
             "met": self.met,
         }
-
-
-def _middle(candidates: NDArray[np.intp]) -> int:
-    return int(candidates[(len(candidates) - 1) // 2])
-
-
-def select_operating_point(curve: DeferralCurve, target: str | CalibrationTarget) -> tuple[int, bool]:
-    """Index of the curve point that best meets the target, and whether it was met.
-
-    Args:
-        curve: A swept deferral curve.
-        target: See :class:`CalibrationTarget`.
-
-    Returns:
-        (index into ``curve.lambdas``, met).
-    """
-    t = CalibrationTarget.parse(target)
-    q, c = curve.quality, curve.cost_per_1k
-    if t.kind == "arena":
-        scores = np.array([arena_score(float(a), float(b)) for a, b in zip(q, c, strict=True)])
-        return _middle(np.flatnonzero(scores == scores.max())), True
-    value = 0.0 if t.value is None else t.value  # never None for cost/quality (validated)
-    if t.kind == "cost":
-        ok = c <= value * (1 + 1e-12)
-        if not ok.any():
-            return _middle(np.flatnonzero(c == c.min())), False
-        best = q[ok].max()
-        tied = np.flatnonzero(ok & (q == best))
-        return _middle(tied[c[tied] == c[tied].min()]), True
-    ok = q >= value - 1e-12
-    if not ok.any():
-        tied = np.flatnonzero(q == q.max())
-        return _middle(tied[c[tied] == c[tied].min()]), False
-    cheapest = c[ok].min()
-    tied = np.flatnonzero(ok & (c == cheapest))
-    return _middle(tied[q[tied] == q[tied].max()]), True
 
 
 def _result(curve: DeferralCurve, target: CalibrationTarget) -> CalibrationResult:
@@ -233,24 +150,27 @@ def calibrate(
         )
         return _result(run["R2-Router"].curve(), t)
     if router.has_training_data:  # a router converted from fitted weights has no rows to overlap
-        _warn_overlap(router.training_data, data)
+        warn_overlap(router.training_data, data)
     emb = router.embed(list(data.prompts)) if embeddings is None else np.asarray(embeddings)[rows]
     method = RouterMethod.from_router(router, data)
     q, c = realise(quality, cost, method.policy(data, emb, grid))
     return _result(deferral_curve(q, c, grid), t)
 
 
-def _warn_overlap(train: TrainingData, calibration: RoutingDataset) -> None:
+def warn_overlap(train: TrainingData, queries: RoutingDataset) -> int:
+    """Log a warning when some of ``queries`` are in the router's training data; return how many are."""
     if train.query_ids is None:
-        return
-    shared = len(set(train.query_ids) & set(calibration.query_ids))
+        return 0
+    shared = len(set(train.query_ids) & set(queries.query_ids))
     if shared:
         logger.warning(
-            "%d of the %d calibration queries are in the router's training data; their predictions are "
-            "in-sample and optimistic. Calibrate on held-out queries, or without a router (cross-validated)",
+            "%d of the %d queries of %s are in the router's training data; their predictions are "
+            "in-sample and optimistic. Use held-out queries",
             shared,
-            calibration.n_queries,
+            queries.n_queries,
+            queries.name,
         )
+    return shared
 
 
 def dataset_from_training_data(

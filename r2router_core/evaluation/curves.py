@@ -55,6 +55,10 @@ class DeferralCurve:
         keep = quality > np.concatenate([[-np.inf], np.maximum.accumulate(quality)[:-1]])
         return cost[keep], quality[keep]
 
+    def distinct_points(self) -> int:
+        """How many different (cost, quality) points the curve has (1 for a single arm or a fallback router)."""
+        return len(set(zip(self.cost_per_1k.tolist(), self.quality.tolist(), strict=True)))
+
     def best_quality_within(self, cost_per_1k: float) -> float:
         """Highest mean quality among the points costing at most ``cost_per_1k``; NaN if none does."""
         ok = self.cost_per_1k <= cost_per_1k

@@ -6,10 +6,11 @@ arm ``m * B + b`` being model m at budget b. Per-query arrays are (n, A).
 * **accuracy**: mean realised quality (RouterArena: mean per-query score).
 * **cost per 1K queries**: mean realised USD per query x 1000.
 * **arena score** (RouterArena, beta = 0.1, c_max = 200, c_min = 0.0044, cost in
-  USD per 1K queries)::
+  USD per 1K queries), on the leaderboard's 0-100 scale everywhere in this
+  library (Python results, JSON, tables, ``info``)::
 
       C = (log2 c_max - log2 cost) / (log2 c_max - log2 c_min)
-      S = (1 + beta) * acc * C / (beta * acc + C)
+      S = 100 * (1 + beta) * acc * C / (beta * acc + C)
 
   The cost is first clamped to [c_min, c_max], as RouterArena's
   ``llm_evaluation/run.py`` does (its ``compute_scores.py`` does not clamp; the
@@ -21,8 +22,14 @@ arm ``m * B + b`` being model m at budget b. Per-query arrays are (n, A).
   step function ``q(x)`` = best mean quality among the method's operating
   points with normalised cost <= x (0 left of its cheapest point; points left
   of 0 count at 0): only points the method realises, no mixing of two routers.
-  AUDC = the integral of q over [0, 1]; a single arm at (x, q) scores q * (1 - x).
-* **peak quality**: the highest mean quality on the curve.
+  AUDC = the integral of q over [0, 1]. It is defined for curves only: a single
+  arm (or random routing) is one point, which has no area (the rule above would
+  give the dearest arm 0 however accurate it is), so tables show it as n/a and
+  compare points by accuracy, cost and arena score. When every single arm costs
+  the same, the axis is [0, 2 x that cost] (:func:`cost_range_of`).
+* **peak quality**: the highest mean quality among the method's points shown,
+  its operating point included (so the peak is never below the operating
+  point's accuracy).
 * **QNC** (query-normalised cost): the smallest mean cost among the method's
   operating points whose mean quality reaches the best single arm's (the arm of
   highest mean quality, ties to the cheaper), divided by that arm's mean cost.
@@ -59,6 +66,7 @@ __all__ = [
     "audc",
     "best_single_arm",
     "cost_per_1k",
+    "cost_range_of",
     "cost_to_reach",
     "lambda_grid",
     "matched_quality_costs",
@@ -99,7 +107,7 @@ def arena_score(
     c_max: float = ARENA_C_MAX,
     c_min: float = ARENA_C_MIN,
 ) -> float:
-    """RouterArena's score of a router, in [0, 1] (the leaderboard shows it x 100).
+    """RouterArena's score of a router, on the leaderboard's 0-100 scale.
 
     Args:
         accuracy: Mean per-query score in [0, 1].
@@ -116,7 +124,7 @@ def arena_score(
     c = (math.log2(c_max) - math.log2(cost)) / (math.log2(c_max) - math.log2(c_min))
     if accuracy == 0.0 and c == 0.0:
         return 0.0
-    return (1.0 + beta) * accuracy * c / (beta * accuracy + c)
+    return 100.0 * (1.0 + beta) * accuracy * c / (beta * accuracy + c)
 
 
 def arm_means(quality: NDArray[np.float64], cost: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -140,6 +148,22 @@ def best_single_arm(quality: NDArray[np.float64], cost: NDArray[np.float64]) -> 
         raise DataError("no arm has an outcome on every query; drop incomplete queries first")
     order = np.lexsort((np.where(ok, mc, np.inf), np.where(ok, -mq, np.inf)))
     return int(order[0])
+
+
+def cost_range_of(arm_cost_per_1k: NDArray[np.float64]) -> tuple[float, float]:
+    """The AUDC cost axis (c_lo, c_hi) from the single arms' mean costs per 1K (NaN ignored).
+
+    The cheapest and the dearest arm; when they cost the same (equal prices and
+    lengths), ``(0, 2 x that cost)`` (``(0, 1)`` if it is 0), so the axis is never empty.
+    """
+    costs = np.asarray(arm_cost_per_1k, dtype=np.float64)
+    costs = costs[np.isfinite(costs)]
+    if costs.size == 0:
+        raise DataError("no arm has a mean cost; drop incomplete queries first")
+    lo, hi = float(costs.min()), float(costs.max())
+    if hi - lo > 1e-12 * max(1.0, abs(hi)):
+        return lo, hi
+    return 0.0, 2.0 * hi if hi > 0 else 1.0
 
 
 def audc(curve: DeferralCurve, *, cost_range: tuple[float, float]) -> float:
@@ -192,8 +216,10 @@ def qnc(curve: DeferralCurve, *, reference_quality: float, reference_cost: float
     Returns:
         The ratio; ``inf`` if no point of the curve reaches ``reference_quality``.
     """
-    if not (math.isfinite(reference_cost) and reference_cost > 0):
-        raise ConfigError(f"reference_cost must be a finite number > 0, got {reference_cost!r}")
+    if not math.isfinite(reference_cost) or reference_cost < 0:
+        raise ConfigError(f"reference_cost must be a finite number >= 0, got {reference_cost!r}")
+    if reference_cost == 0:  # a free reference arm: no ratio to take
+        return math.nan
     return cost_to_reach(curve, reference_quality) / reference_cost
 
 

@@ -19,13 +19,21 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from r2router_core.engine.config import PredictorName
 from r2router_core.errors import ConfigError
-from r2router_core.evaluation.baselines import Method, RouterMethod, arm_label, default_methods, flat_outcomes
+from r2router_core.evaluation.baselines import (
+    BEST_SINGLE_ON_TRAIN,
+    Method,
+    RouterMethod,
+    arm_label,
+    default_methods,
+    flat_outcomes,
+)
 from r2router_core.evaluation.calibration import CalibrationTarget, select_operating_point
 from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate, kfold_splits
 from r2router_core.evaluation.curves import DeferralCurve, plot_deferral_curves
@@ -34,15 +42,26 @@ from r2router_core.evaluation.metrics import (
     arm_means,
     audc,
     best_single_arm,
+    cost_range_of,
     lambda_grid,
     matched_quality_costs,
     peak_quality,
     qnc,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
+from r2router_core.evaluation.selection import AutoRouterMethod
 from r2router_core.evaluation.token_error import token_errors
 
-__all__ = ["EvalResult", "MethodResult", "evaluate", "held_out_choices", "plot_results", "write_results"]
+__all__ = [
+    "EvalResult",
+    "MethodResult",
+    "evaluate",
+    "format_rows",
+    "held_out_choices",
+    "plot_results",
+    "results_stem",
+    "write_results",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +77,10 @@ class MethodResult:
         kind: ``"router"``, ``"arm"``, ``"random"`` or ``"oracle"``.
         accuracy: Mean true quality at the operating point.
         cost_per_1k: Mean true USD per 1K queries there.
-        arena_score: RouterArena score of that point, in [0, 1].
-        audc: Area under the pooled deferral curve (normalised cost axis).
-        peak_quality: Highest mean quality on the curve.
+        arena_score: RouterArena score of that point (0-100, the leaderboard's scale).
+        audc: Area under the pooled deferral curve (normalised cost axis); NaN for a
+            method of one point (a single arm, random), which has no area.
+        peak_quality: Highest mean quality among the curve's points and the operating point.
         qnc: Query-normalised cost (``inf`` if the best single arm's quality is never reached).
         fold_lambdas: Operating lambda of each fold (empty for methods without a knob).
         fold_accuracy: Accuracy on each held-out fold.
@@ -92,9 +112,9 @@ class MethodResult:
             "accuracy": self.accuracy,
             "cost_per_1k": self.cost_per_1k,
             "arena_score": self.arena_score,
-            "audc": self.audc,
+            "audc": self.audc if math.isfinite(self.audc) else None,
             "peak_quality": self.peak_quality,
-            "qnc": self.qnc if math.isfinite(self.qnc) else None,
+            "qnc": self.qnc if math.isfinite(self.qnc) else None,  # never reached (inf) or no reference (nan)
             "fold_lambdas": list(self.fold_lambdas),
             "fold_accuracy": list(self.fold_accuracy),
             "fold_cost_per_1k": list(self.fold_cost_per_1k),
@@ -147,6 +167,7 @@ class EvalResult:
     methods: tuple[MethodResult, ...]
     matched: dict[str, Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    single_budget: bool = False
 
     def method(self, name: str) -> MethodResult:
         """The row of one method."""
@@ -161,29 +182,24 @@ class EvalResult:
         emb = f", {self.embedder}" if self.embedder else ""
         return f"{label}: {self.n_queries} queries, {self.n_folds}-fold CV, k={self.k}{emb}"
 
+    plot_note = "(stars: operating points calibrated on training folds; squares: single arms)"
+
     def table(self) -> str:
         """The results table as fixed-width text."""
-        width = max(len("method"), *(len(m.name) for m in self.methods))
-        head = (
-            f"{'method':<{width}}  {'accuracy':>8}  {'USD/1K':>9}  {'arena':>6}  {'AUDC':>6}  {'peak':>6}  {'QNC':>11}"
-        )
-        lines = [self.title(), head, "-" * len(head)]
-        for m in self.methods:
-            q = f"{m.qnc:.3f}" if math.isfinite(m.qnc) else "not reached"
-            lines.append(
-                f"{m.name:<{width}}  {m.accuracy:>8.4f}  {m.cost_per_1k:>9.4g}  {100 * m.arena_score:>6.2f}  "
-                f"{m.audc:>6.4f}  {m.peak_quality:>6.4f}  {q:>11}"
-            )
+        lines = [self.title(), *format_rows(self.methods)]
         lo, hi = self.cost_range
         lines += [
             "",
             f"operating lambda: calibrated for '{self.target}' by {self.inner_folds}-fold CV inside each "
             "training part; accuracy/cost/arena pooled over the held-out folds",
-            f"arena = RouterArena score x 100; AUDC cost axis: {lo:.4g} .. {hi:.4g} USD per 1K "
-            "(cheapest .. dearest single arm)",
+            f"arena = RouterArena score (0-100); AUDC cost axis: {lo:.4g} .. {hi:.4g} USD per 1K "
+            "(cheapest .. dearest single arm); single points have no AUDC; peak >= the operating point",
             f"QNC reference: best single arm {self.reference_arm} "
             f"(quality {self.reference_quality:.4f} at {self.reference_cost:.4g} USD per 1K)",
         ]
+        lines += self._versus_lines()
+        if self.single_budget:
+            lines.append("one budget: R2-Router is the point router here (no budget axis), so no point-router row")
         lines += self._token_lines()
         if self.matched:
             (a, b), (ca, cb) = self.matched["methods"], self.matched["cost_per_1k"]
@@ -192,6 +208,44 @@ class EvalResult:
                 f"{a} {ca:.4g} vs {b} {cb:.4g} USD per 1K ({ca / cb:.2f}x)"
             )
         return "\n".join(lines)
+
+    def versus_best_single(self) -> dict[str, float] | None:
+        """R2-Router minus the best single arm chosen on each training part, per fold and overall.
+
+        Returns:
+            ``{"accuracy", "accuracy_se", "arena", "arena_se", "n_folds"}`` (standard errors over
+            folds), or ``None`` without both rows.
+        """
+        names = {m.name for m in self.methods}
+        if "R2-Router" not in names or BEST_SINGLE_ON_TRAIN not in names:
+            return None
+        r, b = self.method("R2-Router"), self.method(BEST_SINGLE_ON_TRAIN)
+        dq = np.array(r.fold_accuracy) - np.array(b.fold_accuracy)
+        da = np.array(
+            [
+                arena_score(_unit(qa), ca) - arena_score(_unit(qb), cb)
+                for qa, ca, qb, cb in zip(
+                    r.fold_accuracy, r.fold_cost_per_1k, b.fold_accuracy, b.fold_cost_per_1k, strict=True
+                )
+            ]
+        )
+        se = math.sqrt(len(dq)) if len(dq) > 1 else math.nan
+        return {
+            "accuracy": r.accuracy - b.accuracy,
+            "accuracy_se": float(dq.std(ddof=1) / se) if len(dq) > 1 else math.nan,
+            "arena": r.arena_score - b.arena_score,
+            "arena_se": float(da.std(ddof=1) / se) if len(da) > 1 else math.nan,
+            "n_folds": len(dq),
+        }
+
+    def _versus_lines(self) -> list[str]:
+        v = self.versus_best_single()
+        if v is None:
+            return []
+        return [
+            f"router vs best single (chosen on train): arena {v['arena']:+.2f} ± {v['arena_se']:.2f}, accuracy "
+            f"{v['accuracy']:+.4f} ± {v['accuracy_se']:.4f} (± = standard error over the {v['n_folds']} folds)"
+        ]
 
     def _token_lines(self) -> list[str]:
         """The first router's held-out token error per arm (cost is tokens x price)."""
@@ -221,9 +275,31 @@ class EvalResult:
             "reference_quality": self.reference_quality,
             "reference_cost_per_1k": self.reference_cost,
             "matched_quality": self.matched,
+            "arena_scale": 100,
+            "single_budget": self.single_budget,
+            "versus_best_single_on_train": self.versus_best_single(),
             "meta": _jsonable(self.meta),
             "methods": [m.to_dict() for m in self.methods],
         }
+
+
+def _unit(q: float) -> float:
+    return min(max(q, 0.0), 1.0)
+
+
+def format_rows(methods: Sequence[MethodResult]) -> list[str]:
+    """The header and one fixed-width line per method (n/a for a point's AUDC and a missing QNC)."""
+    width = max(len("method"), *(len(m.name) for m in methods))
+    head = f"{'method':<{width}}  {'accuracy':>8}  {'USD/1K':>9}  {'arena':>6}  {'AUDC':>6}  {'peak':>6}  {'QNC':>11}"
+    lines = [head, "-" * len(head)]
+    for m in methods:
+        q = f"{m.qnc:.3f}" if math.isfinite(m.qnc) else ("not reached" if m.qnc == math.inf else "n/a")
+        a = f"{m.audc:.4f}" if math.isfinite(m.audc) else "n/a"
+        lines.append(
+            f"{m.name:<{width}}  {m.accuracy:>8.4f}  {m.cost_per_1k:>9.4g}  {m.arena_score:>6.2f}  "
+            f"{a:>6}  {m.peak_quality:>6.4f}  {q:>11}"
+        )
+    return lines
 
 
 def _jsonable(value: Any) -> Any:
@@ -285,9 +361,9 @@ def _method_result(
         kind=run.kind,
         accuracy=acc,
         cost_per_1k=c1k,
-        arena_score=arena_score(acc, c1k),
-        audc=audc(curve, cost_range=cost_range),
-        peak_quality=peak_quality(curve),
+        arena_score=arena_score(_unit(acc), c1k),
+        audc=audc(curve, cost_range=cost_range) if curve.distinct_points() > 1 else math.nan,  # a point: no area
+        peak_quality=max(peak_quality(curve), acc),
         qnc=qnc(curve, reference_quality=reference[0], reference_cost=reference[1]),
         fold_lambdas=tuple(float(run.lambdas[i]) for i in indices) if not np.isnan(run.lambdas).all() else (),
         fold_accuracy=tuple(float(quality[rows].mean()) for rows in folds),
@@ -309,6 +385,7 @@ def evaluate(
     lambdas: NDArray[np.float64] | None = None,
     embedder: str | None = None,
     progress: bool = False,
+    predictor: PredictorName = "knn",
 ) -> EvalResult:
     """Cross-validate R2-Router and the baselines on a dataset.
 
@@ -324,6 +401,7 @@ def evaluate(
         lambdas: The sweep; default :func:`lambda_grid` of the arms' mean costs.
         embedder: Embedder id, recorded in the result.
         progress: tqdm bars over folds on stderr.
+        predictor: Predictor of the default routers (``"auto"``: chosen by CV inside each training part).
 
     Returns:
         The :class:`EvalResult`.
@@ -334,10 +412,12 @@ def evaluate(
     quality, cost = flat_outcomes(data)
     mean_q, mean_c = arm_means(quality, cost)
     grid = lambda_grid(mean_c / 1000.0) if lambdas is None else np.asarray(lambdas, dtype=np.float64)
-    methods = list(default_methods(data, k=k, seed=seed) if methods is None else methods)
+    if methods is None:
+        methods = default_methods(data, k=k, seed=seed, predictor=predictor, target=t)
+        if predictor == "auto":
+            methods = [AutoRouterMethod.like(m) if isinstance(m, RouterMethod) else m for m in methods]
     runs = cross_validate(data, emb, methods, lambdas=grid, n_folds=n_folds, seed=seed, progress=progress)
-    ok = ~np.isnan(mean_c)
-    cost_range = (float(mean_c[ok].min()), float(mean_c[ok].max()))
+    cost_range = cost_range_of(mean_c)
     best = best_single_arm(quality, cost)
     reference = (float(mean_q[best]), float(mean_c[best]))
     results = []
@@ -371,6 +451,7 @@ def evaluate(
         methods=tuple(results),
         matched=_matched(results),
         meta={k: v for k, v in dataset.meta.items() if k != "path"},  # no machine-specific paths in results
+        single_budget=len(data.budgets) == 1,
     )
 
 
@@ -387,7 +468,37 @@ def results_stem(dataset_name: str) -> str:
     return "eval_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset_name).strip("_")
 
 
-def write_results(result: EvalResult, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
+class Results(Protocol):
+    """What :func:`write_results` and :func:`plot_results` read: an :class:`EvalResult` or a ``HeldOutResult``."""
+
+    @property
+    def dataset(self) -> str:
+        """Dataset name."""
+
+    @property
+    def cost_range(self) -> tuple[float, float]:
+        """The AUDC cost axis."""
+
+    @property
+    def methods(self) -> tuple[MethodResult, ...]:
+        """The rows."""
+
+    @property
+    def single_budget(self) -> bool:
+        """One budget only."""
+
+    @property
+    def plot_note(self) -> str:
+        """Second line of the plot title."""
+
+    def title(self) -> str:
+        """One-line title."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+
+
+def write_results(result: Results, out_dir: str | Path, *, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.json`` (all numbers and curves), ``<stem>.csv`` (the table) and ``<stem>.png``.
 
     Returns:
@@ -404,19 +515,21 @@ def write_results(result: EvalResult, out_dir: str | Path, *, stem: str | None =
         writer.writeheader()
         for m in result.methods:
             row = m.to_dict(with_curve=False)
-            row["qnc"] = "inf" if row["qnc"] is None else row["qnc"]
+            row["qnc"] = "inf" if m.qnc == math.inf else row["qnc"]
             writer.writerow(row)
     plot_results(result, paths["png"])
     return paths
 
 
-def plot_results(result: EvalResult, path: str | Path) -> Path:
+def plot_results(result: Results, path: str | Path) -> Path:
     """The deferral curves of the lambda methods, their operating points, random and the single arms."""
     curves = {m.name: m.curve for m in result.methods if m.kind in ("router", "oracle")}
     points = {m.name: (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind in ("router", "oracle", "random")}
     arms = {m.name.removeprefix("always "): (m.cost_per_1k, m.accuracy) for m in result.methods if m.kind == "arm"}
     lo, hi = result.cost_range
-    title = result.title() + "\n(stars: operating points calibrated on training folds; squares: single arms)"
+    title = result.title() + "\n" + result.plot_note
+    if result.single_budget:
+        title += "\none budget: R2-Router is the point router (one curve, not two identical ones)"
     return plot_deferral_curves(
         curves,
         path,

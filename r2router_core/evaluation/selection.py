@@ -17,7 +17,21 @@ default is kept, so ``auto`` leaves kNN only for a gain larger than the noise.
 
 Lambda is then read off the chosen candidate's pooled held-out curve with
 :func:`~r2router_core.evaluation.calibration.select_operating_point`, the
-curve is recorded, and the config carries both choices in ``selection``.
+curve is recorded, and the config carries both choices in ``selection``
+(``selection["predictor"]`` records the margin of the best candidate over the
+default and its standard error).
+
+**The best-single guard.** On the same folds, the router (at a lambda read off
+the other folds' held-out curve, so no fold scores a lambda chosen on itself)
+is compared with the single arm chosen on each training part
+(:class:`~r2router_core.evaluation.baselines.BestSingleOnTrain`), paired over
+folds, in the target's own terms (arena score; for ``cost=X`` the accuracy;
+for ``quality=Y`` the cost). ``selection["guard"]`` records the gain, its
+standard error and whether routing beats the arm beyond one standard error.
+When it does not, :func:`train_router` (``fallback_to_best_single=True``, the
+default; ``r2router train --no-fallback`` turns it off) restricts the router to
+that arm, chosen on the whole training set, so it is never knowingly a worse
+choice than no router; retrain with more data to route again.
 """
 
 from __future__ import annotations
@@ -34,14 +48,29 @@ from r2router_core.engine.config import DEFAULT_TARGET, RouterConfig
 from r2router_core.engine.router import R2Router
 from r2router_core.engine.training_data import TrainingData
 from r2router_core.errors import DataError
-from r2router_core.evaluation.baselines import RouterMethod, flat_outcomes
-from r2router_core.evaluation.calibration import CalibrationTarget, dataset_from_training_data, select_operating_point
+from r2router_core.evaluation.baselines import BestSingleOnTrain, RouterMethod, arm_label, flat_outcomes
+from r2router_core.evaluation.calibration import (
+    CalibrationTarget,
+    dataset_from_training_data,
+    select_operating_point,
+    single_arm_for_target,
+)
 from r2router_core.evaluation.cross_validation import MethodRun, complete_queries, cross_validate
 from r2router_core.evaluation.curves import DeferralCurve
 from r2router_core.evaluation.metrics import arena_score, arm_means, audc, lambda_grid
 from r2router_core.evaluation.routing_dataset import RoutingDataset
 
-__all__ = ["ALPHA_GRID", "BLEND_GRID", "K_GRID", "Candidate", "SelectionResult", "select_predictor", "train_router"]
+__all__ = [
+    "ALPHA_GRID",
+    "BLEND_GRID",
+    "K_GRID",
+    "AutoRouterMethod",
+    "Candidate",
+    "SelectionResult",
+    "pick_one_se",
+    "select_predictor",
+    "train_router",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,21 +191,36 @@ def _candidates(config: RouterConfig, n_train: int) -> list[Candidate]:
     return out
 
 
-def _pick(scored: Sequence[Candidate], default: Candidate) -> Candidate:
-    """The best pooled score, unless the default is within one standard error of it (paired over folds)."""
+def _paired_se(a: Sequence[float], b: Sequence[float]) -> float:
+    """Standard error of the mean of the paired differences a - b (0 with one pair)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+
+
+def pick_one_se(scored: Sequence[Candidate], default: Candidate) -> tuple[Candidate, float, float]:
+    """The one-standard-error rule: the best pooled score, unless its gain over ``default`` is within one SE.
+
+    Args:
+        scored: Candidates with their pooled and per-fold scores (the same folds).
+        default: The configured kNN: kept unless another candidate beats it by more than
+            one standard error of the paired per-fold differences.
+
+    Returns:
+        (the chosen candidate, the best candidate's margin over the default, that standard error).
+    """
     best = max(scored, key=lambda c: c.score)  # max keeps the first of equal scores
-    diff = np.array(best.fold_scores) - np.array(default.fold_scores)
-    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    if best is not default and best.score - default.score <= se:
+    margin = best.score - default.score
+    se = _paired_se(best.fold_scores, default.fold_scores)
+    if best is not default and margin <= se:
         logger.info(
             "auto: %s beats %s by %.4g, within one standard error (%.4g); keeping the default",
             best.label,
             default.label,
-            best.score - default.score,
+            margin,
             se,
         )
-        return default
-    return best
+        return default, margin, se
+    return best, margin, se
 
 
 def select_predictor(
@@ -224,7 +268,7 @@ def select_predictor(
         second = [Candidate("logistic", config.k, best_ridge.alpha, config.blend_weight)]
         second += [Candidate("blend", best_knn.k, best_ridge.alpha, w) for w in BLEND_GRID]
         scored += scorer.score(second)
-        chosen = _pick(scored, scored[0])
+        chosen, margin, se = pick_one_se(scored, scored[0])
     curve = scorer.runs[chosen.label].curve()
     record = dict(config.selection or {})
     settings = chosen.settings()
@@ -236,6 +280,11 @@ def select_predictor(
             "seed": seed,
             "n_queries": dataset.n_queries,
             "chosen": chosen.label,
+            "default": scored[0].label,
+            "best": max(scored, key=lambda c: c.score).label,
+            "margin": margin,
+            "standard_error": se,
+            "rule": "one standard error: the default kNN is kept unless the best candidate's margin exceeds it",
             "candidates": [c.to_dict() for c in scored],
         }
     if calibrate_lambda:
@@ -248,13 +297,76 @@ def select_predictor(
             "met": met,
             "accuracy": acc,
             "cost_per_1k": c1k,
-            "arena_score": arena_score(acc, c1k),
+            "arena_score": arena_score(min(max(acc, 0.0), 1.0), c1k),
+            "arena_scale": 100,
             "n_folds": n_folds,
             "seed": seed,
             "curve": curve.to_dict(),
         }
+    record["guard"] = _guard(scorer, scorer.runs[chosen.label], t)
+    best = single_arm_for_target(*flat_outcomes(dataset), t)
+    m, b = divmod(best, len(dataset.budgets))
+    record["best_single"] = {
+        "model": dataset.models[m].name,
+        "budget": dataset.budgets[b],
+        "label": arm_label(dataset, best),
+        "target": str(t),
+    }
     resolved = config.with_options(**settings, selection=record)
     return SelectionResult(config=resolved, candidates=tuple(scored), chosen=chosen, curve=curve)
+
+
+class AutoRouterMethod(RouterMethod):
+    """R2-Router with ``predictor="auto"``: the predictor chosen by CV inside each training part, as ``train`` does."""
+
+    def resolve(self, config: RouterConfig, data: Any) -> RouterConfig:
+        """Resolve ``auto`` by :func:`select_predictor` on this training part (lambda is chosen by the caller)."""
+        return select_predictor(config, data).config if config.predictor == "auto" else config
+
+    @classmethod
+    def like(cls, method: RouterMethod) -> AutoRouterMethod:
+        """The same router row with ``auto`` resolved per training part."""
+        return cls(
+            method.name,
+            k=method.k,
+            weights=method.weights,
+            budgets=method.budgets,
+            predictor=method.predictor,
+            alpha=method.alpha,
+            blend_weight=method.blend_weight,
+        )
+
+
+def _target_value(t: CalibrationTarget, accuracy: float, cost_per_1k: float) -> float:
+    """What the target prizes, higher is better: arena score, accuracy (cost=X) or minus the cost (quality=Y)."""
+    if t.kind == "arena":
+        return arena_score(min(max(accuracy, 0.0), 1.0), cost_per_1k)
+    return accuracy if t.kind == "cost" else -cost_per_1k
+
+
+def _guard(scorer: _Scorer, run: MethodRun, t: CalibrationTarget) -> dict[str, Any]:
+    """Does routing beat the best single arm chosen on each training part, beyond one standard error?"""
+    single = cross_validate(
+        scorer.data, scorer.emb, [BestSingleOnTrain(t)], lambdas=scorer.grid, n_folds=scorer.n_folds, seed=scorer.seed
+    )[BestSingleOnTrain(t).name]
+    routed, alone = [], []
+    for f in range(scorer.n_folds):
+        rows = run.fold == f
+        # fold f's lambda is read off the other folds' held-out curve, so the choice never sees fold f
+        index, _ = select_operating_point(run.curve(np.flatnonzero(~rows)), t)
+        routed.append(_target_value(t, run.quality[index, rows].mean(), run.cost[index, rows].mean() * 1000))
+        alone.append(_target_value(t, single.quality[0, rows].mean(), single.cost[0, rows].mean() * 1000))
+    gain = float(np.mean(routed) - np.mean(alone))
+    se = _paired_se(routed, alone)
+    return {
+        "metric": {"arena": "arena score", "cost": "accuracy", "quality": "minus USD per 1K"}[t.kind],
+        "router": float(np.mean(routed)),
+        "best_single": float(np.mean(alone)),
+        "gain": gain,
+        "standard_error": se,
+        "n_folds": scorer.n_folds,
+        "beats": bool(gain > se),
+    }
 
 
 def train_router(
@@ -265,6 +377,7 @@ def train_router(
     calibrate_lambda: bool = True,
     n_folds: int = 5,
     seed: int = 0,
+    fallback_to_best_single: bool = True,
     **router_options: Any,
 ) -> R2Router:
     """Fit a router as ``r2router train`` does: predictor ``auto`` resolved and lambda calibrated by CV.
@@ -276,6 +389,9 @@ def train_router(
         calibrate_lambda: Choose lambda by cross-validation (else keep ``config.lambda_``).
         n_folds: Folds of the cross-validation.
         seed: Seed of the folds.
+        fallback_to_best_single: When cross-validation finds that routing does not beat the
+            best single arm beyond one standard error (``selection["guard"]``), restrict the
+            router to that arm (recorded in ``selection["guard"]["fallback"]``).
         **router_options: Passed to :class:`R2Router` (e.g. ``embedder``).
 
     Returns:
@@ -285,4 +401,25 @@ def train_router(
         config = select_predictor(
             config, data, target=target, calibrate_lambda=calibrate_lambda, n_folds=n_folds, seed=seed
         ).config
+    guard = (config.selection or {}).get("guard")
+    if guard is not None and not guard["beats"] and fallback_to_best_single:
+        config, data = _fallback(config, data)
     return R2Router(config, data, **router_options)
+
+
+def _fallback(config: RouterConfig, data: TrainingData) -> tuple[RouterConfig, TrainingData]:
+    """The router restricted to the best single arm: every query goes there."""
+    record = dict(config.selection or {})
+    best = record["best_single"]
+    pool = {"models": list(config.model_names), "budgets": list(config.budgets)}  # evaluate_router scores on it
+    record["guard"] = {**record["guard"], "fallback": best["label"], "pool": pool}
+    logger.warning(
+        "routing does not beat %s beyond one standard error in cross-validation (gain %.4g ± %.4g); "
+        "the router sends every query to it (fallback_to_best_single=False / --no-fallback to route anyway)",
+        best["label"],
+        record["guard"]["gain"],
+        record["guard"]["standard_error"],
+    )
+    spec = next(m for m in config.models if m.name == best["model"])
+    arm = config.with_options(models=(spec,), budgets=(best["budget"],), interpolated_budgets=(), selection=record)
+    return arm, data.select(models=[best["model"]], budgets=[best["budget"]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +81,19 @@ def run(args: argparse.Namespace) -> int:
         )
         source = f"{args.folds}-fold CV on the checkpoint's {data.n_queries} training queries"
     else:
-        result, source = _calibrate_on_dataset(args, router)
+        result, source, in_training = _calibrate_on_dataset(args, router)
+        if not in_training:
+            print(
+                f"note: lambda is chosen on {args.dataset}, not on the router's training data; do not score the "
+                "router on these queries afterwards (eval --router needs queries it was neither trained nor "
+                "calibrated on)",
+                file=sys.stderr,
+            )
     out = Path(args.out) if args.out else router_dir
     result.apply(router).save(out)
     if args.json:
-        print(json.dumps({**result.to_dict(), "checkpoint": str(out), "calibrated_on": source}, indent=2))
+        summary = {**result.to_dict(), "arena_scale": 100, "checkpoint": str(out), "calibrated_on": source}
+        print(json.dumps(summary, indent=2))
         return 0
     status = "met" if result.met else "NOT met (closest point taken)"
     print(
@@ -92,15 +101,19 @@ def run(args: argparse.Namespace) -> int:
         f"lambda:        {result.lambda_!r}\n"
         f"accuracy:      {result.accuracy:.4f}\n"
         f"cost:          {result.cost_per_1k:.4g} USD per 1K queries\n"
-        f"arena score:   {100 * result.arena_score:.2f}\n"
+        f"arena score:   {result.arena_score:.2f} (0-100)\n"
         f"calibrated on: {source}\n"
         f"saved to:      {out} (config.json 'lambda')"
     )
     return 0
 
 
-def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str]:
-    """The router routes DATASET's queries; their true outcomes choose lambda."""
+def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[CalibrationResult, str, bool]:
+    """The router routes DATASET's queries; their true outcomes choose lambda.
+
+    Returns:
+        (the result, where it was calibrated, whether every DATASET query is in the router's training data).
+    """
     from r2router_core.evaluation import calibrate
 
     inp = resolve_training_input(args)
@@ -114,4 +127,6 @@ def _calibrate_on_dataset(args: argparse.Namespace, router: R2Router) -> tuple[C
         )
     emb, _ = embed_training_input(inp, spec or "", cache_dir=args.cache_dir, progress=not args.quiet)
     result = calibrate(inp.dataset, emb, target=args.target, router=router)
-    return result, f"{inp.dataset.name} ({inp.dataset.n_queries} queries) routed by the checkpoint"
+    ids = router.training_data.query_ids if router.has_training_data else None
+    in_training = ids is not None and set(inp.dataset.query_ids) <= set(ids)
+    return result, f"{inp.dataset.name} ({inp.dataset.n_queries} queries) routed by the checkpoint", in_training

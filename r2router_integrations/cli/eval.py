@@ -1,4 +1,12 @@
-"""``r2router eval DATASET``: cross-validate R2-Router against the baselines on a dataset.
+"""``r2router eval --router DIR TEST``: score a trained router on a held-out file (run this before deploying).
+
+Each TEST query is routed by the checkpoint at its own lambda and scored with the
+TRUE outcome of the chosen arm; beside it the best single model chosen on the
+router's own training data (what the router must beat), the best single model on
+TEST (hindsight), the cheapest, random routing and the per-query oracle, with the
+difference "router vs best single (chosen on train)" and its standard error.
+
+``r2router eval DATASET`` (no --router): cross-validate R2-Router against the baselines on a dataset.
 
 Prints the results table (rows: methods; columns: accuracy, cost per 1K
 queries, arena score, AUDC, peak quality, QNC) and writes the deferral curves
@@ -23,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from r2router_core import ConfigError
+from r2router_core import PREDICTORS, ConfigError
+from r2router_core.embedders import TRAINING_DEFAULT
 from r2router_core.evaluation import RoutingDataset
 
 if TYPE_CHECKING:
@@ -44,18 +53,29 @@ def add_parser(sub: Any) -> None:
     """Register the command."""
     p = sub.add_parser(
         "eval",
-        help="cross-validate R2-Router and the baselines on a dataset",
+        help="score a trained router on a held-out file (--router DIR TEST), or cross-validate on a dataset",
         description=f"{__doc__}\n{DATA_DESCRIPTION.replace('DATA ', 'DATASET ', 1)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_training_input_arguments(p, metavar="DATASET", required=False)
+    add_training_input_arguments(p, metavar="DATASET", required=False, embedder="auto")
     p.add_argument(
         "--store",
         metavar="URL",
         help="instead of DATASET: estimate from the decision log alone (inverse propensity weighting) the mean "
         "quality --router would have had at each --lambda",
     )
-    p.add_argument("--router", help="with --store: the router to estimate (a checkpoint directory)")
+    p.add_argument(
+        "--router",
+        help="a trained checkpoint directory: score it on the held-out DATASET (or, with --store, estimate it "
+        "from the decision log)",
+    )
+    p.add_argument(
+        "--predictor",
+        choices=PREDICTORS,
+        default="knn",
+        help="predictor of the cross-validated routers (default: knn; auto = chosen by CV inside each training "
+        "part, as train does)",
+    )
     p.add_argument(
         "--lambda",
         dest="lambdas",
@@ -68,9 +88,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--k", type=int, default=80, help="neighbours of the kNN routers (default: 80)")
     p.add_argument(
         "--target",
-        default="arena",
         help="what each fold's operating lambda is calibrated for: arena, cost=USD_PER_1K or quality=Q "
-        "(default: arena)",
+        "(default: arena); with --router DIR TEST, what 'best single model' means (default: the target the "
+        "router's lambda was calibrated for)",
     )
     p.add_argument("--out", default="eval_results", help="directory for the PNG, JSON and CSV (default: eval_results)")
     p.add_argument(
@@ -96,8 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.store is not None:
         return _off_policy(args)
+    if args.router is not None:
+        return _held_out(args)
     if args.dataset is None:
-        raise ConfigError("give DATASET, or --store URL --router DIR for the off-policy estimate")
+        raise ConfigError(
+            "give DATASET, --router DIR TEST to score a trained router on a held-out file, "
+            "or --store URL --router DIR for the off-policy estimate"
+        )
+    if args.embedder == "auto":
+        args.embedder = TRAINING_DEFAULT
     if args.export_routerarena and args.dataset != "routerarena":
         raise ConfigError("--export-routerarena needs DATASET routerarena (the file holds RouterArena's answers)")
     inp = resolve_training_input(args)
@@ -113,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
         n_folds=args.folds,
         seed=args.seed,
         k=args.k,
-        target=args.target,
+        target=args.target or "arena",
         embedder=embedder_id or "synthetic ground-truth vectors",
         progress=not args.quiet,
+        predictor=args.predictor,
     )
     print(result.table())
     paths = write_results(result, args.out)
@@ -123,6 +151,38 @@ def run(args: argparse.Namespace) -> int:
     if args.export_routerarena:
         files = _export(args, dataset, emb, result)
         print(f"wrote {files.predictions} and {files.config}")
+    return 0
+
+
+def _held_out(args: argparse.Namespace) -> int:
+    """Score ``--router`` on the held-out DATASET: the true outcome of each chosen arm, beside the baselines."""
+    from r2router_core import R2Router
+    from r2router_core.evaluation import evaluate_router, results_stem, write_results
+
+    if args.dataset is None:
+        raise ConfigError(
+            "--router DIR needs TEST: a held-out outcomes file the router was not trained on "
+            "(or --store URL for the off-policy estimate from the decision log)"
+        )
+    for option, default in (("export_routerarena", None), ("predictor", "knn")):
+        if getattr(args, option) != default:
+            raise ConfigError(f"--{option.replace('_', '-')} applies to cross-validation, not to --router DIR TEST")
+    router = R2Router.from_pretrained(args.router, embedder=None)
+    inp = resolve_training_input(args)
+    spec = router.config.embedder if args.embedder == "auto" else args.embedder
+    if inp.embeddings is None and not spec:
+        raise ConfigError("the checkpoint does not name its embedder; pass --embedder")
+    if inp.embeddings is not None and inp.embedder != router.config.embedder:
+        raise ConfigError(
+            f"TEST {args.dataset} holds vectors of embedder {inp.embedder!r} but the router was trained with "
+            f"{router.config.embedder!r}; pass outcomes with prompts (a long-format file) instead"
+        )
+    emb, _ = embed_training_input(inp, spec or "", cache_dir=args.cache_dir, progress=not args.quiet)
+    start = time.perf_counter()
+    result = evaluate_router(router, inp.dataset, emb, target=args.target, seed=args.seed)
+    print(result.table())
+    paths = write_results(result, args.out, stem="heldout_" + results_stem(inp.dataset.name).removeprefix("eval_"))
+    print(f"\n{time.perf_counter() - start:.1f} s; wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

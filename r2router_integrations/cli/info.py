@@ -104,24 +104,35 @@ def selection_lines(selection: Mapping[str, Any]) -> list[str]:
     pred = selection.get("predictor")
     if pred:
         lines += ["", f"predictor chosen by {pred['n_folds']}-fold CV ({pred['metric']} score): {pred['chosen']}"]
+        if "margin" in pred:
+            lines.append(
+                f"  one-SE rule: best {pred['best']} leads default {pred['default']} by {pred['margin']:+.4g} "
+                f"(standard error {pred['standard_error']:.4g})"
+            )
         for c in pred["candidates"]:
             folds = np.array(c["fold_scores"])
             mark = "*" if c["label"] == pred["chosen"] else " "
             lines.append(f" {mark} {c['label']:<34} {c['score']:.4f}  (folds {folds.mean():.4f} ± {folds.std():.4f})")
+    guard = selection.get("guard")
+    if guard:
+        from r2router_integrations.cli.train import guard_line
+
+        lines += ["", "vs best single (CV): " + guard_line(guard, selection.get("best_single", {}).get("label", "?"))]
     lam = selection.get("lambda")
     if lam:
+        arena = lam["arena_score"] * (1 if lam.get("arena_scale") == 100 else 100)  # older checkpoints: 0-1
         lines += [
             "",
             f"lambda {lam['lambda']:.6g} chosen by {lam['n_folds']}-fold CV for {lam['target']}: accuracy "
-            f"{lam['accuracy']:.4f} at {lam['cost_per_1k']:.4g} USD per 1K (arena {100 * lam['arena_score']:.2f})",
+            f"{lam['accuracy']:.4f} at {lam['cost_per_1k']:.4g} USD per 1K (arena {arena:.2f} of 100)",
             f"  {'lambda':>10} {'accuracy':>9} {'USD/1K':>10}",
         ]
         curve = lam["curve"]
-        seen = set()
+        points: dict[tuple[float, float], float] = {}  # one line per distinct operating point, in lambda order
         for lv, q, c in zip(curve["lambda"], curve["quality"], curve["cost_per_1k"], strict=True):
-            if (q, c) in seen:  # one line per distinct operating point
-                continue
-            seen.add((q, c))
-            mark = "*" if (q, c) == (lam["accuracy"], lam["cost_per_1k"]) else " "
+            if (q, c) not in points or lv == lam["lambda"]:  # the chosen lambda represents its point
+                points[(q, c)] = lv
+        for (q, c), lv in points.items():
+            mark = "*" if lv == lam["lambda"] else " "  # the star is on the chosen lambda's row
             lines.append(f"{mark} {lv:>10.6g} {q:>9.4f} {c:>10.4g}")
     return lines

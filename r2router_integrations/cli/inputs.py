@@ -41,8 +41,11 @@ DATA_DESCRIPTION = """DATA is one of
   * a card-layout directory: config.json (the pool and its prices) and training_data/
     (embeddings.npy + labels.json); a bare training_data directory goes with --config FILE;
   * a long-format .csv or .jsonl outcomes file, one row per (query, model, budget) with the
-    columns query, model, budget, quality, output_tokens, priced by its output_price and
-    input_price columns or by --models FILE;
+    columns query, model, quality (0/1 or graded in [0, 1]) and output_tokens or cost (USD);
+    no budget column = one uncapped budget; priced by its output_price and input_price columns
+    or by --models FILE (a cost without tokens and without prices is used as the cost directly);
+  * a RouterBench file (.csv/.jsonl): prompt, sample_id and per model <model> and
+    <model>|total_cost columns;
   * a directory of R2-Bench <budget>_judge.csv files, priced by --models FILE;
   * a named public dataset: routerarena, alpacaeval-length or synthetic.
 The budgets are those the data holds. --models FILE is JSON or YAML mapping each model to

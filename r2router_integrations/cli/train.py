@@ -56,7 +56,8 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="train on collected grades that give one score to nearly every answer (refused by default)",
     )
-    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--out", required=True, help="checkpoint directory to write (written atomically)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint at --out (whole, atomically)")
     p.add_argument("--k", type=int, help="number of neighbours (default: the config's, 80)")
     p.add_argument("--lambda", dest="lambda_", type=float, help="cost weight in [0, 1] (default: calibrated by CV)")
     p.add_argument(
@@ -67,6 +68,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--predictor", choices=PREDICTORS, help="predictor (default: the config's, knn)")
     p.add_argument("--alpha", type=float, help="ridge strength of ridge/logistic/blend (default 1.0)")
     p.add_argument("--blend-weight", type=float, help="kNN weight of blend, in [0, 1] (default 0.5)")
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="keep routing even when CV finds it does not beat the best single arm beyond noise (default: the "
+        "router then sends every query to that arm, and says so)",
+    )
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -78,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.dataset is None and args.store is None:
         raise ConfigError("give DATA, --store URL, or both")
+    out_dir = Path(args.out)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.force:
+        raise ConfigError(
+            f"--out {args.out} already exists; pass --force to replace it whole (atomically), or a new directory"
+        )
     if args.dataset is None:
         config, data = _collected(args)
     else:
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         calibrate_lambda=args.lambda_ is None,
         n_folds=args.folds,
         seed=args.seed,
+        fallback_to_best_single=not args.no_fallback,
     )
     logged = 0
     if args.store is not None:
@@ -115,12 +128,31 @@ def run(args: argparse.Namespace) -> int:
     lam = (c.selection or {}).get("lambda")
     how = f"calibrated by CV for {lam['target']}" if lam else "as given"
     print(f"lambda:    {c.lambda_:.6g} ({how})")
+    guard = (c.selection or {}).get("guard")
+    if guard is not None:
+        print("vs best:   " + guard_line(guard, (c.selection or {}).get("best_single", {}).get("label", "?")))
     return 0
 
 
 def price_summary(models: tuple[ModelSpec, ...]) -> str:
     """The prices a router was trained on, for people: ``small 0.5/1, local free/free``."""
     return ", ".join(f"{m.name} {m.price_text('input_price')}/{m.price_text('output_price')}" for m in models)
+
+
+def guard_line(guard: dict[str, Any], arm: str) -> str:
+    """One line: does routing beat the best single arm by CV, and what the router does about it."""
+    gain = f"{guard['gain']:+.4g} ± {guard['standard_error']:.2g} {guard['metric']}"
+    if guard["beats"]:
+        return f"routing beats the best single arm {arm} by {gain} ({guard['n_folds']}-fold CV)"
+    if guard.get("fallback"):
+        return (
+            f"routing does NOT beat the best single arm {arm} beyond noise ({gain}, {guard['n_folds']}-fold CV): "
+            "this router sends every query to it (train --no-fallback to route anyway)"
+        )
+    return (
+        f"routing does NOT beat the best single arm {arm} beyond noise ({gain}, {guard['n_folds']}-fold CV); "
+        "routing anyway (--no-fallback)"
+    )
 
 
 def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:

@@ -5,6 +5,7 @@
 * :func:`load_alpacaeval_length` -- AlpacaEval length variants, each (model, length mode) an arm;
 * :func:`load_long_format` -- your own outcomes, one row per (query, model, budget), CSV or JSONL;
 * :func:`load_r2bench_judge_dir` -- R2-Bench's ``<budget>_judge.csv`` files;
+* :func:`load_routerbench` -- RouterBench's wide layout (``<model>`` and ``<model>|total_cost`` columns);
 * :func:`fetch_routerarena`, :func:`fetch_alpacaeval_length` -- find the files locally or download them;
 * :func:`embed_dataset` -- embed prompts through an on-disk cache keyed by (embedder id, text hash).
 """
@@ -20,7 +21,13 @@ from r2router_core.evaluation.datasets.fetch import (
     fetch_routerarena,
     routerarena_dir,
 )
-from r2router_core.evaluation.datasets.long_format import load_long_format, load_r2bench_judge_dir, parse_budget
+from r2router_core.evaluation.datasets.long_format import (
+    COST_TOLERANCE,
+    load_long_format,
+    load_r2bench_judge_dir,
+    load_routerbench,
+    parse_budget,
+)
 from r2router_core.evaluation.datasets.routerarena import load_routerarena
 from r2router_core.evaluation.datasets.synthetic import (
     DEFAULT_SYNTHETIC_MODELS,
@@ -34,6 +41,7 @@ from r2router_core.evaluation.datasets.tokens import TOKENIZERS, count_tokens
 __all__ = [
     "ALPACAEVAL_MODELS",
     "CACHE_DIR_ENV",
+    "COST_TOLERANCE",
     "DATA_DIR_ENV",
     "DEFAULT_SYNTHETIC_MODELS",
     "LENGTH_MODES",
@@ -49,6 +57,7 @@ __all__ = [
     "load_long_format",
     "load_r2bench_judge_dir",
     "load_routerarena",
+    "load_routerbench",
     "make_synthetic_pool",
     "parse_budget",
     "routerarena_dir",

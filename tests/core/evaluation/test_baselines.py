@@ -159,4 +159,5 @@ def test_default_methods() -> None:
     data, _ = toy_dataset()
     names = [m.name for m in default_methods(data, k=5)]
     assert names[:4] == ["R2-Router", "point router (uncapped)", "oracle", "random"]
-    assert len(names) == 4 + 6 and "always cheap @ 50" in names
+    assert names[4] == "best single (chosen on train)"
+    assert len(names) == 5 + 6 and "always cheap @ 50" in names

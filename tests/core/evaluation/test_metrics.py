@@ -48,19 +48,19 @@ def test_accuracy_and_cost_per_1k_by_hand() -> None:
 
 def test_arena_score_matches_the_published_card_figure() -> None:
     # R2-Router card on RouterArena: accuracy 71.23 % at 0.061 USD per 1K queries -> arena score 71.60
-    assert 100 * arena_score(0.7123, 0.061) == pytest.approx(71.60, abs=0.005)
+    assert arena_score(0.7123, 0.061) == pytest.approx(71.60, abs=0.005)  # the leaderboard's 0-100 scale
 
 
 @pytest.mark.parametrize(("acc", "cost"), [(0.5, 1.0), (0.69, 0.047), (0.523, 0.176), (0.9, 12.5), (0.1, 0.01)])
 def test_arena_score_matches_the_formula(acc: float, cost: float) -> None:
-    assert arena_score(acc, cost) == pytest.approx(published_arena(acc, cost), rel=1e-12)
+    assert arena_score(acc, cost) == pytest.approx(100 * published_arena(acc, cost), rel=1e-12)
 
 
 def test_arena_score_hand_values_and_clamping() -> None:
     # cost 1 USD/1K: C = log2(200) / log2(200 / 0.0044) = 0.494041...; S = 1.1 * 0.5 * C / (0.05 + C)
     c = 7.643856189774724 / 15.472136950686878
-    assert arena_score(0.5, 1.0) == pytest.approx(1.1 * 0.5 * c / (0.05 + c), rel=1e-12)
-    assert arena_score(0.8, 0.0) == pytest.approx(0.8 * 1.1 / (0.08 + 1.0))  # clamped to c_min: C = 1
+    assert arena_score(0.5, 1.0) == pytest.approx(100 * 1.1 * 0.5 * c / (0.05 + c), rel=1e-12)
+    assert arena_score(0.8, 0.0) == pytest.approx(100 * 0.8 * 1.1 / (0.08 + 1.0))  # clamped to c_min: C = 1
     assert arena_score(0.8, 1e6) == 0.0  # clamped to c_max: C = 0
     assert arena_score(0.0, 1e6) == 0.0
     with pytest.raises(DataError):

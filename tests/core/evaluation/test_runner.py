@@ -25,8 +25,8 @@ def result() -> tuple[EvalResult, object, np.ndarray]:
 def test_table_has_every_method_and_labels_synthetic_data(result: tuple) -> None:
     res, data, _ = result
     names = [m.name for m in res.methods]
-    assert names[:4] == ["R2-Router", "point router (uncapped)", "oracle", "random"]
-    assert len(names) == 4 + len(data.models) * len(data.budgets)
+    assert names[:5] == ["R2-Router", "point router (uncapped)", "oracle", "random", "best single (chosen on train)"]
+    assert len(names) == 5 + len(data.models) * len(data.budgets)
     table = res.table()
     assert "SYNTHETIC" in table.splitlines()[0]
     for name in names:
@@ -40,7 +40,7 @@ def test_the_oracle_bounds_every_method(result: tuple) -> None:
     oracle = res.method("oracle")
     for m in res.methods:
         assert m.peak_quality <= oracle.peak_quality + 1e-12  # max-quality oracle on quality
-        assert m.audc <= oracle.audc + 1e-12
+        assert m.audc <= oracle.audc + 1e-12 or (m.kind in ("arm", "random") and math.isnan(m.audc))
         if math.isfinite(m.qnc):
             assert oracle.qnc <= m.qnc + 1e-12
 

@@ -11,7 +11,7 @@ from r2router_core.errors import ConfigError, DataError
 from r2router_core.evaluation.baselines import RouterMethod
 from r2router_core.evaluation.calibration import dataset_from_training_data, select_operating_point
 from r2router_core.evaluation.cross_validation import cross_validate
-from r2router_core.evaluation.selection import select_predictor, train_router
+from r2router_core.evaluation.selection import Candidate, pick_one_se, select_predictor, train_router
 
 POOL = (ModelSpec("gpt-4o", output_price=10.0, input_price=2.5), ModelSpec("gpt-4o-mini", output_price=0.6))
 
@@ -108,3 +108,89 @@ def test_too_few_complete_queries_is_a_clear_error() -> None:
     config, data = clustered_problem(n=8)
     with pytest.raises(DataError, match=r"needs at least 10 training queries with every arm observed, got 8"):
         select_predictor(config.with_options(predictor="auto"), data)
+
+
+# -- the one-standard-error rule and the best-single guard ------------------------------------------------
+
+
+def _cand(predictor: str, folds: tuple[float, ...]) -> Candidate:
+    return Candidate(predictor, 80, 1.0, 0.5, float(np.mean(folds)), folds)
+
+
+def test_one_se_rule_keeps_knn_when_ridge_wins_by_less_than_one_standard_error() -> None:
+    knn = _cand("knn", (60.0, 62.0, 58.0, 61.0, 59.0))
+    ridge = _cand("ridge", (61.5, 61.0, 59.5, 60.0, 60.5))  # +0.5 on average; paired differences +1.5/-1, SE 0.61
+    chosen, margin, se = pick_one_se([knn, ridge], knn)
+    assert margin == pytest.approx(0.5) and margin < se
+    assert chosen is knn
+
+
+def test_one_se_rule_picks_ridge_when_it_wins_clearly() -> None:
+    knn = _cand("knn", (60.0, 62.0, 58.0, 61.0, 59.0))
+    ridge = _cand("ridge", (63.0, 65.2, 60.9, 64.1, 62.0))  # +3 on every fold
+    chosen, margin, se = pick_one_se([knn, ridge], knn)
+    assert margin > se and chosen is ridge
+
+
+def test_auto_records_the_margin_and_its_standard_error() -> None:
+    config, data = linear_problem()
+    record = select_predictor(config.with_options(predictor="auto"), data).config.selection["predictor"]  # type: ignore[index]
+    assert record["default"] == "knn k=80" and record["chosen"].startswith("ridge")
+    assert record["margin"] > record["standard_error"] > 0
+
+
+def no_signal_problem(n: int = 300, d: int = 16, seed: int = 0) -> tuple[RouterConfig, TrainingData]:
+    """gpt-4o right 90% of the time, mini 20%, both independent of the prompt: nothing to route on."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    config, data = pool_data(X, (rng.random(n) < 0.2).astype(float))
+    quality = data.quality.copy()
+    quality[:, 0, 0] = (rng.random(n) < 0.9).astype(float)
+    return config, TrainingData(data.embeddings, data.models, data.budgets, quality, data.tokens)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_routing_signal_routes_everything_to_the_best_arm_and_says_so(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, data = no_signal_problem(seed=seed)
+    router = train_router(config, data)
+    guard = router.config.selection["guard"]  # type: ignore[index]
+    assert not guard["beats"] and guard["gain"] <= guard["standard_error"]
+    assert guard["fallback"] == "gpt-4o @ uncapped" and "does not beat gpt-4o @ uncapped" in caplog.text
+    assert router.config.model_names == ("gpt-4o",)
+    decisions = router.route_batch(data.embeddings[:20])
+    assert {d.model for d in decisions} == {"gpt-4o"}
+    kept = train_router(config, data, fallback_to_best_single=False)
+    assert kept.config.model_names == ("gpt-4o", "gpt-4o-mini") and "fallback" not in kept.config.selection["guard"]  # type: ignore[index]
+
+
+def test_a_real_routing_signal_passes_the_guard() -> None:
+    config, data = clustered_problem()
+    router = train_router(config, data)
+    guard = router.config.selection["guard"]  # type: ignore[index]
+    assert guard["beats"] and guard["gain"] > guard["standard_error"]
+    assert router.config.model_names == ("gpt-4o", "gpt-4o-mini")
+
+
+def test_auto_router_method_resolves_auto_inside_each_training_part() -> None:
+    from r2router_core.evaluation import AutoRouterMethod, RoutingDataset
+
+    config, data = linear_problem(n=200)
+    ds: RoutingDataset = dataset_from_training_data(data, config)
+    method = AutoRouterMethod("auto", predictor="auto").fit(ds, data.embeddings)
+    assert method.router_.config.predictor == "ridge"
+    with pytest.raises(ConfigError, match="AutoRouterMethod"):
+        RouterMethod("plain", predictor="auto").fit(ds, data.embeddings)
+
+
+def test_a_fallback_router_is_scored_against_its_whole_training_pool() -> None:
+    from r2router_core.evaluation import evaluate_router
+
+    config, data = no_signal_problem(seed=0)
+    router = train_router(config, data.select())  # trained on all 300, scored on fresh draws of the same pool
+    test_config, test_data = no_signal_problem(seed=7)
+    result = evaluate_router(router, dataset_from_training_data(test_data, test_config), test_data.embeddings)
+    cheapest = next(m for m in result.methods if m.name.startswith("cheapest"))
+    assert "gpt-4o-mini" in cheapest.name  # the baselines range over both models, not only the fallback arm
+    assert result.method("R2-Router").accuracy == result.method("best single (chosen on train)").accuracy

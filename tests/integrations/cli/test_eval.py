@@ -101,7 +101,7 @@ def test_calibrate_on_a_dataset_in_place(
     assert code == 0, err
     assert "target quality=0.6: met" in out
     # half of these queries trained the router: calibration says their predictions are in-sample
-    assert "500 of the 1000 calibration queries are in the router's training data" in caplog.text
+    assert "500 of the 1000 queries of synthetic-pool are in the router's training data" in caplog.text
     lam = float(next(line for line in out.splitlines() if line.startswith("lambda:")).split()[1])
     assert R2Router.from_pretrained(checkpoint).config.lambda_ == lam
 
