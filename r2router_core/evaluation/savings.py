@@ -13,8 +13,8 @@ Conventions:
   requests only). The *answering model* is the logged model, or in shadow mode the
   baseline when the baseline answered (``options["shadow"]["answered_by"]``).
 * Every comparison is labelled ``measured`` (summed from logged costs and feedback, or
-  the off-policy estimate :func:`~r2router_core.evaluation.off_policy.ips_estimate` over the
-  sampled rows) or ``estimated from predictions`` (the router's predicted cost and quality,
+  the self-normalised off-policy (IPS, Hajek) estimate over the sampled rows, weighted by
+  each row's logged propensity: plain IPS swings with how many rows the draw gave each side) or ``estimated from predictions`` (the router's predicted cost and quality,
   or the logged token counts priced at another model's list prices).
 * Intervals are 95% normal approximations (mean +- 1.96 standard errors over requests,
   scaled to totals; rates use Wilson score intervals); a sum known exactly from the log has
@@ -24,7 +24,6 @@ Conventions:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,6 @@ from numpy.typing import NDArray
 
 from r2router_core.engine.config import ModelSpec
 from r2router_core.errors import ConfigError, DataError
-from r2router_core.evaluation.off_policy import ips_estimate
 
 if TYPE_CHECKING:
     from r2router_core.store import OutcomeStore
@@ -693,15 +691,36 @@ def _best_by_feedback(req: DecisionTable) -> str | None:
     return best
 
 
-def _side_terms(req: DecisionTable, values: _Floats, side: str) -> _Floats:
-    """IPS terms of "``side`` answers everything": value / propensity where ``side`` answered, else 0."""
-    return np.where(req.answered_by == side, values / req.propensity, 0.0)
+def _hajek(req: DecisionTable, values: _Floats, side: str) -> tuple[float, _Floats]:
+    """Self-normalised IPS mean of "``side`` answers everything", and each row's influence on it.
+
+    ``sum(w v) / sum(w)`` with ``w = 1 / propensity`` where ``side`` answered, else 0 (the Hajek
+    estimator: plain IPS, ``mean(w v)``, swings with how many rows the draw happened to give each
+    side; normalising by the weights removes that, at a bias of order 1/n). The influence terms
+    ``w (v - mean) / mean(w)`` give its standard error (delta method).
+    """
+    w = np.where(req.answered_by == side, 1.0 / req.propensity, 0.0)
+    v = np.where(w > 0, values, 0.0)
+    mean = float((w * v).sum() / w.sum())
+    return mean, w * (v - mean) / w.mean()
 
 
 def _ips_total(req: DecisionTable, values: _Floats, side: str, scale: int, method: str) -> Estimate:
-    arms = list(zip(req.answered_by.tolist(), itertools.repeat(None), strict=False))
-    est = ips_estimate(arms, values.tolist(), req.propensity.tolist(), [(side, None)] * len(arms))
-    return Estimate.normal(est.value * scale, est.stderr * scale, MEASURED, method, est.n)
+    mean, influence = _hajek(req, values, side)
+    return _normal(mean, influence, scale, method)
+
+
+def _ips_difference(req: DecisionTable, values: _Floats, scale: int, method: str) -> Estimate:
+    """Router minus baseline, both self-normalised IPS over the same requests (paired influence terms)."""
+    router, r_infl = _hajek(req, values, "router")
+    baseline, b_infl = _hajek(req, values, "baseline")
+    return _normal(router - baseline, r_infl - b_infl, scale, method)
+
+
+def _normal(mean: float, influence: _Floats, scale: int, method: str) -> Estimate:
+    n = len(influence)
+    stderr = float(influence.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return Estimate.normal(mean * scale, stderr * scale, MEASURED, method, n)
 
 
 def _baseline_spend(req: DecisionTable, shadow: NDArray[np.bool_]) -> list[Estimate]:
@@ -731,8 +750,8 @@ def _switched(req: DecisionTable, baseline: str, baseline_spend: list[Estimate])
     elif both:
         ips = "off-policy (IPS) estimate over the requests the router answered"
         router_spend.append(_ips_total(rows, rows.cost_usd, "router", n, ips))
-        diff = _side_terms(rows, rows.cost_usd, "router") - _side_terms(rows, rows.cost_usd, "baseline")
-        cost_change.append(_total(diff, MEASURED, "off-policy (IPS) difference over the sampled requests"))
+        method = "off-policy (IPS) difference over the sampled requests"
+        cost_change.append(_ips_difference(rows, rows.cost_usd, n, method))
     if np.isfinite(rows.predicted_cost).all():
         router_spend.append(_total(rows.predicted_cost, PREDICTED, "sum of the router's predicted cost"))
         if np.isfinite(rows.baseline_cost).all():
@@ -744,8 +763,8 @@ def _switched(req: DecisionTable, baseline: str, baseline_spend: list[Estimate])
         ips = "off-policy (IPS) estimate from feedback and graders"
         router_q.append(_ips_total(fb, fb.quality, "router", 1, ips))
         base_q.append(_ips_total(fb, fb.quality, "baseline", 1, ips))
-        diff = _side_terms(fb, fb.quality, "router") - _side_terms(fb, fb.quality, "baseline")
-        quality_change.append(_total(diff, MEASURED, "off-policy (IPS) difference from feedback and graders", 1))
+        method = "off-policy (IPS) difference from feedback and graders"
+        quality_change.append(_ips_difference(fb, fb.quality, 1, method))
     elif scored.any():
         side = "router" if by_router.all() else "baseline"
         own = _mean(rows.quality, MEASURED, "mean feedback and grader score")

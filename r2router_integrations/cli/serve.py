@@ -125,6 +125,8 @@ SERVING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "length_instruction_template": ("--length-instruction-template", {"metavar": "TEXT"}),
     "keep_text": ("--keep-text", {"action": "store_true"}),
     "seed": ("--seed", {"type": int, "metavar": "N"}),
+    "shadow": ("--shadow", {"metavar": "MODEL"}),
+    "shadow_sample": ("--shadow-sample", {"type": float, "metavar": "P"}),
 }
 """The serving settings ``serve`` takes as flags: field -> (flag, argparse keywords). Each flag's
 destination is the field, its default the field's default and its help the field's docstring
@@ -132,8 +134,6 @@ destination is the field, its default the field's default and its help the field
 
 NOT_FLAGS = {
     "fallback_policy": "a policy object; --fallbacks sets its one number",
-    "shadow": "the gateway does not run shadow mode (create_app refuses it)",
-    "shadow_sample": "the gateway does not run shadow mode (create_app refuses it)",
 }
 """The serving settings ``serve`` takes no flag for, and why (a test checks the two lists cover every field)."""
 

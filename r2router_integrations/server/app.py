@@ -133,9 +133,10 @@ def create_app(
     if unknown:
         raise ConfigError(f"create_app got unknown keywords {unknown}; serving settings are {list(SERVING_FIELDS)}")
     serving = ServingSettings.fold({**settings, "serving": serving})["serving"] or ServingSettings()
-    if serving.shadow is not None:
+    if serving.shadow is not None and serving.shadow not in router.config.model_names:
         raise ConfigError(
-            "the gateway does not run shadow mode yet; serve without shadow= (LangChain and LlamaIndex support it)",
+            f"--shadow {serving.shadow!r} is not a pool model; name the model you use today, one of "
+            f"{list(router.config.model_names)}",
             field="shadow",
         )
     if not isinstance(upstreams, Upstreams):
@@ -292,6 +293,10 @@ class _Gateway:
             options = chat.options
             if tokens is not None and options.input_tokens is None:  # price the prompt when routing
                 options = options.merged(RoutingOptions(input_tokens=tokens))
+            if not self.execution.router_answers():  # shadow mode: the baseline answers, routing runs beside it
+                decided = asyncio.ensure_future(self._decide(text, options))
+                work = self.execution.shadowed(chat, decided, self.router.config, text=text, prompt_tokens=tokens)
+                return await _until_disconnect(request, work)
             decision, embedding = await self._decide(text, options)
         work = self.execution.routed(chat, decision, embedding=embedding, text=text, prompt_tokens=tokens)
         return await _until_disconnect(request, work)

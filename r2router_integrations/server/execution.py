@@ -27,6 +27,7 @@ every attempt timed out); another 4xx is returned as is.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -123,6 +124,35 @@ class Execution:
         )
         return await self._drive(chat, plan, routed=True)
 
+    def router_answers(self) -> bool:
+        """Whether the router answers this request (always, unless shadow mode draws the baseline)."""
+        return self.settings.router_answers(self._rng)
+
+    async def shadowed(
+        self,
+        chat: ChatRequest,
+        decided: asyncio.Future[tuple[RoutingDecision, Any]],
+        config: RouterConfig,
+        *,
+        text: str,
+        prompt_tokens: int | None,
+    ) -> Response:
+        """Shadow mode: the baseline answers exactly as a plain proxy would, body as the upstream sent it.
+
+        The router decides beside it (``decided``, already running); its choice is attached to the plan
+        when both are done, and the row (the router's choice, the baseline's real usage and cost) queued.
+        """
+        plan = CallPlan.shadowed(
+            self.settings,
+            config.models,
+            source=SOURCE,
+            max_tokens=chat.client_cap,
+            prompt=text if self._keep_text else None,
+            prompt_tokens=prompt_tokens,
+            rng=self._rng,
+        )
+        return await self._drive(chat, plan, routed=False, shadow=decided)
+
     async def bypass(self, chat: ChatRequest, config: RouterConfig, target: str, prompt_tokens: int | None) -> Response:
         """A request naming a pool model: that model only (same-arm 429 retry aside), the client's own cap,
         no length instruction, nothing logged (:meth:`CallPlan.fixed`)."""
@@ -139,10 +169,18 @@ class Execution:
         return await self._drive(chat, plan, routed=False)
 
     # -- the loop ----------------------------------------------------------------------------
-    async def _drive(self, chat: ChatRequest, plan: CallPlan, *, routed: bool) -> Response:
+    async def _drive(
+        self,
+        chat: ChatRequest,
+        plan: CallPlan,
+        *,
+        routed: bool,
+        shadow: asyncio.Future[tuple[RoutingDecision, Any]] | None = None,
+    ) -> Response:
         proxy = self._proxy()
         answers: dict[int, UpstreamAnswer] = {}
         stamp = plan.decision_id if routed else None
+        ended = self._ended if shadow is None else functools.partial(self._shadow_ended, shadow)
         step = plan.next()
         try:
             while not isinstance(step, Done):
@@ -153,7 +191,9 @@ class Execution:
                 if step.kind == "fallback" and step.failures:
                     self._metrics.fallback(step.failures[-1].model)
                 try:
-                    answer = await proxy.send(chat, step, completion_id=stamp, keep_text=self._keep_text)
+                    answer = await proxy.send(
+                        chat, step, completion_id=stamp, keep_text=self._keep_text, passthrough=shadow is not None
+                    )
                 except UpstreamFailure as failure:
                     self._metrics.upstream_error(failure.model, failure.reason)
                     logger.warning(
@@ -170,7 +210,7 @@ class Execution:
                 else:
                     if answer.stream is not None:
                         plan.committed(step)
-                        return self._streamed(plan, step, answer, answer.stream, routed=routed)
+                        return self._streamed(plan, step, answer, answer.stream, routed=routed, ended=ended)
                     answers[step.number] = answer
                     assert answer.data is not None  # a 2xx that is not a stream: its JSON object
                     plan.answered(step, answer_facts(answer.data, keep_text=self._keep_text))
@@ -178,39 +218,83 @@ class Execution:
         except asyncio.CancelledError:  # the client left while an upstream call ran: it is paid, log it
             if isinstance(step, Attempt) and not plan.done:
                 plan.abandoned(step)
-                self._ended(plan.outcome)
+                ended(plan)
             raise
-        outcome = step.outcome
-        self._ended(outcome)
-        return self._response(outcome, answers, routed=routed)
+        ended(plan)
+        if shadow is not None:
+            return self._shadow_response(plan, answers)
+        return self._response(step.outcome, answers, routed=routed)
 
     def _streamed(
-        self, plan: CallPlan, attempt: Attempt, answer: UpstreamAnswer, relay: Relay, *, routed: bool
+        self,
+        plan: CallPlan,
+        attempt: Attempt,
+        answer: UpstreamAnswer,
+        relay: Relay,
+        *,
+        routed: bool,
+        ended: Callable[[CallPlan], None],
     ) -> Response:
         """The SSE response of a committed stream; the relay reports its end to the plan."""
         decision_id = plan.decision_id
-        if self._log is not None and routed:
+        logged = self._log is not None and routed  # a shadow call's row waits in _shadow_ended instead
+        if logged:
             self._feedback.expect(decision_id)
 
-        def ended(relay: Relay, abandoned: bool) -> None:
+        def stream_ended(relay: Relay, abandoned: bool) -> None:
             if abandoned:
                 plan.abandoned(attempt, relay.facts())
             elif relay.error is not None:
                 plan.failed(attempt, relay.error)
             else:
                 plan.answered(attempt, relay.facts())
-            self._ended(plan.outcome)
-            self._feedback.queued(decision_id)
+            ended(plan)
+            if logged:
+                self._feedback.queued(decision_id)
 
-        relay.on_end = ended
+        relay.on_end = stream_ended
         headers = {**answer.headers, **_attempt_headers(attempt, routed), **_STREAM_HEADERS}
-        if routed:
+        if routed or self.settings.shadow is not None:
             headers[DECISION_HEADER] = decision_id
         return SSEResponse(relay, status_code=answer.status, headers=headers)
 
-    def _ended(self, outcome: CallOutcome) -> None:
+    def _ended(self, plan: CallPlan) -> None:
         """Every call's end, whatever its status (answered, failed, abandoned, streamed): its rows are queued."""
-        log_outcome(self._log, outcome)
+        log_outcome(self._log, plan.outcome)
+
+    def _shadow_ended(self, decided: asyncio.Future[tuple[RoutingDecision, Any]], plan: CallPlan) -> None:
+        """A shadow call's end: its row waits for the router's decision (usually long there), then is queued."""
+        decision_id = plan.decision_id
+        if self._log is not None:
+            self._feedback.expect(decision_id)  # feedback for this id waits for its row
+
+        def attach(done: asyncio.Future[tuple[RoutingDecision, Any]]) -> None:
+            try:
+                if done.cancelled() or done.exception() is not None:
+                    logger.warning("shadow: the router could not decide request %s; no row logged", decision_id)
+                    return
+                decision, embedding = done.result()
+                plan.decided(decision, embedding=embedding)
+                self._metrics.shadow_decision(decision.model, decision.token_limit)
+                log_outcome(self._log, plan.outcome)
+            finally:
+                if self._log is not None:
+                    self._feedback.queued(decision_id)
+
+        if decided.done():
+            attach(decided)
+        else:
+            decided.add_done_callback(attach)
+
+    def _shadow_response(self, plan: CallPlan, answers: dict[int, UpstreamAnswer]) -> Response:
+        """The baseline's answer as the upstream sent it (a plain proxy's), or its error as the gateway gives it."""
+        outcome = plan.outcome
+        if outcome.status != "ok":
+            return self._response(outcome, answers, routed=False)
+        assert outcome.answered is not None
+        answer = answers[outcome.answered.number]
+        headers = {**answer.headers, DECISION_HEADER: outcome.decision_id, "x-r2router-shadow": "baseline"}
+        return Response(answer.raw, status_code=answer.status, headers=headers, media_type="application/json")
 
     # -- the response ------------------------------------------------------------------------
     def _response(self, outcome: CallOutcome, answers: dict[int, UpstreamAnswer], *, routed: bool) -> Response:

@@ -119,6 +119,10 @@ class GatewayMetrics:
         """Count one fallback away from ``model``."""
         self._child(self._fallbacks, model).inc()
 
+    def shadow_decision(self, model: str, budget: Budget) -> None:
+        """Count one shadow decision (the router's choice for a call the baseline answered)."""
+        self._child(self._decisions, model, format_budget(budget)).inc()
+
     def error(self, type: str, code: str | None) -> None:
         """Count one error response of the gateway."""
         self._child(self._errors, type, code or "none").inc()

@@ -78,6 +78,7 @@ class UpstreamAnswer:
         content: An error body as sent (keys scrubbed).
         media_type: The error body's content type.
         stream: A committed stream (``None`` for a JSON answer).
+        raw: A JSON answer's body as received (kept with ``passthrough``: shadow mode answers with it).
     """
 
     status: int
@@ -86,6 +87,7 @@ class UpstreamAnswer:
     content: bytes = b""
     media_type: str = "application/json"
     stream: Relay | None = None
+    raw: bytes = b""
 
 
 class UpstreamFailure(Exception):
@@ -184,11 +186,15 @@ class SSERewriter:
         model: The value written into each chunk's ``model`` field.
         completion_id: Written into each chunk's ``id`` (the decision id), unless ``None``.
         keep_text: Collect the answer's text too (see :meth:`facts`).
+        rewrite: ``False`` passes every event through as received (its facts are still read).
     """
 
-    def __init__(self, model: str, *, completion_id: str | None = None, keep_text: bool = False) -> None:
+    def __init__(
+        self, model: str, *, completion_id: str | None = None, keep_text: bool = False, rewrite: bool = True
+    ) -> None:
         self._model = model
         self._id = completion_id
+        self._rewrite = rewrite
         self._buffer = b""
         self._facts = _Facts(keep_text)
 
@@ -204,7 +210,7 @@ class SSERewriter:
             match = _EVENT_END.search(self._buffer)
             if match is None:
                 break
-            out.append(self._event(self._buffer[: match.start()]))
+            out.append(self._event(self._buffer[: match.start()], self._buffer[match.start() : match.end()]))
             self._buffer = self._buffer[match.end() :]
         return b"".join(out)
 
@@ -213,9 +219,10 @@ class SSERewriter:
         rest, self._buffer = self._buffer, b""
         return self._event(rest)[:-2] if rest else b""
 
-    def _event(self, event: bytes) -> bytes:
+    def _event(self, event: bytes, end: bytes = b"\n\n") -> bytes:
         lines = _LINE_END.split(event)
-        return b"\n".join(self._line(line) for line in lines) + b"\n\n"
+        rewritten = [self._line(line) for line in lines]  # each data line's facts are read either way
+        return b"\n".join(rewritten) + b"\n\n" if self._rewrite else event + end
 
     def _line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
@@ -230,7 +237,7 @@ class SSERewriter:
         if not isinstance(data, dict):
             return line
         self._facts.observe(data)
-        if self._id is None and "model" not in data:
+        if not self._rewrite or (self._id is None and "model" not in data):
             return line
         if "model" in data:
             data["model"] = self._model
@@ -296,7 +303,13 @@ class Proxy:
         self._template = instruction_template
 
     async def send(
-        self, request: ChatRequest, attempt: Attempt, *, completion_id: str | None = None, keep_text: bool = False
+        self,
+        request: ChatRequest,
+        attempt: Attempt,
+        *,
+        completion_id: str | None = None,
+        keep_text: bool = False,
+        passthrough: bool = False,
     ) -> UpstreamAnswer:
         """Make ``attempt``'s upstream call.
 
@@ -305,6 +318,8 @@ class Proxy:
             attempt: What the call plan asks for (arm, cap, the budget to state in the instruction).
             completion_id: Written into a stream's chunks as ``id`` (the decision id).
             keep_text: Collect a stream's text for the log.
+            passthrough: Leave the answer as the upstream sent it (shadow mode: a plain proxy's answer);
+                its facts are still read for the log.
 
         Raises:
             UpstreamFailure: A failure the fallback policy judges (an upstream 429 carries its answer).
@@ -352,13 +367,17 @@ class Proxy:
                 first, chunks = await self._first_chunk(response, upstream, deadline)
                 handed_over = True
                 rewriter = SSERewriter(
-                    self._full_names[attempt.model], completion_id=completion_id, keep_text=keep_text
+                    self._full_names[attempt.model],
+                    completion_id=completion_id,
+                    keep_text=keep_text,
+                    rewrite=not passthrough,
                 )
                 relay = Relay(first, chunks, response, upstream, rewriter, self._metrics, started, deadline)
                 return UpstreamAnswer(status, headers, stream=relay)
-            data = self._rewrite_body(await self._read(response, upstream, deadline), attempt.model)
+            raw = await self._read(response, upstream, deadline)
+            data = self._rewrite_body(raw, attempt.model, rename=not passthrough)
             self._metrics.upstream_time(attempt.model, time.perf_counter() - started)
-            return UpstreamAnswer(status, headers, data=data)
+            return UpstreamAnswer(status, headers, data=data, raw=raw if passthrough else b"")
         finally:
             if not handed_over:
                 with anyio.CancelScope(shield=True):
@@ -430,15 +449,15 @@ class Proxy:
             raise UpstreamFailure(upstream.name, FailureKind.INVALID_RESPONSE, "empty stream")
         return first, chunks
 
-    def _rewrite_body(self, content: bytes, model: str) -> dict[str, Any]:
-        """The upstream's JSON object with ``model`` set to the pool model's full name."""
+    def _rewrite_body(self, content: bytes, model: str, *, rename: bool = True) -> dict[str, Any]:
+        """The upstream's JSON object with ``model`` set to the pool model's full name (unless not ``rename``)."""
         try:
             data = loads_upstream(content)
         except ValueError:
             raise UpstreamFailure(model, FailureKind.INVALID_RESPONSE, "the body is not JSON") from None
         if not isinstance(data, dict):
             raise UpstreamFailure(model, FailureKind.INVALID_RESPONSE, "the body is not a JSON object")
-        if "model" in data:
+        if rename and "model" in data:
             data["model"] = self._full_names[model]
         return data
 
