@@ -14,7 +14,8 @@ Conventions:
   baseline when the baseline answered (``options["shadow"]["answered_by"]``).
 * Every comparison is labelled ``measured`` (summed from logged costs and feedback, or
   the self-normalised off-policy (IPS, Hajek) estimate over the sampled rows, weighted by
-  each row's logged propensity: plain IPS swings with how many rows the draw gave each side) or ``estimated from predictions`` (the router's predicted cost and quality,
+  each row's logged propensity: plain IPS swings with how many rows the draw gave each side)
+  or ``estimated from predictions`` (the router's predicted cost and quality,
   or the logged token counts priced at another model's list prices).
 * Intervals are 95% normal approximations (mean +- 1.96 standard errors over requests,
   scaled to totals; rates use Wilson score intervals); a sum known exactly from the log has
