@@ -148,7 +148,8 @@ def test_a_sampled_share_answered_by_the_router_measures_what_switching_would_do
     decisions = [ROUTER.route_text(p) for p in PROMPTS]
     truth_router_cost = sum(TOKENS * ROUTER.config.models[POOL.index(d.model)].output_price / 1e6 for d in decisions)
     truth_baseline_cost = len(PROMPTS) * TOKENS * 10.0 / 1e6
-    truth_router_quality = float(np.mean([_truth(d.model, d.token_limit, p) for d, p in zip(decisions, PROMPTS, strict=True)]))
+    pairs = zip(decisions, PROMPTS, strict=True)
+    truth_router_quality = float(np.mean([_truth(d.model, d.token_limit, p) for d, p in pairs]))
     truth_baseline_quality = float(np.mean([_truth("large", None, p) for p in PROMPTS]))
     switched = report_from_store(log.store, pool=ROUTER.config.models).switched
     assert switched is not None and switched.sample == pytest.approx(0.2)
