@@ -210,7 +210,7 @@ class R2RouterChatModel(ServingAccess, BaseChatModel):
         fields = {key: getattr(self, key) for key in OPTION_FIELDS}
         self._defaults = RoutingOptions.from_mapping(fields)
         self._call_options({}, tools=False)
-        self._open_serving()
+        self._open_serving(self.models)
 
     @classmethod
     def from_upstreams(
@@ -483,7 +483,7 @@ class R2RouterChatModel(ServingAccess, BaseChatModel):
         decision: RoutingDecision = rest.pop(DECISION_KEY)
         facts: dict[str, Any] = rest.pop(CALL_KEY, None) or {}
         tools = rest.pop(TOOLS_KEY, None)
-        plan = CallPlan.routed(decision, self.serving, source=SOURCE, stream=stream, rng=self._rng, **facts)
+        plan = self._call_plan(decision, self.router.config.models, source=SOURCE, stream=stream, **facts)
         return _Call(self, plan, decision, messages, self._stop(stop), tools, rest)
 
     def _generate(

@@ -202,7 +202,7 @@ class R2RouterLLM(ServingAccess, FunctionCallingLLM):
         self._pool = dict(pool)
         self._models = tuple(m for m in names if m in pool)
         self._apply_budget = apply_budget
-        self._open_serving()
+        self._open_serving(self._pool)
 
     @classmethod
     def from_upstreams(
@@ -312,14 +312,13 @@ class R2RouterLLM(ServingAccess, FunctionCallingLLM):
             options = replace(options, input_tokens=self._router.count_tokens([sent])[0])
         embedding = self._router.embed([routed])[0]
         decision = self._router.route(embedding, options)
-        plan = CallPlan.routed(
+        plan = self._call_plan(
             decision,
-            self.serving,
+            self._router.config.models,
             source=SOURCE,
             stream=stream,
             embedding=embedding,
             prompt=routed,
-            rng=self._rng,
             started=started,
         )
         return _Routed(self, decision, plan)
