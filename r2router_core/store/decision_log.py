@@ -4,7 +4,15 @@ The caller's path only builds a :class:`~r2router_core.store.DecisionRecord` and
 puts it on a bounded queue (:meth:`DecisionLog.record` never blocks and never
 raises); one daemon thread drains the queue in batches into the store. A full
 queue or a broken store is logged and counted (:attr:`DecisionLog.stats`), and
-the answer still goes out. Privacy by default: the prompt and answer text are
+the answer still goes out. A batch the store refuses is retried row by row, so
+one bad row loses that row only (counted as ``rejected``); values are made
+storable before any insert (``schema.storable_row``).
+
+What a ``kill -9`` can lose: the rows on the queue (at most ``max_queue``) and the
+batch being written (at most :data:`BATCH_SIZE`). The writer does not wait to fill
+a batch: it writes whatever is queued as soon as the previous write ends, so under
+load the queue holds what arrived during one write (a few milliseconds), and at
+rest it is empty. Privacy by default: the prompt and answer text are
 dropped here, the one place every integration goes through, unless the
 deployment opts in with ``keep_text=True``.
 """
@@ -17,11 +25,13 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r2router_core.errors import ConfigError
+from r2router_core.store.records import check_client_source, check_quality
 
 if TYPE_CHECKING:
     from r2router_core.store import DecisionRecord, FeedbackRecord, OutcomeStore
@@ -50,7 +60,10 @@ class LogStats:
         queued: Records accepted onto the queue.
         written: Records handed to the store without error (it keeps one row per id).
         dropped: Records refused because the queue was full.
-        failed: Records lost because the store refused a batch.
+        failed: Records lost because the store could not be written (a broken or unreachable store:
+            the batch failed, and so did each of its rows alone).
+        rejected: Records lost because the store refused that row alone (its batch failed, the
+            other rows of it were written one by one).
         pending: Records still waiting for the writer.
     """
 
@@ -59,6 +72,7 @@ class LogStats:
     dropped: int
     failed: int
     pending: int
+    rejected: int = 0
 
 
 class DecisionLog:
@@ -86,7 +100,9 @@ class DecisionLog:
         self.keep_text = bool(keep_text)
         self._queue: queue.Queue[DecisionRecord | None] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
-        self._counts = {"queued": 0, "written": 0, "dropped": 0, "failed": 0}
+        self._counts = {"queued": 0, "written": 0, "dropped": 0, "failed": 0, "rejected": 0}
+        self._on_count: Callable[[str, int], None] | None = None
+        self._on_pending: Callable[[int], None] | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="r2router-decision-log", daemon=True)
         self._thread.start()
@@ -111,15 +127,32 @@ class DecisionLog:
         return True
 
     def feedback(self, decision_id: str, quality: float, *, source: str = "api") -> FeedbackRecord:
-        """Store a quality score in [0, 1] for a logged decision (waits for it if still queued).
+        """Store a client's quality score in [0, 1] for a logged decision (waits for it if still queued).
 
         Raises:
-            DataError: ``quality`` is not a number in [0, 1].
+            DataError: ``quality`` is not a number in [0, 1]; the id is not a decision id; ``source``
+                is not a string of 1-200 characters without NUL, or is reserved for r2router's own
+                graders (``grader:*``, :data:`~r2router_core.store.RESERVED_SOURCES`).
             UnknownDecisionError: No decision with this id is logged.
         """
+        check_quality(quality)
+        check_client_source(source)
         if self.store.decision(decision_id) is None:
             self.flush(timeout=5.0)
         return self.store.record_feedback(decision_id, quality, source=source)
+
+    def observe(
+        self, counts: Callable[[str, int], None] | None = None, pending: Callable[[int], None] | None = None
+    ) -> None:
+        """Report every counter change and the queue depth, e.g. to Prometheus counters.
+
+        Args:
+            counts: Called with ``(outcome, n)`` each time a counter of :class:`LogStats` grows
+                (``queued`` on the caller's thread, the others on the writer's).
+            pending: Called with the records still waiting, after each write (writer's thread).
+        """
+        self._on_count = counts
+        self._on_pending = pending
 
     @property
     def stats(self) -> LogStats:
@@ -157,6 +190,8 @@ class DecisionLog:
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
+        if self._on_count is not None:
+            self._on_count(name, n)
 
     def _run(self) -> None:
         while True:
@@ -167,19 +202,44 @@ class DecisionLog:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            records = [r for r in batch if r is not None]
             try:
-                if records:
-                    self.store.record_decisions(records)
-                    self._count("written", len(records))
-            except Exception:  # a broken store must not kill the writer
-                self._count("failed", len(records))
-                logger.exception("decision log: the store refused %d decisions", len(records))
+                self._write([r for r in batch if r is not None])
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                if self._on_pending is not None:
+                    self._on_pending(self._queue.unfinished_tasks)
             if any(r is None for r in batch):
                 return
+
+    def _write(self, records: list[DecisionRecord]) -> None:
+        """One batch; if the store refuses it, each row alone, so a bad row loses only itself."""
+        if not records:
+            return
+        try:
+            self.store.record_decisions(records)
+        except Exception:  # a broken store or one bad row: find out which, row by row
+            logger.warning("decision log: the store refused a batch of %d; retrying row by row", len(records))
+        else:
+            self._count("written", len(records))
+            return
+        refused: list[tuple[DecisionRecord, Exception]] = []
+        for record in records:
+            try:
+                self.store.record_decisions([record])
+            except Exception as exc:  # a broken store must not kill the writer
+                refused.append((record, exc))
+            else:
+                self._count("written")
+        if not refused:
+            return
+        if len(refused) == len(records):  # nothing went in: the store, not a row, is at fault
+            self._count("failed", len(refused))
+            logger.error("decision log: the store refused %d decisions: %s", len(refused), refused[-1][1])
+            return
+        self._count("rejected", len(refused))
+        for record, exc in refused:
+            logger.error("decision log: the store refused decision %s alone, lost: %s", record.id, exc)
 
 
 def open_log(store: Any, keep_text: bool = False) -> DecisionLog | None:

@@ -21,9 +21,11 @@ from r2router_core.store.records import (
     GradeRecord,
     PromptRecord,
     StoredCall,
+    check_decision_id,
+    check_feedback_source,
     check_quality,
 )
-from r2router_core.store.schema import SCHEMA_VERSION, UNCAPPED_KEY, build_metadata
+from r2router_core.store.schema import SCHEMA_VERSION, UNCAPPED_KEY, build_metadata, storable_row
 
 __all__ = ["DEFAULT_STORE_URL", "OutcomeStore", "store_url"]
 
@@ -54,6 +56,7 @@ def _budget_key(budget: Budget) -> int:
     return UNCAPPED_KEY if budget is None else int(budget)
 
 
+_GENERATION = "reload_generation"  # the meta key of OutcomeStore.reload_generation
 _SCHEMA_LOCK = 0x72327274  # the PostgreSQL advisory-lock key of schema creation ("r2rt")
 
 
@@ -87,6 +90,7 @@ class OutcomeStore:
             _configure_sqlite(self._engine)
         self._meta = build_metadata()
         self._t = self._meta.tables
+        self._decision_insert: Any = None
         self._create_tables()
         self._check_version()
 
@@ -140,6 +144,29 @@ class OutcomeStore:
         return stmt.on_conflict_do_update(
             index_elements=list(keys), set_={k: stmt.excluded[k] for k in update}, where=where
         )
+
+    # -- the reload generation (gateway workers in step) --------------------------------
+    def reload_generation(self) -> int:
+        """How many times a gateway sharing this store reloaded its router (0: never).
+
+        Every gateway process polls this (one primary-key read) and reloads when it grew,
+        so ``POST /admin/reload`` reaching one worker reaches them all.
+        """
+        meta = self._t["meta"]
+        with self._engine.connect() as conn:
+            value = conn.execute(meta.select().with_only_columns(meta.c.value).where(meta.c.key == _GENERATION)).first()
+        return 0 if value is None else int(value[0])
+
+    def bump_reload_generation(self) -> int:
+        """Add one to :meth:`reload_generation` atomically (one statement, safe across processes); the new value."""
+        import sqlalchemy
+
+        meta = self._t["meta"]
+        bumped = sqlalchemy.cast(sqlalchemy.cast(meta.c.value, sqlalchemy.Integer) + 1, sqlalchemy.Text)
+        with self._engine.begin() as conn:
+            conn.execute(self._upsert(meta, ["key"], {"key": _GENERATION, "value": "0"}))
+            stmt = meta.update().where(meta.c.key == _GENERATION).values(value=bumped).returning(meta.c.value)
+            return int(conn.execute(stmt).scalar_one())
 
     # -- pool and prompts ------------------------------------------------------------
     def set_models(self, models: Sequence[ModelSpec]) -> None:
@@ -361,22 +388,45 @@ class OutcomeStore:
     def record_decisions(self, records: Sequence[DecisionRecord]) -> int:
         """Write logged decisions in one transaction; an id already stored is kept (never duplicated).
 
+        One prepared ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, executed for
+        the whole batch (SQLAlchemy's "insertmanyvalues": a few multi-row statements,
+        not one round trip per row). Every value is made storable first
+        (:func:`~r2router_core.store.schema.storable_row`: NUL, lengths, integer
+        ranges), each change logged as a warning.
+
         Returns:
             How many rows were new.
         """
         if not records:
             return 0
         table = self._t["decisions"]
+        rows = []
+        for record in records:
+            row, changes = storable_row(table, _decision_row(record))
+            if changes:
+                logger.warning("decision %s: stored with %s", record.id, "; ".join(changes))
+            rows.append(row)
         with self._engine.begin() as conn:
-            new = 0
-            for record in records:
-                stmt = self._upsert(table, ["id"], _decision_row(record)).returning(table.c.id)
-                new += len(conn.execute(stmt).all())  # DO NOTHING returns no row
-        return new
+            return len(conn.execute(self._insert_decisions(), rows).all())  # DO NOTHING returns no row
+
+    def _insert_decisions(self) -> Any:
+        """The one prepared statement of :meth:`record_decisions` (built once per store)."""
+        if self._decision_insert is None:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            table = self._t["decisions"]
+            insert: Any = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+            self._decision_insert = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        return self._decision_insert
 
     def decision(self, decision_id: str) -> DecisionRecord | None:
-        """The logged decision of an id, or ``None``."""
+        """The logged decision of an id, or ``None``.
+
+        Raises:
+            DataError: ``decision_id`` cannot be a decision id (see :func:`check_decision_id`).
+        """
         table = self._t["decisions"]
+        check_decision_id(decision_id)
         with self._engine.connect() as conn:
             row = conn.execute(table.select().where(table.c.id == decision_id)).first()
         return None if row is None else _decision_record(row)
@@ -423,12 +473,16 @@ class OutcomeStore:
         """Store a quality score in [0, 1] for a logged decision (several scores per decision are kept).
 
         Raises:
-            DataError: ``quality`` is not a number in [0, 1].
+            DataError: ``quality`` is not a number in [0, 1], the id is not a decision id (a
+                string of at most 64 characters without NUL), or ``source`` is not a non-empty
+                string of at most 200 characters without NUL. Any source is accepted here,
+                ``grader:*`` too: this is the store's own path (the graders write through it);
+                clients go through :meth:`DecisionLog.feedback`, which refuses reserved sources.
             UnknownDecisionError: No decision with this id is logged.
         """
         score = check_quality(quality)
         table = self._t["feedback"]
-        record = FeedbackRecord(str(decision_id), score, str(source), _now())
+        record = FeedbackRecord(check_decision_id(decision_id), score, check_feedback_source(source), _now())
         with self._engine.begin() as conn:
             decisions = self._t["decisions"]
             query = decisions.select().with_only_columns(decisions.c.id).where(decisions.c.id == record.decision_id)
