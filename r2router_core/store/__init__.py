@@ -56,6 +56,9 @@ from r2router_core.store.records import (
     GradeRecord,
     PromptRecord,
     StoredCall,
+    check_client_source,
+    check_decision_id,
+    check_feedback_source,
 )
 from r2router_core.store.store import DEFAULT_STORE_URL, OutcomeStore, store_url
 from r2router_core.store.training_export import (
@@ -76,6 +79,9 @@ __all__ = [
     "OutcomeStore",
     "PromptRecord",
     "StoredCall",
+    "check_client_source",
+    "check_decision_id",
+    "check_feedback_source",
     "config_from_store",
     "logged_outcomes",
     "store_url",

@@ -20,11 +20,13 @@ import asyncio
 import functools
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -69,6 +71,12 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a client may take to send its whole request body (408 after)."""
 
+RELOAD_POLL_SECONDS = 1.0
+"""Seconds between a gateway's reads of its store's reload generation (one primary-key read)."""
+
+WORKER_HEADER = "x-r2router-worker"
+GENERATION_HEADER = "x-r2router-reload-generation"  # on /admin/reload: the store's generation after it
+
 DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 """Other models tried after the routed one fails (the core's fallback policy: timeout, connection error, 5xx, 429)."""
 
@@ -99,6 +107,8 @@ def create_app(
     escalation: EscalationPolicy | bool | int | None = None,
     reload_every: float | None = None,
     explore: float | None = None,
+    worker_header: bool = False,
+    reload_poll: float = RELOAD_POLL_SECONDS,
 ) -> Starlette:
     """Build the gateway.
 
@@ -126,6 +136,10 @@ def create_app(
             seconds (``POST /admin/reload`` does it on demand); ``None`` = on demand only.
         explore: Share of routed requests sent to a non-best arm among the top candidates
             (the core's ``ExplorationPolicy``; ``None`` = off), its propensity logged.
+        worker_header: Add ``x-r2router-worker: <pid>`` to every response (``serve --workers N``
+            does, so an operator sees which process answered).
+        reload_poll: With a store, seconds between reads of the store's reload generation: a
+            reload on any process sharing the store (another worker) is followed within this.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -143,6 +157,9 @@ def create_app(
         raise ConfigError(f"body_timeout must be a number of seconds > 0, got {body_timeout!r}")
     gateway = _Gateway(router, upstreams, max_body_bytes, policy, length_instruction, http_client, api_key)
     gateway.body_timeout = float(body_timeout)
+    if isinstance(reload_poll, bool) or not isinstance(reload_poll, int | float) or not reload_poll > 0:
+        raise ConfigError(f"reload_poll must be a number of seconds > 0, got {reload_poll!r}")
+    gateway.reload_poll = float(reload_poll)
     gateway.batcher = RoutingBatcher(
         router, window=batch_window, max_batch=max_batch, on_batch=gateway.metrics.batch_size
     )
@@ -155,7 +172,9 @@ def create_app(
         reload_every=reload_every,
         explore=ExplorationPolicy.coerce(explore),
     )
-    gateway.learning.register_metrics(gateway.metrics.registry)
+    if gateway.learning.log is not None:
+        gateway.metrics.watch_log(gateway.learning.log)
+    gateway.learning.on_reload = gateway.metrics.reload
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/route", gateway.route, methods=["POST"]),
@@ -168,6 +187,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(_CloseUnreadBody, worker=os.getpid() if worker_header else None),
             Middleware(_Observe, metrics=gateway.metrics),
             Middleware(_Auth, api_key=api_key, reject=gateway.error_response),
         ],
@@ -235,6 +255,9 @@ class _Gateway:
         self._owns_clients = http_client is None
         self._proxy: Proxy | None = None
         self.learning = Learning(router, None)
+        self.reload_poll = RELOAD_POLL_SECONDS
+        self.generation = 0  # the store's reload generation this process's router follows
+        self._generation_lock = asyncio.Lock()
 
     def use_router(self, router: R2Router) -> None:
         """Swap in a reloaded router: each a single assignment, so a request sees the old one or the new one."""
@@ -247,9 +270,16 @@ class _Gateway:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
         self.proxy()  # create the HTTP clients now, not on the first request
         self.learning.start()
+        follow = None
+        if self.learning.log is not None:
+            store = self.learning.log.store
+            self.generation = await anyio.to_thread.run_sync(store.reload_generation)
+            follow = asyncio.get_running_loop().create_task(self._follow_reloads())
         try:
             yield
         finally:
+            if follow is not None:
+                follow.cancel()
             self.batcher.close()
             if self._owns_clients:
                 for client in self._clients:
@@ -310,11 +340,40 @@ class _Gateway:
 
     @_json_errors
     async def feedback(self, request: Request) -> Response:
-        return await self.learning.feedback(request, await self._read_json(request))
+        body = await self._read_json(request)
+        response = await self.learning.feedback(request, body)
+        if response.status_code == 204:
+            self.metrics.feedback(str(body.get("source", "api")))
+        return response
 
     @_json_errors
     async def reload(self, request: Request) -> Response:
-        return JSONResponse(await self.learning.reload())
+        async with self._generation_lock:
+            result = await self.learning.reload()
+            log = self.learning.log
+            if log is not None:  # tell every process sharing the store (the other workers)
+                self.generation = await anyio.to_thread.run_sync(log.store.bump_reload_generation)
+        return JSONResponse(result, headers={GENERATION_HEADER: str(self.generation)})
+
+    async def _follow_reloads(self) -> None:
+        """Reload when another process sharing the store did (its generation grew); runs for the app's life.
+
+        One primary-key read per ``reload_poll`` seconds, in a worker thread. Each process
+        rebuilds from the same store, so all route alike once they followed.
+        """
+        log = self.learning.log
+        assert log is not None
+        while True:
+            await asyncio.sleep(self.reload_poll)
+            try:
+                async with self._generation_lock:
+                    generation = await anyio.to_thread.run_sync(log.store.reload_generation)
+                    if generation > self.generation:
+                        logger.info("reload generation %d -> %d: reloading", self.generation, generation)
+                        await self.learning.reload()
+                        self.generation = generation
+            except Exception:
+                logger.exception("following the store's reloads failed; the router in use is kept")
 
     @_json_errors
     async def health(self, request: Request) -> Response:
@@ -444,6 +503,57 @@ class _Observe:
         finally:
             path = scope["path"]
             self.metrics.request(path if path in _ROUTES else "other", status or 500)
+
+
+class _CloseUnreadBody:
+    """Closes the connection after any response sent before the request body was read to its end.
+
+    A response can go out while the client is still sending its body: a 401 (no key),
+    413, 415, 404, or the body timeout's 408. uvicorn would then keep the connection
+    and discard the rest of the body for as long as the client trickles it (a 100 MB
+    body at a few bytes a second held a connection for hours). ``connection: close``
+    on such a response makes uvicorn close the connection once it is sent, whatever
+    the status. Pure ASGI, so streams stay unbuffered.
+
+    Args:
+        worker: A process id to add as ``x-r2router-worker`` on every response, or ``None``.
+    """
+
+    def __init__(self, app: ASGIApp, *, worker: int | None = None) -> None:
+        self.app = app
+        self._worker = None if worker is None else (WORKER_HEADER.encode(), str(worker).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        unread = True
+
+        async def reading() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False  # the body ended (or the client left)
+            return message
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [self._worker] if self._worker is not None else []
+                if unread and not _bodyless(scope):
+                    extra.append((b"connection", b"close"))
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, reading, sending)
+
+
+def _bodyless(scope: Scope) -> bool:
+    """A request that announced no body (no content-length or a zero one, not chunked): nothing left to read."""
+    headers = dict(scope["headers"])
+    if b"transfer-encoding" in headers:
+        return False
+    return headers.get(b"content-length", b"0").strip() in (b"0", b"")
 
 
 class _Auth:

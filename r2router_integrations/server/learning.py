@@ -32,7 +32,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,7 +61,7 @@ from r2router_core import (
     format_budget,
     new_decision_id,
 )
-from r2router_core.store import training_data_from_decisions
+from r2router_core.store import check_client_source, check_decision_id, training_data_from_decisions
 from r2router_integrations.server.errors import GatewayError
 from r2router_integrations.server.jsonio import dumps, loads_upstream
 from r2router_integrations.server.proxy import Attempt, JSONAnswer, plan_attempts
@@ -124,6 +124,7 @@ class Learning:
         self._reload_lock: asyncio.Lock | None = None
         self._schedule: asyncio.Task[None] | None = None
         self.reloads = 0
+        self.on_reload: Callable[[float], None] | None = None  # told each reload's seconds (the gateway's metrics)
         self.exploration = explore or ExplorationPolicy()
         self._rng = np.random.default_rng(seed)
         self._unqueued: set[str] = set()  # answered, row not yet queued (feedback for them waits)
@@ -158,12 +159,15 @@ class Learning:
         if self._reload_lock is None:
             self._reload_lock = asyncio.Lock()
         async with self._reload_lock:  # one rebuild at a time; requests never take this lock
+            started = time.perf_counter()
             router = await anyio.to_thread.run_sync(self._rebuilt, log)
             if router is not self.router:
                 self.router = router
                 if self._swap is not None:
                     self._swap(router)
             self.reloads += 1
+            if self.on_reload is not None:
+                self.on_reload(time.perf_counter() - started)
         n_base = self.base.training_data.n_queries
         return {"logged_rows": router.training_data.n_queries - n_base, "training_rows": router.training_data.n_queries}
 
@@ -246,11 +250,6 @@ class Learning:
             )
             response.headers["x-r2router-cost-usd"] = f"{total:.6g}"
         return response
-
-    def register_metrics(self, registry: Any) -> None:
-        """Expose the log's counters on the gateway's Prometheus registry."""
-        if self.log is not None:
-            registry.register(_LogCollector(self.log))
 
     def close(self) -> None:
         """Stop the schedule, write what is queued and close the store."""
@@ -389,13 +388,18 @@ class Learning:
         if not isinstance(decision_id, str) or not decision_id:
             raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
         source = body.get("source", "api")
+        for param, check, value in (("id", check_decision_id, decision_id), ("source", check_client_source, source)):
+            try:  # the core's rules: an id of <= 64 characters, a source of 1-200, no NUL, not grader:*
+                check(value)
+            except DataError as exc:
+                raise GatewayError(400, str(exc), param=param) from None
         log = self.log
         for _ in range(500):  # an answer just sent: its row is queued within moments
             if decision_id not in self._unqueued:
                 break
             await asyncio.sleep(0.01)
         try:
-            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
+            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=source))
         except UnknownDecisionError as exc:
             raise GatewayError(404, str(exc), param="id", code="decision_not_found") from None
         except DataError as exc:
@@ -487,29 +491,3 @@ def _stamp_line(line: bytes, ctx: CallContext) -> bytes:
         return line
     stamped = _stamp(line[5:].strip(), ctx)
     return b"data: " + stamped
-
-
-class _LogCollector:
-    """Prometheus collector of a :class:`DecisionLog`'s counters."""
-
-    def __init__(self, log: DecisionLog) -> None:
-        self._log = log
-
-    def describe(self) -> Sequence[Any]:
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        stats = self._log.stats
-        family = CounterMetricFamily(
-            "r2router_decision_log",
-            "Decision log rows by outcome (dropped/failed: lost, the answer still went out)",
-            labels=["outcome"],
-        )
-        for outcome in ("queued", "written", "dropped", "failed"):
-            family.add_metric([outcome], getattr(stats, outcome))
-        yield family
-        yield GaugeMetricFamily(
-            "r2router_decision_log_pending", "Decision log rows waiting for the writer", stats.pending
-        )
