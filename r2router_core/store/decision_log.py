@@ -8,11 +8,14 @@ the answer still goes out. A batch the store refuses is retried row by row, so
 one bad row loses that row only (counted as ``rejected``); values are made
 storable before any insert (``schema.storable_row``).
 
-What a ``kill -9`` can lose: the rows on the queue (at most ``max_queue``) and the
-batch being written (at most :data:`BATCH_SIZE`). The writer does not wait to fill
-a batch: it writes whatever is queued as soon as the previous write ends, so under
-load the queue holds what arrived during one write (a few milliseconds), and at
-rest it is empty. Privacy by default: the prompt and answer text are
+The writer gathers a batch for at most ``flush_interval`` seconds (default
+:data:`DEFAULT_FLUSH_INTERVAL`, 50 ms) after its first row, or until it holds
+:data:`BATCH_SIZE` rows, then writes it in one transaction: a transaction costs
+about 100 us of CPU on SQLite and 300 us on PostgreSQL whatever its size, a row
+30 us more, so a few large batches cost the gateway far less than one per row.
+What a ``kill -9`` can lose: the rows answered in the last ``flush_interval`` plus
+the time of one write (the queue holds at most ``max_queue``, 10,000, if the
+store stalls), and the rows of answers still being sent. Privacy by default: the prompt and answer text are
 dropped here, the one place every integration goes through, unless the
 deployment opts in with ``keep_text=True``.
 """
@@ -20,13 +23,14 @@ deployment opts in with ``keep_text=True``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +49,9 @@ DEFAULT_MAX_QUEUE = 10_000
 
 BATCH_SIZE = 256
 """Records written per transaction at most."""
+
+DEFAULT_FLUSH_INTERVAL = 0.05
+"""Seconds the writer gathers a batch after its first record before writing it."""
 
 
 def new_decision_id() -> str:
@@ -83,19 +90,31 @@ class DecisionLog:
         keep_text: Keep the prompt and answer text in the store (off: privacy by default;
             only the embedding and the numbers are written).
         max_queue: Records waiting at most; more are dropped and counted.
+        flush_interval: Seconds the writer gathers a batch after its first record (0: writes
+            whatever is queued at once; larger batches cost less per row).
 
     Raises:
-        ConfigError: ``max_queue`` is not a positive integer.
+        ConfigError: ``max_queue`` is not a positive integer, or ``flush_interval`` not in [0, 10].
         MissingDependencyError: SQLAlchemy is not installed (the ``store`` extra).
     """
 
     def __init__(
-        self, store: OutcomeStore | str | Path, *, keep_text: bool = False, max_queue: int = DEFAULT_MAX_QUEUE
+        self,
+        store: OutcomeStore | str | Path,
+        *,
+        keep_text: bool = False,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         from r2router_core.store import OutcomeStore
 
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ConfigError(f"max_queue must be a positive integer, got {max_queue!r}")
+        if isinstance(flush_interval, bool) or not isinstance(flush_interval, int | float):
+            raise ConfigError(f"flush_interval must be a number of seconds in [0, 10], got {flush_interval!r}")
+        if not 0 <= flush_interval <= 10:
+            raise ConfigError(f"flush_interval must be a number of seconds in [0, 10], got {flush_interval!r}")
+        self.flush_interval = float(flush_interval)
         self.store = store if isinstance(store, OutcomeStore) else OutcomeStore(store)
         self.keep_text = bool(keep_text)
         self._queue: queue.Queue[DecisionRecord | None] = queue.Queue(maxsize=max_queue)
@@ -114,7 +133,9 @@ class DecisionLog:
     def record(self, record: DecisionRecord) -> bool:
         """Queue one record for the store; ``False`` if it was dropped (queue full or log closed)."""
         if not self.keep_text and (record.prompt is not None or record.answer is not None):
-            record = replace(record, prompt=None, answer=None)
+            record = copy.copy(record)  # not dataclasses.replace: no second validation on the caller's path
+            object.__setattr__(record, "prompt", None)
+            object.__setattr__(record, "answer", None)
         try:
             if self._closed:
                 raise queue.Full
@@ -195,11 +216,12 @@ class DecisionLog:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [first]
-            while len(batch) < BATCH_SIZE:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + self.flush_interval
+            while len(batch) < BATCH_SIZE and batch[-1] is not None:
+                wait = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:

@@ -155,10 +155,11 @@ def storable_text(value: str, limit: int | None = None) -> str:
     """
     if "\x00" in value:
         value = value.replace("\x00", NUL_REPLACEMENT)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if limit is not None and len(value) > limit:
         value = value[:limit]
     return value
@@ -168,41 +169,61 @@ def storable_row(table: Any, values: dict[str, Any]) -> tuple[dict[str, Any], li
     """``values`` made storable in ``table`` on SQLite and PostgreSQL alike, and what was changed.
 
     Per column type: text as :func:`storable_text` (cut to a ``String(n)``'s length);
-    an integer outside PostgreSQL's 32-bit range clamped to [0, :data:`INT32_MAX`]
-    when it counts something (tokens, a budget: a count over 2^31 - 1 is stored as
-    2^31 - 1, "at least this many"), a negative count stored as NULL; a float that
-    is NaN or infinite stored as NULL (SQLite would store NULL anyway). Values of
-    other types are left to the database driver.
+    an integer over PostgreSQL's 32-bit range clamped to :data:`INT32_MAX` (the
+    integer columns count tokens or a budget: "at least this many"), a negative
+    count stored as NULL; a float that is NaN or infinite stored as NULL (SQLite
+    would store NULL anyway). Primary keys are never rewritten (an identity; an
+    unstorable one is refused by the database). Values of other types are left to
+    the database driver.
 
     Returns:
         ``(row, changes)``: the storable row and one ``"column: what"`` note per change.
     """
-    from sqlalchemy import Float, Integer, String
-
     row = dict(values)
     changes: list[str] = []
-    for name, value in values.items():
-        if value is None or name not in table.c or table.c[name].primary_key:
-            continue  # a key is an identity: never rewritten (an unstorable one is refused by the database)
-        kind = table.c[name].type
-        if isinstance(value, str) and isinstance(kind, String):
-            fixed = storable_text(value, kind.length)
-            if fixed != value:
-                row[name] = fixed
-                changes.append(f"{name}: {_what_changed(value, fixed)}")
-        elif isinstance(value, int) and not isinstance(value, bool) and isinstance(kind, Integer):
-            if value < 0 and name != "id":
-                row[name] = None if table.c[name].nullable else 0
-                changes.append(f"{name}: negative count {value} stored as {row[name]}")
-            elif value > INT32_MAX:
-                row[name] = INT32_MAX
-                changes.append(f"{name}: {value} over 2^31 - 1, clamped")
-        elif (
-            isinstance(value, float) and isinstance(kind, Float) and not math.isfinite(value) and table.c[name].nullable
-        ):
+    for name, kind, limit, nullable in _rules(table):
+        value = values.get(name)
+        if value is None:
+            continue
+        if kind == "text":
+            if isinstance(value, str):
+                fixed = storable_text(value, limit)
+                if fixed is not value and fixed != value:
+                    row[name] = fixed
+                    changes.append(f"{name}: {_what_changed(value, fixed)}")
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < 0:
+                    row[name] = None if nullable else 0
+                    changes.append(f"{name}: negative count {value} stored as {row[name]}")
+                elif value > INT32_MAX:
+                    row[name] = INT32_MAX
+                    changes.append(f"{name}: {value} over 2^31 - 1, clamped")
+        elif isinstance(value, float) and nullable and not math.isfinite(value):
             row[name] = None
             changes.append(f"{name}: {value} stored as NULL")
     return row, changes
+
+
+_RULES: dict[int, list[tuple[str, str, int | None, bool]]] = {}
+
+
+def _rules(table: Any) -> list[tuple[str, str, int | None, bool]]:
+    """``(column, "text" | "int" | "float", length, nullable)`` of every non-key column, read once per table."""
+    rules = _RULES.get(id(table))
+    if rules is None:
+        from sqlalchemy import Float, Integer, String
+
+        rules = []
+        for column in table.columns:
+            kind = next(
+                (k for t, k in ((String, "text"), (Integer, "int"), (Float, "float")) if isinstance(column.type, t)),
+                None,
+            )
+            if kind is not None and not column.primary_key:
+                rules.append((column.name, kind, getattr(column.type, "length", None), bool(column.nullable)))
+        _RULES[id(table)] = rules
+    return rules
 
 
 def _what_changed(before: str, after: str) -> str:
