@@ -9,12 +9,13 @@ one bad row loses that row only (counted as ``rejected``); values are made
 storable before any insert (``schema.storable_row``).
 
 The writer gathers a batch for at most ``flush_interval`` seconds (default
-:data:`DEFAULT_FLUSH_INTERVAL`, 100 ms) after its first row, or until it holds
+:data:`DEFAULT_FLUSH_INTERVAL`, 50 ms) after its first row, or until it holds
 :data:`BATCH_SIZE` rows, then writes it in one transaction: a transaction costs
 about 100 us of CPU on SQLite and 300 us on PostgreSQL whatever its size, a row
 30 us more, so a few large batches cost the gateway far less than one per row
-(at 150 rows/s: 67-83 us of writer CPU a row with 100 ms, 250-420 us writing at
-once; ``benchmarks/bench_decision_log.py``).
+(at 150 rows/s: 83-100 us of writer CPU a row with 50 ms, 50-83 us with 100 ms,
+230-420 us writing at once; ``benchmarks/bench_decision_log.py``). 50 ms halves
+what a ``kill -9`` loses against 100 ms (docs/gateway-performance.md).
 What a ``kill -9`` can lose: the rows answered in the last ``flush_interval`` plus
 the time of one write (the queue holds at most ``max_queue``, 10,000, if the
 store stalls), and the rows of answers still being sent. Privacy by default: the prompt and answer text are
@@ -51,7 +52,7 @@ DEFAULT_MAX_QUEUE = 10_000
 BATCH_SIZE = 256
 """Records written per transaction at most."""
 
-DEFAULT_FLUSH_INTERVAL = 0.1
+DEFAULT_FLUSH_INTERVAL = 0.05
 """Seconds the writer gathers a batch after its first record before writing it."""
 
 
