@@ -69,8 +69,8 @@ class LogStats:
         queued: Records accepted onto the queue.
         written: Records handed to the store without error (it keeps one row per id).
         dropped: Records refused because the queue was full.
-        failed: Records lost because the store could not be written (a broken or unreachable store:
-            the batch failed, and so did each of its rows alone).
+        failed: Records lost because the store refused every row of their batch, each alone too (a
+            broken or unreachable store; a batch of one refused row counts here as well).
         rejected: Records lost because the store refused that row alone (its batch failed, the
             other rows of it were written one by one).
         pending: Records still waiting for the writer.
@@ -264,8 +264,8 @@ class DecisionLog:
             logger.error("decision log: the store refused %d decisions: %s", len(refused), refused[-1][1])
             return
         self._count("rejected", len(refused))
-        for record, exc in refused:
-            logger.error("decision log: the store refused decision %s alone, lost: %s", record.id, exc)
+        for record, error in refused:
+            logger.error("decision log: the store refused decision %s alone, lost: %s", record.id, error)
 
 
 def open_log(store: Any, keep_text: bool = False) -> DecisionLog | None:

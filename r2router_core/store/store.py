@@ -427,7 +427,7 @@ class OutcomeStore:
                 f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT ({quote('id')}) DO NOTHING",
                 columns,
             )
-        return self._decision_insert  # type: ignore[no-any-return]
+        return self._decision_insert
 
     def decision(self, decision_id: str) -> DecisionRecord | None:
         """The logged decision of an id, or ``None``.
