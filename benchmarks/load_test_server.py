@@ -158,6 +158,10 @@ def build_router(embedder_name: str, n_prompts: int, seed: int = 0) -> Any:
         from r2router_core.embedders import default_embedder
 
         embedder: Any = default_embedder()
+    elif embedder_name == "onnx":
+        from r2router_core.embedders import load_embedder
+
+        embedder = load_embedder("minilm@onnx")  # MiniLM in ONNX Runtime, from the packaged weights
     else:
         embedder = HashEmbedder(dim=384)
     rng = np.random.default_rng(seed)
@@ -430,7 +434,7 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], deadline: float, method: s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedder", choices=("hash", "minilm"), default="hash")
+    parser.add_argument("--embedder", choices=("hash", "minilm", "onnx"), default="hash")
     parser.add_argument("--concurrency", default="1,10,50", help="comma-separated client counts")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per path, level and round")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per level (the table shows their median)")
