@@ -370,8 +370,8 @@ class _Gateway:
                     generation = await anyio.to_thread.run_sync(log.store.reload_generation)
                     if generation > self.generation:
                         logger.info("reload generation %d -> %d: reloading", self.generation, generation)
+                        self.generation = generation  # a failed reload is logged once, not every second
                         await self.learning.reload()
-                        self.generation = generation
             except Exception:
                 logger.exception("following the store's reloads failed; the router in use is kept")
 

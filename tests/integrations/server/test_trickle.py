@@ -102,3 +102,18 @@ def test_a_body_trickled_slower_than_the_body_timeout_gets_408_and_is_closed(
         assert all(f.startswith(b"HTTP/1.1 408") for f in first), first[0][:80]
     finally:
         server.__exit__()
+
+
+def test_the_h11_parser_closes_a_trickled_body_too(router: R2Router, upstreams_file: Path) -> None:
+    """The close comes from the app (``connection: close``), so uvicorn's other HTTP parser honours it as well."""
+    from r2router_integrations.server import create_app, load_upstreams
+
+    from .support import ENV
+
+    upstreams = load_upstreams(upstreams_file, router.config, environ=ENV)
+    app = create_app(router, upstreams, api_key=KEY, body_timeout=BODY_TIMEOUT)
+    with ServerThread(app, http="h11") as server:
+        socks = [_open(server.port, "/v1/chat/completions", None) for _ in range(CONNECTIONS)]
+        first, still_open = _closed_within(socks, BODY_TIMEOUT + 3)
+    assert still_open == 0
+    assert all(f.startswith(b"HTTP/1.1 401") for f in first), first[0][:80]
