@@ -20,6 +20,10 @@ Processes, all on 127.0.0.1:
   training prompts embedded by ``HashEmbedder(dim=384)`` (``--embedder hash``,
   the weightless embedder) or by MiniLM (``--embedder minilm``, the packaged
   offline model), loaded back with ``--embedder auto``;
+* optionally the same gateway again with ``--store`` (``--store-url NAME=URL``,
+  repeatable: ``sqlite=sqlite:///...``, ``postgresql=postgresql+psycopg://...``), each
+  logging every routed call; their throughput is also given as a ratio to the
+  gateway without a store, in the same round (issue 23: at least 0.9x);
 * optionally LiteLLM's proxy (``--litellm PATH`` to its ``litellm`` command) as a
   second anchor, forwarding to the same stub;
 * this process, the client: for each ``--concurrency`` level, ``--repeats``
@@ -154,6 +158,10 @@ def build_router(embedder_name: str, n_prompts: int, seed: int = 0) -> Any:
         from r2router_core.embedders import default_embedder
 
         embedder: Any = default_embedder()
+    elif embedder_name == "onnx":
+        from r2router_core.embedders import load_embedder
+
+        embedder = load_embedder("minilm@onnx")  # MiniLM in ONNX Runtime, from the packaged weights
     else:
         embedder = HashEmbedder(dim=384)
     rng = np.random.default_rng(seed)
@@ -214,6 +222,11 @@ class Run:
     sent: int
     seconds: float
     kinds: Counter[str] = field(default_factory=Counter)  # each error: its HTTP status or exception name
+    cpu_s: float | None = None  # CPU seconds the serving process used meanwhile (all its threads)
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return None if self.cpu_s is None or not self.latencies else self.cpu_s / len(self.latencies) * 1000
 
     @property
     def rps(self) -> float:
@@ -227,6 +240,22 @@ class Target:
     model: str
     pool: frozenset[str]
     headers: tuple[tuple[str, str], ...] = ()
+    pid: int | None = None  # the serving process, whose CPU time is read around each run
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process and all its threads (Linux ``/proc``), or ``None``.
+
+    CPU per request is what a loaded, shared machine disturbs least: throughput
+    moves with the other jobs' load, the work one request costs the process far less.
+    """
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 PROMPT_IDS = itertools.count()
@@ -261,8 +290,11 @@ async def fire(clients: list[httpx.AsyncClient], target: Target, seconds: float,
                 kinds[kind] += 1
 
     start = time.perf_counter()
+    cpu = process_cpu_seconds(target.pid)
     await asyncio.gather(*(worker(client) for client in clients))
-    return Run(latencies, counter["errors"], counter["sent"], time.perf_counter() - start, kinds)
+    used = process_cpu_seconds(target.pid)
+    cpu_s = None if cpu is None or used is None else used - cpu
+    return Run(latencies, counter["errors"], counter["sent"], time.perf_counter() - start, kinds, cpu_s)
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -315,25 +347,52 @@ def _summarise(rounds: list[dict[str, Run]], names: list[str]) -> dict[str, Any]
                 _ms(r.latencies, 0.99) - _ms(d.latencies, 0.99) for r, d in zip(per, direct, strict=True)
             ),
             "rps_vs_bare": med(r[name].rps / r["bare"].rps for r in rounds),
+            "rps_vs_gateway": med(r[name].rps / r["gateway"].rps for r in rounds) if "gateway" in rounds[0] else None,
+            "cpu_ms_per_request": _median_or_none([r.cpu_ms_per_request for r in per]),
+            "cpu_vs_gateway": _median_or_none(
+                [_ratio(r[name].cpu_ms_per_request, r["gateway"].cpu_ms_per_request) for r in rounds]
+            )
+            if "gateway" in rounds[0]
+            else None,
             "requests": sum(len(r.latencies) for r in per),
             "errors": sum(r.errors for r in per),
         }
     return summary
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def table(result: dict[str, Any]) -> str:
     rows = [
-        "| clients | path | requests/s | x bare proxy | p50 added ms | p99 added ms | errors |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| clients | path | requests/s | x bare proxy | x gateway | CPU ms/request | CPU x gateway "
+        "| p50 added ms | p99 added ms | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level, summary in result["levels"].items():
-        for name, label in LABELS.items():
+        labels = {
+            **LABELS,
+            **{n: f"r2router gateway --store {n[len('store-') :]}" for n in summary if n.startswith("store-")},
+        }
+        for name, label in labels.items():
             if name not in summary:
                 continue
             r = summary[name]
             added = "" if name == "direct" else f"{r['added_p50_ms']:+.2f} | {r['added_p99_ms']:+.2f}"
             rows.append(
                 f"| {level} | {label} | {r['rps']:.0f} | {r['rps_vs_bare']:.2f} | "
+                + ("" if r.get("rps_vs_gateway") is None else f"{r['rps_vs_gateway']:.2f}")
+                + " | "
+                + ("" if r.get("cpu_ms_per_request") is None else f"{r['cpu_ms_per_request']:.2f}")
+                + " | "
+                + ("" if r.get("cpu_vs_gateway") is None else f"{r['cpu_vs_gateway']:.2f}")
+                + " | "
                 + (added or f"({r['p50_ms']:.2f}) | ({r['p99_ms']:.2f})")
                 + f" | {r['errors']} |"
             )
@@ -375,7 +434,7 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], deadline: float, method: s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedder", choices=("hash", "minilm"), default="hash")
+    parser.add_argument("--embedder", choices=("hash", "minilm", "onnx"), default="hash")
     parser.add_argument("--concurrency", default="1,10,50", help="comma-separated client counts")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per path, level and round")
     parser.add_argument("--repeats", type=int, default=3, help="rounds per level (the table shows their median)")
@@ -383,6 +442,13 @@ def main() -> int:
     parser.add_argument("--upstream-delay-ms", type=float, default=0.0)
     parser.add_argument("--litellm", help="path of LiteLLM's 'litellm' command, to add its proxy as an anchor")
     parser.add_argument("--gateway-arg", action="append", default=[], help="extra 'r2router serve' argument")
+    parser.add_argument(
+        "--store-url",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="also measure the gateway with --store URL (repeatable; a fresh, empty store each)",
+    )
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds before everything is stopped")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--stub-port", type=int, help=argparse.SUPPRESS)  # internal: run as the stub
@@ -396,32 +462,23 @@ def main() -> int:
         serve(bare_proxy_app(args.bare_target), args.bare_port)
         return 0
 
-    ports = {name: _free_port() for name in ("stub", "bare", "gateway", "litellm")}
+    stores = dict(item.split("=", 1) for item in args.store_url)
+    ports = {name: _free_port() for name in ("stub", "bare", "gateway", "litellm", *(f"store-{n}" for n in stores))}
     first = CARD_MODELS[0][0].lower()
     stub_chat = f"http://{HOST}:{ports['stub']}/{first}/v1/chat/completions"
     workdir = Path(tempfile.mkdtemp(prefix="r2router-load-"))
     one_embed = one_at_a_time_embedding_seconds(args.embedder)
     router_dir, upstreams = write_gateway_files(workdir, ports["stub"], args.embedder, args.train_prompts)
     me = [sys.executable, str(Path(__file__).resolve())]
+    serve_cmd = [sys.executable, "-m", "r2router_integrations", "serve", "--router", str(router_dir)]
+    serve_cmd += ["--upstreams", str(upstreams), "--host", HOST, *args.gateway_arg]
     commands = {
         "stub": [*me, "--stub-port", str(ports["stub"]), "--upstream-delay-ms", str(args.upstream_delay_ms)],
         "bare": [*me, "--bare-port", str(ports["bare"]), "--bare-target", stub_chat],
-        "gateway": [
-            sys.executable,
-            "-m",
-            "r2router_integrations",
-            "serve",
-            "--router",
-            str(router_dir),
-            "--upstreams",
-            str(upstreams),
-            "--host",
-            HOST,
-            "--port",
-            str(ports["gateway"]),
-            *args.gateway_arg,
-        ],
+        "gateway": [*serve_cmd, "--port", str(ports["gateway"])],
     }
+    for name, url in stores.items():
+        commands[f"store-{name}"] = [*serve_cmd, "--port", str(ports[f"store-{name}"]), "--store", url]
     if args.litellm:
         config = write_litellm_config(workdir, ports["stub"])
         commands["litellm"] = [args.litellm, "--config", str(config), "--host", HOST, "--port", str(ports["litellm"])]
@@ -435,6 +492,7 @@ def main() -> int:
     }
     load_before = os.getloadavg()
     pool = frozenset(name for name, _ in CARD_MODELS)
+    pids = {name: proc.pid for name, proc in procs.items()}
     targets = [
         Target("direct", stub_chat, f"provider/{first}", frozenset({f"provider/{first}"})),
         Target(
@@ -442,8 +500,21 @@ def main() -> int:
             f"http://{HOST}:{ports['bare']}/v1/chat/completions",
             f"provider/{first}",
             frozenset({f"provider/{first}"}),
+            pid=pids["bare"],
         ),
-        Target("gateway", f"http://{HOST}:{ports['gateway']}/v1/chat/completions", "r2router", pool),
+        Target(
+            "gateway", f"http://{HOST}:{ports['gateway']}/v1/chat/completions", "r2router", pool, pid=pids["gateway"]
+        ),
+        *(
+            Target(
+                f"store-{n}",
+                f"http://{HOST}:{ports[f'store-{n}']}/v1/chat/completions",
+                "r2router",
+                pool,
+                pid=pids[f"store-{n}"],
+            )
+            for n in stores
+        ),
     ]
     if args.litellm:
         targets.append(
@@ -459,7 +530,8 @@ def main() -> int:
         deadline = time.monotonic() + args.deadline
         _wait_up(f"http://{HOST}:{ports['stub']}/count", procs["stub"], deadline)
         _wait_up(f"http://{HOST}:{ports['bare']}/v1/chat/completions", procs["bare"], deadline)
-        _wait_up(f"http://{HOST}:{ports['gateway']}/health", procs["gateway"], deadline)
+        for name in ("gateway", *(f"store-{n}" for n in stores)):
+            _wait_up(f"http://{HOST}:{ports[name]}/health", procs[name], deadline)
         if args.litellm:
             _wait_up(f"http://{HOST}:{ports['litellm']}/health/liveliness", procs["litellm"], deadline)
         levels = [int(x) for x in args.concurrency.split(",")]

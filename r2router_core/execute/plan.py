@@ -164,6 +164,7 @@ class CallOutcome:
         output_cost_usd: The output-token part of ``cost_usd``.
         attempts: Calls made.
         propensity: The probability the first arm had under exploration (1.0 without).
+        paid: ``(model, budget, USD)`` of every answer the call paid for, cut and abandoned ones included.
         records: The decision-log rows (empty for a plan without a decision).
         error: The error to raise when ``status`` is not ``ok``.
     """
@@ -179,6 +180,7 @@ class CallOutcome:
     output_cost_usd: float
     attempts: int
     propensity: float
+    paid: tuple[tuple[str, Budget, float], ...] = ()
     records: tuple[DecisionRecord, ...] = ()
     error: BaseException | None = None
 
@@ -649,6 +651,7 @@ class CallPlan:
             output_cost_usd=cost_out,
             attempts=self._number,
             propensity=self._propensity,
+            paid=tuple((a.attempt.model, a.attempt.token_limit, a.cost) for a in counted),
             error=error,
         )
         if self._decision is None:

@@ -35,11 +35,20 @@ label arrays as ``calls`` + ``grades`` (feedback's mean; a cut answer without
 feedback is quality 0 for its arm). Collect's graders grade logged answers kept
 with their text into ``feedback`` too, with the source ``grader:<spec>``
 (``r2router collect grade-log``; :meth:`OutcomeStore.ungraded_decisions`).
+
+Every value is made storable before it is written, the same on both backends
+(``schema.storable_row``): NUL and lone surrogates in text become U+FFFD, text
+is cut to its column's length, a count over 2^31 - 1 is clamped, a negative
+count or a non-finite float becomes NULL. Feedback is validated instead (a
+``DataError``): an id of at most 64 characters without NUL, a source of at most
+200; :data:`RESERVED_SOURCES` (``grader:*``) come only from r2router's graders,
+which write through the store, never from a client (``DecisionLog.feedback``).
 """
 
 from __future__ import annotations
 
 from r2router_core.store.records import (
+    RESERVED_SOURCES,
     ArmSummary,
     CallRecord,
     DecisionRecord,
@@ -47,6 +56,9 @@ from r2router_core.store.records import (
     GradeRecord,
     PromptRecord,
     StoredCall,
+    check_client_source,
+    check_decision_id,
+    check_feedback_source,
 )
 from r2router_core.store.store import DEFAULT_STORE_URL, OutcomeStore, store_url
 from r2router_core.store.training_export import (
@@ -58,6 +70,7 @@ from r2router_core.store.training_export import (
 
 __all__ = [
     "DEFAULT_STORE_URL",
+    "RESERVED_SOURCES",
     "ArmSummary",
     "CallRecord",
     "DecisionRecord",
@@ -66,6 +79,9 @@ __all__ = [
     "OutcomeStore",
     "PromptRecord",
     "StoredCall",
+    "check_client_source",
+    "check_decision_id",
+    "check_feedback_source",
     "config_from_store",
     "logged_outcomes",
     "store_url",

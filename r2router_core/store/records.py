@@ -13,6 +13,7 @@ from r2router_core.engine.config import Budget, format_budget
 from r2router_core.errors import DataError
 
 __all__ = [
+    "RESERVED_SOURCES",
     "ArmSummary",
     "CallRecord",
     "DecisionRecord",
@@ -20,10 +21,23 @@ __all__ = [
     "GradeRecord",
     "PromptRecord",
     "StoredCall",
+    "check_client_source",
+    "check_decision_id",
+    "check_feedback_source",
     "check_quality",
 ]
 
 CALL_STATUSES = ("ok", "error")
+MAX_DECISION_ID = 64
+"""Characters of a decision id at most (the ``decisions.id`` column)."""
+
+MAX_SOURCE = 200
+"""Characters of a feedback source at most (the ``feedback.source`` column)."""
+
+RESERVED_SOURCES = ("grader:",)
+"""Feedback sources the system writes itself (prefixes, case-insensitive): ``collect grade-log`` stores a
+grader's scores as ``grader:<spec>`` and skips answers graded so; a client may not post them."""
+
 DECISION_STATUSES = ("ok", "error", "abandoned")
 """A logged decision may also be ``abandoned``: the caller left before the (paid) answer was complete."""
 
@@ -241,8 +255,7 @@ class DecisionRecord:
     created_at: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise DataError(f"a decision id must be a non-empty string, got {self.id!r}")
+        check_decision_id(self.id)
         if self.status not in DECISION_STATUSES:
             raise DataError(f"decision {self.id}: status must be one of {DECISION_STATUSES}, got {self.status!r}")
         if not 0.0 < self.propensity <= 1.0:
@@ -277,3 +290,47 @@ def check_quality(quality: Any) -> float:
     if not 0.0 <= quality <= 1.0:
         raise DataError(f"quality must be in [0, 1], got {quality!r}")
     return float(quality)
+
+
+def check_decision_id(decision_id: Any) -> str:
+    """A decision id as stored: a non-empty string of at most 64 characters, without NUL.
+
+    Raises:
+        DataError: Anything else (PostgreSQL would refuse a NUL; no stored id is longer).
+    """
+    if not isinstance(decision_id, str) or not decision_id:
+        raise DataError(f"a decision id must be a non-empty string, got {decision_id!r}")
+    if "\x00" in decision_id or len(decision_id) > MAX_DECISION_ID:
+        raise DataError(
+            f"a decision id has at most {MAX_DECISION_ID} characters and no NUL, got {decision_id[:80]!r}; "
+            "send the id the answer carried (its 'id' or the x-r2router-decision-id header)"
+        )
+    return decision_id
+
+
+def check_feedback_source(source: Any) -> str:
+    """A feedback source as stored: a non-empty string of at most 200 characters, without NUL.
+
+    Raises:
+        DataError: Anything else (the same rule on SQLite and PostgreSQL).
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise DataError(f"a feedback source must be a non-empty string, got {source!r}")
+    if "\x00" in source or len(source) > MAX_SOURCE:
+        raise DataError(f"a feedback source has at most {MAX_SOURCE} characters and no NUL, got {source[:80]!r}...")
+    return source
+
+
+def check_client_source(source: Any) -> str:
+    """A feedback source a client may send: :func:`check_feedback_source`, and none of :data:`RESERVED_SOURCES`.
+
+    Raises:
+        DataError: An invalid source, or one the system writes itself (``grader:*``).
+    """
+    source = check_feedback_source(source)
+    if source.strip().lower().startswith(RESERVED_SOURCES):
+        raise DataError(
+            f"feedback source {source!r} is reserved for r2router's own graders ({', '.join(RESERVED_SOURCES)}*); "
+            "name your source otherwise (e.g. 'api', 'user:<id>')"
+        )
+    return source

@@ -8,6 +8,7 @@ unique key, because SQL's UNIQUE treats two NULLs as different).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 SCHEMA_VERSION = 2
@@ -134,3 +135,101 @@ def build_metadata() -> Any:
         Column("created_at", String(40), nullable=False),
     )
     return metadata
+
+
+INT32_MAX = 2**31 - 1
+"""The largest value of an ``Integer`` column on PostgreSQL (a 32-bit ``integer``)."""
+
+NUL_REPLACEMENT = "\ufffd"
+"""What a NUL character of a text value is stored as: PostgreSQL's ``text`` refuses ``\\u0000``,
+so it is replaced (not stripped: the stored text keeps its length and shows where the NUL was)."""
+
+
+def storable_text(value: str, limit: int | None = None) -> str:
+    """``value`` as any backend stores it: NUL and lone surrogates replaced by U+FFFD, cut to ``limit`` characters.
+
+    PostgreSQL refuses ``\\u0000`` in text and any string its UTF-8 encoder cannot write
+    (a lone surrogate, which the gateway's lenient JSON reader lets through); a
+    ``VARCHAR(n)`` refuses more than ``n`` characters. SQLite takes all three, so the
+    same value is made storable on both and reads back the same.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", NUL_REPLACEMENT)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if limit is not None and len(value) > limit:
+        value = value[:limit]
+    return value
+
+
+def storable_row(table: Any, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``values`` made storable in ``table`` on SQLite and PostgreSQL alike, and what was changed.
+
+    Per column type: text as :func:`storable_text` (cut to a ``String(n)``'s length);
+    an integer over PostgreSQL's 32-bit range clamped to :data:`INT32_MAX` (the
+    integer columns count tokens or a budget: "at least this many"), a negative
+    count stored as NULL; a float that is NaN or infinite stored as NULL (SQLite
+    would store NULL anyway). Primary keys are never rewritten (an identity; an
+    unstorable one is refused by the database). Values of other types are left to
+    the database driver.
+
+    Returns:
+        ``(row, changes)``: the storable row and one ``"column: what"`` note per change.
+    """
+    row = dict(values)
+    changes: list[str] = []
+    for name, kind, limit, nullable in _rules(table):
+        value = values.get(name)
+        if value is None:
+            continue
+        if kind == "text":
+            if isinstance(value, str):
+                fixed = storable_text(value, limit)
+                if fixed is not value and fixed != value:
+                    row[name] = fixed
+                    changes.append(f"{name}: {_what_changed(value, fixed)}")
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < 0:
+                    row[name] = None if nullable else 0
+                    changes.append(f"{name}: negative count {value} stored as {row[name]}")
+                elif value > INT32_MAX:
+                    row[name] = INT32_MAX
+                    changes.append(f"{name}: {value} over 2^31 - 1, clamped")
+        elif isinstance(value, float) and nullable and not math.isfinite(value):
+            row[name] = None
+            changes.append(f"{name}: {value} stored as NULL")
+    return row, changes
+
+
+_RULES: dict[int, list[tuple[str, str, int | None, bool]]] = {}
+
+
+def _rules(table: Any) -> list[tuple[str, str, int | None, bool]]:
+    """``(column, "text" | "int" | "float", length, nullable)`` of every non-key column, read once per table."""
+    rules = _RULES.get(id(table))
+    if rules is None:
+        from sqlalchemy import Float, Integer, String
+
+        rules = []
+        for column in table.columns:
+            kind = next(
+                (k for t, k in ((String, "text"), (Integer, "int"), (Float, "float")) if isinstance(column.type, t)),
+                None,
+            )
+            if kind is not None and not column.primary_key:
+                rules.append((column.name, kind, getattr(column.type, "length", None), bool(column.nullable)))
+        _RULES[id(table)] = rules
+    return rules
+
+
+def _what_changed(before: str, after: str) -> str:
+    notes = []
+    if "\x00" in before:
+        notes.append("NUL replaced")
+    if len(after) < len(before):
+        notes.append(f"cut from {len(before)} to {len(after)} characters")
+    return ", ".join(notes) or "unencodable characters replaced"

@@ -21,9 +21,11 @@ from r2router_core.store.records import (
     GradeRecord,
     PromptRecord,
     StoredCall,
+    check_decision_id,
+    check_feedback_source,
     check_quality,
 )
-from r2router_core.store.schema import SCHEMA_VERSION, UNCAPPED_KEY, build_metadata
+from r2router_core.store.schema import SCHEMA_VERSION, UNCAPPED_KEY, build_metadata, storable_row
 
 __all__ = ["DEFAULT_STORE_URL", "OutcomeStore", "store_url"]
 
@@ -54,6 +56,7 @@ def _budget_key(budget: Budget) -> int:
     return UNCAPPED_KEY if budget is None else int(budget)
 
 
+_GENERATION = "reload_generation"  # the meta key of OutcomeStore.reload_generation
 _SCHEMA_LOCK = 0x72327274  # the PostgreSQL advisory-lock key of schema creation ("r2rt")
 
 
@@ -87,6 +90,7 @@ class OutcomeStore:
             _configure_sqlite(self._engine)
         self._meta = build_metadata()
         self._t = self._meta.tables
+        self._decision_insert: Any = None
         self._create_tables()
         self._check_version()
 
@@ -140,6 +144,29 @@ class OutcomeStore:
         return stmt.on_conflict_do_update(
             index_elements=list(keys), set_={k: stmt.excluded[k] for k in update}, where=where
         )
+
+    # -- the reload generation (gateway workers in step) --------------------------------
+    def reload_generation(self) -> int:
+        """How many times a gateway sharing this store reloaded its router (0: never).
+
+        Every gateway process polls this (one primary-key read) and reloads when it grew,
+        so ``POST /admin/reload`` reaching one worker reaches them all.
+        """
+        meta = self._t["meta"]
+        with self._engine.connect() as conn:
+            value = conn.execute(meta.select().with_only_columns(meta.c.value).where(meta.c.key == _GENERATION)).first()
+        return 0 if value is None else int(value[0])
+
+    def bump_reload_generation(self) -> int:
+        """Add one to :meth:`reload_generation` atomically (one statement, safe across processes); the new value."""
+        import sqlalchemy
+
+        meta = self._t["meta"]
+        bumped = sqlalchemy.cast(sqlalchemy.cast(meta.c.value, sqlalchemy.Integer) + 1, sqlalchemy.Text)
+        with self._engine.begin() as conn:
+            conn.execute(self._upsert(meta, ["key"], {"key": _GENERATION, "value": "0"}))
+            stmt = meta.update().where(meta.c.key == _GENERATION).values(value=bumped).returning(meta.c.value)
+            return int(conn.execute(stmt).scalar_one())
 
     # -- pool and prompts ------------------------------------------------------------
     def set_models(self, models: Sequence[ModelSpec]) -> None:
@@ -385,22 +412,55 @@ class OutcomeStore:
     def record_decisions(self, records: Sequence[DecisionRecord]) -> int:
         """Write logged decisions in one transaction; an id already stored is kept (never duplicated).
 
+        One prepared ``INSERT ... ON CONFLICT (id) DO NOTHING`` run with the driver's
+        ``executemany`` for the whole batch (no per-row statement objects). Every value is made storable first
+        (:func:`~r2router_core.store.schema.storable_row`: NUL, lengths, integer
+        ranges), each change logged as a warning.
+
         Returns:
             How many rows were new.
         """
         if not records:
             return 0
         table = self._t["decisions"]
+        sql, columns = self._insert_decisions()
+        rows = []
+        for record in records:
+            row, changes = storable_row(table, _decision_row(record))
+            if changes:
+                logger.warning("decision %s: stored with %s", record.id, "; ".join(changes))
+            rows.append(tuple(row[c] for c in columns))
         with self._engine.begin() as conn:
-            new = 0
-            for record in records:
-                stmt = self._upsert(table, ["id"], _decision_row(record)).returning(table.c.id)
-                new += len(conn.execute(stmt).all())  # DO NOTHING returns no row
-        return new
+            return max(int(conn.exec_driver_sql(sql, rows).rowcount), 0)  # DO NOTHING counts no row
+
+    def _insert_decisions(self) -> tuple[str, list[str]]:
+        """The one prepared statement of :meth:`record_decisions` and its column order (built once per store).
+
+        Plain driver SQL run with ``executemany``: the driver prepares it once per
+        connection (psycopg pipelines the rows; sqlite3 loops in C). SQLAlchemy's
+        "insertmanyvalues" would instead render a new multi-row statement per batch
+        size, which psycopg parses again each time (measured: 100 us of CPU per row).
+        """
+        if self._decision_insert is None:
+            table = self._t["decisions"]
+            columns = [c.name for c in table.columns]
+            mark = "%s" if self._engine.dialect.paramstyle in ("format", "pyformat") else "?"
+            quote = self._engine.dialect.identifier_preparer.quote
+            self._decision_insert = (
+                f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT ({quote('id')}) DO NOTHING",
+                columns,
+            )
+        return self._decision_insert
 
     def decision(self, decision_id: str) -> DecisionRecord | None:
-        """The logged decision of an id, or ``None``."""
+        """The logged decision of an id, or ``None``.
+
+        Raises:
+            DataError: ``decision_id`` cannot be a decision id (see :func:`check_decision_id`).
+        """
         table = self._t["decisions"]
+        check_decision_id(decision_id)
         with self._engine.connect() as conn:
             row = conn.execute(table.select().where(table.c.id == decision_id)).first()
         return None if row is None else _decision_record(row)
@@ -447,12 +507,16 @@ class OutcomeStore:
         """Store a quality score in [0, 1] for a logged decision (several scores per decision are kept).
 
         Raises:
-            DataError: ``quality`` is not a number in [0, 1].
+            DataError: ``quality`` is not a number in [0, 1], the id is not a decision id (a
+                string of at most 64 characters without NUL), or ``source`` is not a non-empty
+                string of at most 200 characters without NUL. Any source is accepted here,
+                ``grader:*`` too: this is the store's own path (the graders write through it);
+                clients go through :meth:`DecisionLog.feedback`, which refuses reserved sources.
             UnknownDecisionError: No decision with this id is logged.
         """
         score = check_quality(quality)
         table = self._t["feedback"]
-        record = FeedbackRecord(str(decision_id), score, str(source), _now())
+        record = FeedbackRecord(check_decision_id(decision_id), score, check_feedback_source(source), _now())
         with self._engine.begin() as conn:
             decisions = self._t["decisions"]
             query = decisions.select().with_only_columns(decisions.c.id).where(decisions.c.id == record.decision_id)
@@ -537,12 +601,16 @@ def _stored_call(r: Any) -> StoredCall:
     return StoredCall(r.id, call, PromptRecord(r.prompt_id, r.text, r.reference, r.category))
 
 
+_OPTIONS_JSON = json.JSONEncoder(sort_keys=True, default=str)  # built once: json.dumps(default=...) builds one a call
+_ATTEMPTS_JSON = json.JSONEncoder(default=str)
+
+
 def _decision_row(record: DecisionRecord) -> dict[str, Any]:
-    values = {k: v for k, v in record.__dict__.items() if k not in ("embedding", "options", "failed_attempts")}
+    values = dict(record.__dict__)
     embedding = record.embedding
     values["embedding"] = None if embedding is None else np.asarray(embedding, dtype="<f4").ravel().tobytes()
-    values["options"] = json.dumps(record.options, sort_keys=True, default=str)
-    values["failed_attempts"] = json.dumps(list(record.failed_attempts), default=str)
+    values["options"] = _OPTIONS_JSON.encode(record.options)
+    values["failed_attempts"] = _ATTEMPTS_JSON.encode(list(record.failed_attempts)) if record.failed_attempts else "[]"
     values["created_at"] = record.created_at or _now()
     return values
 

@@ -201,10 +201,10 @@ def run(args: argparse.Namespace) -> int:
 
 def worker_app() -> Any:
     """The app of one worker process, from the settings the ``serve`` process left in the environment."""
-    return _build_app(argparse.Namespace(**json.loads(os.environ[_SPEC_ENV])))
+    return _build_app(argparse.Namespace(**json.loads(os.environ[_SPEC_ENV])), worker_header=True)
 
 
-def _build_app(args: argparse.Namespace) -> Any:
+def _build_app(args: argparse.Namespace, *, worker_header: bool = False) -> Any:
     from threadpoolctl import threadpool_limits
 
     from r2router_integrations.server.app import create_app
@@ -225,6 +225,7 @@ def _build_app(args: argparse.Namespace) -> Any:
         max_batch=args.max_batch,
         body_timeout=args.body_timeout,
         reload_every=args.reload_every,
+        worker_header=worker_header,
     )
 
 

@@ -24,11 +24,13 @@ import asyncio
 import functools
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -73,6 +75,12 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a client may take to send its whole request body (408 after)."""
 
+RELOAD_POLL_SECONDS = 1.0
+"""Seconds between a gateway's reads of its store's reload generation (one primary-key read)."""
+
+WORKER_HEADER = "x-r2router-worker"
+GENERATION_HEADER = "x-r2router-reload-generation"  # on /admin/reload: the store's generation after it
+
 DEFAULT_MAX_FALLBACKS = DEFAULT_FALLBACKS
 """Other models tried after the routed one fails (the core's ``ServingSettings.fallbacks``)."""
 
@@ -97,6 +105,8 @@ def create_app(
     max_batch: int = DEFAULT_MAX_BATCH,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     reload_every: float | None = None,
+    worker_header: bool = False,
+    reload_poll: float = RELOAD_POLL_SECONDS,
     max_fallbacks: int | None = None,
     **settings: Any,
 ) -> Starlette:
@@ -121,6 +131,10 @@ def create_app(
         max_fallbacks: The serving setting ``fallbacks`` under its older name.
         **settings: Serving settings by name (``fallbacks=1``, ``store=...``, ``explore=0.05``...),
             instead of ``serving`` (not both, as in LangChain and LlamaIndex).
+        worker_header: Add ``x-r2router-worker: <pid>`` to every response (``serve --workers N``
+            does, so an operator sees which process answered).
+        reload_poll: With a store, seconds between reads of the store's reload generation: a
+            reload on any process sharing the store (another worker) is followed within this.
 
     Raises:
         ConfigError: No embedder, an upstream missing for a pool model, or a bad setting.
@@ -149,6 +163,9 @@ def create_app(
         raise ConfigError(f"body_timeout must be a number of seconds > 0, got {body_timeout!r}")
     gateway = _Gateway(router, upstreams, max_body_bytes, serving, http_client, api_key, reload_every)
     gateway.body_timeout = float(body_timeout)
+    if isinstance(reload_poll, bool) or not isinstance(reload_poll, int | float) or not reload_poll > 0:
+        raise ConfigError(f"reload_poll must be a number of seconds > 0, got {reload_poll!r}")
+    gateway.reload_poll = float(reload_poll)
     gateway.batcher = RoutingBatcher(
         router, window=batch_window, max_batch=max_batch, on_batch=gateway.metrics.batch_size
     )
@@ -165,6 +182,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(_CloseUnreadBody, worker=os.getpid() if worker_header else None),
             Middleware(_Observe, metrics=gateway.metrics),
             Middleware(_Auth, api_key=api_key, reject=gateway.error_response),
         ],
@@ -233,10 +251,15 @@ class _Gateway:
         log = serving.open_log()
         self.reloader = Reloader(router, log, swap=self.use_router, reload_every=reload_every)  # server/reload.py
         self.feedbacks = Feedback(log)  # server/feedback.py
-        self.feedbacks.register_metrics(self.metrics.registry)
+        if log is not None:
+            self.metrics.watch_log(log)  # the log's rows and queue depth, summed over workers
+        self.reloader.on_reload = self.metrics.reload
         self.execution = Execution(serving, self.proxy, log, self.feedbacks, self.metrics)  # server/execution.py
         # the input side is priced only when some model has an input price: else counting is wasted work
         self._count_input = any(m.input_price for m in router.config.models)
+        self.reload_poll = RELOAD_POLL_SECONDS
+        self.generation = 0  # the store's reload generation this process's router follows
+        self._generation_lock = asyncio.Lock()
 
     def use_router(self, router: R2Router) -> None:
         """Swap in a reloaded router: each a single assignment, so a request sees the old one or the new one."""
@@ -249,9 +272,16 @@ class _Gateway:
         logger.info("r2router gateway up: %d pool models %s", len(self.upstreams), list(self.upstreams))
         self.proxy()  # create the HTTP clients now, not on the first request
         self.reloader.start()
+        follow = None
+        if self.reloader.log is not None:
+            store = self.reloader.log.store
+            self.generation = await anyio.to_thread.run_sync(store.reload_generation)
+            follow = asyncio.get_running_loop().create_task(self._follow_reloads())
         try:
             yield
         finally:
+            if follow is not None:
+                follow.cancel()
             self.batcher.close()
             if self._owns_clients:
                 for client in self._clients:
@@ -321,11 +351,40 @@ class _Gateway:
 
     @_json_errors
     async def feedback(self, request: Request) -> Response:
-        return await self.feedbacks.feedback(request, await self._read_json(request))
+        body = await self._read_json(request)
+        response = await self.feedbacks.feedback(request, body)
+        if response.status_code == 204:
+            self.metrics.feedback(str(body.get("source", "api")))
+        return response
 
     @_json_errors
     async def reload(self, request: Request) -> Response:
-        return JSONResponse(await self.reloader.reload())
+        async with self._generation_lock:
+            result = await self.reloader.reload()
+            log = self.reloader.log
+            if log is not None:  # tell every process sharing the store (the other workers)
+                self.generation = await anyio.to_thread.run_sync(log.store.bump_reload_generation)
+        return JSONResponse(result, headers={GENERATION_HEADER: str(self.generation)})
+
+    async def _follow_reloads(self) -> None:
+        """Reload when another process sharing the store did (its generation grew); runs for the app's life.
+
+        One primary-key read per ``reload_poll`` seconds, in a worker thread. Each process
+        rebuilds from the same store, so all route alike once they followed.
+        """
+        log = self.reloader.log
+        assert log is not None
+        while True:
+            await asyncio.sleep(self.reload_poll)
+            try:
+                async with self._generation_lock:
+                    generation = await anyio.to_thread.run_sync(log.store.reload_generation)
+                    if generation > self.generation:
+                        logger.info("reload generation %d -> %d: reloading", self.generation, generation)
+                        self.generation = generation  # a failed reload is logged once, not every second
+                        await self.reloader.reload()
+            except Exception:
+                logger.exception("following the store's reloads failed; the router in use is kept")
 
     @_json_errors
     async def health(self, request: Request) -> Response:
@@ -455,6 +514,57 @@ class _Observe:
         finally:
             path = scope["path"]
             self.metrics.request(path if path in _ROUTES else "other", status or 500)
+
+
+class _CloseUnreadBody:
+    """Closes the connection after any response sent before the request body was read to its end.
+
+    A response can go out while the client is still sending its body: a 401 (no key),
+    413, 415, 404, or the body timeout's 408. uvicorn would then keep the connection
+    and discard the rest of the body for as long as the client trickles it (a 100 MB
+    body at a few bytes a second held a connection for hours). ``connection: close``
+    on such a response makes uvicorn close the connection once it is sent, whatever
+    the status. Pure ASGI, so streams stay unbuffered.
+
+    Args:
+        worker: A process id to add as ``x-r2router-worker`` on every response, or ``None``.
+    """
+
+    def __init__(self, app: ASGIApp, *, worker: int | None = None) -> None:
+        self.app = app
+        self._worker = None if worker is None else (WORKER_HEADER.encode(), str(worker).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        unread = True
+
+        async def reading() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False  # the body ended (or the client left)
+            return message
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [self._worker] if self._worker is not None else []
+                if unread and not _bodyless(scope):
+                    extra.append((b"connection", b"close"))
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, reading, sending)
+
+
+def _bodyless(scope: Scope) -> bool:
+    """A request that announced no body (no content-length or a zero one, not chunked): nothing left to read."""
+    headers = dict(scope["headers"])
+    if b"transfer-encoding" in headers:
+        return False
+    return headers.get(b"content-length", b"0").strip() in (b"0", b"")
 
 
 class _Auth:

@@ -260,11 +260,20 @@ class Execution:
 
     def _ended(self, plan: CallPlan) -> None:
         """Every call's end, whatever its status (answered, failed, abandoned, streamed): its rows are queued."""
+        self._count(plan.outcome)
         log_outcome(self._log, plan.outcome)
+
+    def _count(self, outcome: CallOutcome) -> None:
+        """/metrics: the spend of every paid answer, and the escalations."""
+        for model, budget, usd in outcome.paid:
+            self._metrics.spend(model, budget, usd)
+        for cut in outcome.truncated:
+            self._metrics.escalation(cut.model)
 
     def _shadow_ended(self, decided: asyncio.Future[tuple[RoutingDecision, Any]], plan: CallPlan) -> None:
         """A shadow call's end: its row waits for the router's decision (usually long there), then is queued."""
         decision_id = plan.decision_id
+        self._count(plan.outcome)
         if self._log is not None:
             self._feedback.expect(decision_id)  # feedback for this id waits for its row
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from r2router_core import DataError, DecisionLog, UnknownDecisionError
+from r2router_core.store import check_client_source, check_decision_id
 from r2router_integrations.server.errors import GatewayError
 
 __all__ = ["Feedback"]
@@ -43,11 +43,6 @@ class Feedback:
         """The row of ``decision_id`` is queued."""
         self._unqueued.discard(decision_id)
 
-    def register_metrics(self, registry: Any) -> None:
-        """Expose the log's counters on the gateway's Prometheus registry."""
-        if self.log is not None:
-            registry.register(_LogCollector(self.log))
-
     def close(self) -> None:
         """Write what is queued and close the store."""
         if self.log is not None:
@@ -62,41 +57,21 @@ class Feedback:
         if not isinstance(decision_id, str) or not decision_id:
             raise GatewayError(400, "feedback needs 'id': the decision id of an answer", param="id")
         source = body.get("source", "api")
+        for param, check, value in (("id", check_decision_id, decision_id), ("source", check_client_source, source)):
+            try:  # the core's rules: an id of <= 64 characters, a source of 1-200, no NUL, not grader:*
+                check(value)
+            except DataError as exc:
+                raise GatewayError(400, str(exc), param=param) from None
         log = self.log
         for _ in range(500):  # an answer just sent: its row is queued within moments
             if decision_id not in self._unqueued:
                 break
             await asyncio.sleep(0.01)
         try:
-            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=str(source)))
+            await anyio.to_thread.run_sync(lambda: log.feedback(decision_id, quality, source=source))
         except UnknownDecisionError as exc:
             raise GatewayError(404, str(exc), param="id", code="decision_not_found") from None
         except DataError as exc:
             raise GatewayError(400, str(exc), param="quality") from None
         return Response(status_code=204)
 
-
-class _LogCollector:
-    """Prometheus collector of a :class:`DecisionLog`'s counters."""
-
-    def __init__(self, log: DecisionLog) -> None:
-        self._log = log
-
-    def describe(self) -> Sequence[Any]:
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        stats = self._log.stats
-        family = CounterMetricFamily(
-            "r2router_decision_log",
-            "Decision log rows by outcome (dropped/failed: lost, the answer still went out)",
-            labels=["outcome"],
-        )
-        for outcome in ("queued", "written", "dropped", "failed"):
-            family.add_metric([outcome], getattr(stats, outcome))
-        yield family
-        yield GaugeMetricFamily(
-            "r2router_decision_log_pending", "Decision log rows waiting for the writer", stats.pending
-        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import anyio.to_thread
@@ -54,6 +55,7 @@ class Reloader:
         self._reload_lock: asyncio.Lock | None = None
         self._schedule: asyncio.Task[None] | None = None
         self.reloads = 0
+        self.on_reload: Callable[[float], None] | None = None  # told each reload's seconds (the gateway's metrics)
 
     # -- reload ----------------------------------------------------------------------
     async def reload(self) -> dict[str, int]:
@@ -75,12 +77,15 @@ class Reloader:
         if self._reload_lock is None:
             self._reload_lock = asyncio.Lock()
         async with self._reload_lock:  # one rebuild at a time; requests never take this lock
+            started = time.perf_counter()
             router = await anyio.to_thread.run_sync(self._rebuilt, log)
             if router is not self.router:
                 self.router = router
                 if self._swap is not None:
                     self._swap(router)
             self.reloads += 1
+            if self.on_reload is not None:
+                self.on_reload(time.perf_counter() - started)
         n_base = self.base.training_data.n_queries
         return {"logged_rows": router.training_data.n_queries - n_base, "training_rows": router.training_data.n_queries}
 

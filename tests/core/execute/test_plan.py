@@ -133,6 +133,9 @@ def test_a_cut_answer_escalates_once_and_costs_add_up(make_router) -> None:  # t
     assert outcome.cost_usd == pytest.approx(expected)
     assert outcome.input_cost_usd + outcome.output_cost_usd == pytest.approx(expected)
     assert outcome.answered is again and len(outcome.truncated) == 1
+    cut_cost = call_cost(_spec(decision, first.model), 10, first.cap)
+    assert [(m, b) for m, b, _ in outcome.paid] == [(first.model, first.token_limit), (again.model, again.token_limit)]
+    assert outcome.paid[0][2] == pytest.approx(cut_cost) and sum(c for *_, c in outcome.paid) == pytest.approx(expected)
     cut, final = outcome.records
     assert final.escalated_from == cut.id and final.id == plan.decision_id
     assert final.cost_usd == pytest.approx(expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,16 @@ from r2router_core.store import DecisionRecord
 from r2router_core.store.decision_log import DecisionLog
 from r2router_core.testing import HashEmbedder
 
-from .support import MATH_PROMPT, Behaviour, ServerThread, Stub, start_gateway, write_upstreams
+from .support import (
+    MATH_PROMPT,
+    Behaviour,
+    ServerThread,
+    Stub,
+    metric_delta,
+    metric_samples,
+    start_gateway,
+    write_upstreams,
+)
 
 MESSAGES = [{"role": "user", "content": MATH_PROMPT}]  # candidates: large@400, then medium, then small
 
@@ -97,6 +107,27 @@ def test_an_escalation_is_one_more_plan_step(client: OpenAI, stub: Stub, plan_st
     assert plan_steps == ["first", "escalation", "Done"]
 
 
+def test_metrics_count_the_spend_of_every_paid_answer_and_the_escalations(
+    client: OpenAI, gateway: ServerThread, stub: Stub
+) -> None:
+    for how in stub.behaviour.values():
+        how.cut_below = 256
+    before = metric_samples(gateway.url)
+    raw = client.chat.completions.with_raw_response.create(
+        model="r2router", messages=MESSAGES, extra_body={"r2router": {"lambda": 1.0}}
+    )
+    after = metric_samples(gateway.url)
+    cut = json.loads(raw.headers["x-r2router-escalations"])[0]
+    model, budget = raw.headers["x-r2router-model"], raw.headers["x-r2router-budget"]
+    assert metric_delta(before, after, "r2router_escalations_total", model=cut["model"]) == 1
+    final = float(raw.headers["x-r2router-cost-usd"]) - cut["cost_usd"]
+    spent = metric_delta(before, after, "r2router_spend_usd_total", model=model, budget=budget)
+    assert spent == pytest.approx(final) and spent > 0
+    cut_budget = "uncapped" if cut["token_limit"] is None else str(cut["token_limit"])
+    cut_spent = metric_delta(before, after, "r2router_spend_usd_total", model=cut["model"], budget=cut_budget)
+    assert cut_spent == pytest.approx(cut["cost_usd"])
+
+
 # -- the prompt's input tokens -------------------------------------------------------------
 def _priced_router() -> R2Router:
     """Two models alike but for quality and input price: 'good' (0.9) costs 100x 'cheap' (0.5) per input token."""
@@ -146,7 +177,7 @@ def test_the_prompts_tokens_are_priced_when_routing_and_in_the_cost(
     for prompt, want in ((short, "good"), (long, "cheap")):
         tokens = router.count_tokens([prompt])[0]
         oracle = router.route_text(prompt, input_tokens=tokens)
-        assert oracle.model == want and router.route_text(prompt).model == "good"  # unpriced, both go to good
+        assert oracle.model == want and router.route_text(prompt, input_tokens=0).model == "good"  # input unpriced
         raw = client.chat.completions.with_raw_response.create(
             model="r2router", messages=[{"role": "user", "content": prompt}]
         )
