@@ -17,7 +17,6 @@ from r2router_core import ConfigError, ModelSpec, R2Router, RouterConfig, Traini
 from r2router_core.engine import index as index_module
 from r2router_core.engine.index import SMALL_PRODUCT_MADDS, SmallProducts, set_small_product_threads
 
-
 _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
 
 
