@@ -95,6 +95,7 @@ keep BLAS's own threads."""
 SMALL_PRODUCT_POLICIES = ("auto", "one", "off")
 _STALL_SLACK = 5e-4  # seconds beyond 4x the best multi-threaded time that count as a stall
 _BACKOFF_MIN, _BACKOFF_MAX = 1.0, 60.0  # seconds of one-thread products after a stall
+_SLOW_MADD_SECONDS = 1e-9
 
 
 class SmallProducts:
@@ -119,7 +120,9 @@ class SmallProducts:
         self._one_until = 0.0  # time.monotonic() until which small products use one thread
         self._backoff = _BACKOFF_MIN
         self._last_stall = -math.inf
-        self._best = math.inf  # fastest multi-threaded seconds per multiply-add seen
+        # fastest multi-threaded seconds per multiply-add seen, starting from a slow core's (1 ns; this VM:
+        # 0.03 ns on two threads, 0.12 ns on one), so that a first product that stalls is not taken as normal
+        self._best = _SLOW_MADD_SECONDS
 
     def run(self, product: Callable[[], NDArray[Any]], madds: int) -> NDArray[Any]:
         """``product()``, with the BLAS threads of the policy for a product of ``madds`` multiply-adds."""
