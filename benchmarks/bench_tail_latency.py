@@ -38,13 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_routing import build_router, make_setting  # the speed page's setting (run as a script: a sibling)
 
 from r2router_core import R2Router
 from r2router_core.engine import index as index_module
 from r2router_core.engine.index import set_small_product_threads
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_routing import make_setting, build_router  # noqa: E402  (the sibling script's setting)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tail_latency.json"
 BURN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
