@@ -5,9 +5,13 @@ The oracle: one BLAS thread (what a busy host gets) routes exactly as BLAS's own
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +152,17 @@ def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(ConfigError, match="policy must be one of"):
         set_small_product_threads("two")
     assert index_module.small_products.policy in ("auto", "one", "off")
+
+
+@pytest.mark.slow
+def test_the_tail_latency_benchmark_runs_and_finds_the_same_decisions(tmp_path: Path) -> None:
+    """benchmarks/bench_tail_latency.py with quick settings (a few seconds of burnt cores; no timing asserted)."""
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_tail_latency.py"
+    out = tmp_path / "tail.json"
+    argv = [sys.executable, str(script), "--calls", "20", "--rounds", "1", "--n-train", "200", "--dim", "64"]
+    done = subprocess.run([*argv, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["same_decisions"] == {"n_queries": 256, "identical": True}
+    assert set(report["busy"]["results"]) == {"paced", "back_to_back"}
+    assert set(report["busy"]["results"]["paced"]) == {"off", "one", "auto"}
