@@ -15,8 +15,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from r2router_core import ConfigError, R2Router, R2RouterError, RoutingDecision, format_budget
-from r2router_core.errors import ResourceUnavailableError
+from r2router_core import (
+    ConfigError,
+    R2Router,
+    R2RouterError,
+    RoutingDecision,
+    format_budget,
+)
 
 ROUTER_ENV = "R2ROUTER_ROUTER"
 ENGINES = ("local", "ray")
@@ -75,12 +80,8 @@ def add_routing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cost", type=float, help="largest predicted USD per query allowed")
 
 
-ROUTING_NUMBERS = {"lambda_": (0, 1, ""), "max_budget": (1, math.inf, "tokens"), "max_cost": (0, math.inf, "USD")}
-
-
 def routing_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword options for R2Router.route*, from parsed arguments (their numbers checked first)."""
-    check_numbers(args, ROUTING_NUMBERS)
+    """Keyword options for R2Router.route*, from parsed arguments (the router checks their values)."""
     return {
         "lambda_": args.lambda_,
         "allowed_models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
@@ -195,10 +196,8 @@ def describe_failure(exc: BaseException, args: argparse.Namespace | None = None)
     """The one-line :class:`CommandFailure` for ``exc``, or ``None`` for a bug (keep its traceback)."""
     if isinstance(exc, CommandFailure):
         return exc
-    if isinstance(exc, ResourceUnavailableError):
-        return CommandFailure(str(exc), EXIT_NETWORK)
     if isinstance(exc, R2RouterError):
-        return CommandFailure(_one_line(str(exc)), EXIT_ERROR)
+        return CommandFailure(str(exc), EXIT_ERROR)  # r2router's own message, as written
     store = getattr(args, "store", None)
     if type(exc).__module__.split(".")[0] == "sqlalchemy" or (store and _caused_by_sqlalchemy(exc)):
         return _store_failure(exc, store)

@@ -28,9 +28,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Route and print."""
-    options = routing_options(args)  # checked before the embedder loads (seconds)
     router = load_router(args)
-    decisions = router.route_texts(args.prompts, **options)
+    decisions = router.route_texts(args.prompts, **routing_options(args))
     if args.json:
         out = [
             {"prompt": t, **d.to_dict(with_candidates=args.verbose)}
