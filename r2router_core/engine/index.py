@@ -29,8 +29,8 @@ against an 809 x 1024 matrix takes 25 us on OpenBLAS's two threads here and
 when other processes keep both cores busy, the helper thread is descheduled
 and the product waits for it: route() p90 8-43 ms. :class:`SmallProducts`
 therefore times each small multi-threaded product and, after a stall, runs
-small products on one BLAS thread for a while (1 s, doubling up to 60 s while
-stalls continue), then tries the threads again. A kernel without BLAS threads
+small products on one BLAS thread for a while (5 s, times 4 up to 5 minutes
+while stalls continue), then tries the threads again. A kernel without BLAS threads
 (``np.einsum``) was measured too: 110-124 us quiet, slower than one BLAS
 thread. See docs/speed.md and benchmarks/bench_tail_latency.py.
 
@@ -94,7 +94,10 @@ keep BLAS's own threads."""
 
 SMALL_PRODUCT_POLICIES = ("auto", "one", "off")
 _STALL_SLACK = 5e-4  # seconds beyond 4x the best multi-threaded time that count as a stall
-_BACKOFF_MIN, _BACKOFF_MAX = 1.0, 60.0  # seconds of one-thread products after a stall
+# seconds of one-thread products after a stall, x4 per stall while they continue: each probe of the threads
+# on a busy host stalls, and its woken helper thread then spins on a core for a while (measured: probes
+# every 1-2 s lifted a paced p99 from 0.5 ms on one thread to 3 ms)
+_BACKOFF_MIN, _BACKOFF_GROWTH, _BACKOFF_MAX = 5.0, 4.0, 300.0
 _SLOW_MADD_SECONDS = 1e-9
 
 
@@ -103,7 +106,7 @@ class SmallProducts:
 
     Policies: ``"auto"`` (default) uses BLAS's threads until a small product stalls
     (took over 4x the best multi-threaded time per multiply-add plus 0.5 ms), then
-    one thread for 1 s, doubling up to 60 s while stalls keep coming; ``"one"``
+    one thread for 5 s, 20 s, 80 s, up to 5 minutes while stalls keep coming; ``"one"``
     always one thread; ``"off"`` leaves BLAS alone (the behaviour before this
     class). Nothing changes when BLAS already runs one thread (the gateway pins it)
     or threadpoolctl finds no BLAS library. The thread count is process-wide, so
@@ -144,7 +147,7 @@ class SmallProducts:
     def _stalled(self, took: float) -> None:
         now = time.monotonic()
         recent = now - self._last_stall < _BACKOFF_MAX
-        self._backoff = min(2.0 * self._backoff, _BACKOFF_MAX) if recent else _BACKOFF_MIN
+        self._backoff = min(_BACKOFF_GROWTH * self._backoff, _BACKOFF_MAX) if recent else _BACKOFF_MIN
         self._last_stall, self._one_until = now, now + self._backoff
         logger.debug("a small BLAS product stalled (%.2f ms); one BLAS thread for %.0f s", took * 1e3, self._backoff)
 
