@@ -192,14 +192,15 @@ def run(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": args.drain_seconds,
         "http": header_timeout_protocol(args.header_timeout),
     }
-    check_port(args.host, args.port)  # before loading anything: one line, not the banner then uvicorn's error
     if args.workers == 1:
         app = _build_app(args)
+        check_port(args.host, args.port)  # before the banner: one line, not the banner then uvicorn's error
         _announce(args)
         uvicorn.run(app, **server)
         return 0
     spec = {k: v for k, v in vars(args).items() if k != "run" and _is_json(v)}
     _build_app(args)  # fail fast on a bad router, upstreams file or key, before any worker starts
+    check_port(args.host, args.port)
     with tempfile.TemporaryDirectory(prefix="r2router-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ[_SPEC_ENV] = json.dumps(spec)
