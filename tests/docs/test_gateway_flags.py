@@ -19,7 +19,7 @@ from r2router_integrations.cli import build_parser
 from r2router_integrations.server import Upstream, create_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
-SWITCHES = (argparse._StoreTrueAction, argparse._StoreFalseAction)
+SWITCHES = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction)
 
 
 def _serve_parser(monkeypatch: pytest.MonkeyPatch) -> argparse.ArgumentParser:
