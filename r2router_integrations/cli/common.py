@@ -247,7 +247,7 @@ def _store_failure(exc: BaseException, store: str | None) -> CommandFailure:
 
 def hide_password(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for messages)."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", str(url))
+    return re.sub(r"(://[^:/@\s]+):\S*@", r"\1:***@", str(url))  # to the last @: a password may hold one
 
 
 def _reason(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from r2router_integrations.cli.common import (
     EXIT_STORE,
     EXIT_USAGE,
     describe_failure,
+    hide_password,
 )
 
 DOWN_POSTGRES = "postgresql+psycopg://r2user:s3cret-pw@127.0.0.1:1/nothing"  # port 1: connection refused
@@ -225,6 +226,18 @@ def test_world_failures_are_classified(exc: BaseException, code: int, words: str
     failure = describe_failure(exc, argparse.Namespace(command="x"))
     assert failure is not None and failure.code == code and words in str(failure)
     assert "\n" not in str(failure)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://app:p@ss/w0rd@db:5432/r2", "postgresql+psycopg://app:***@db:5432/r2"),
+        ("postgresql://app@db/r2", "postgresql://app@db/r2"),
+        ("sqlite:////srv/log.db", "sqlite:////srv/log.db"),
+    ],
+)
+def test_store_urls_in_messages_hide_the_password(url: str, shown: str) -> None:
+    assert hide_password(url) == shown
 
 
 def test_a_bug_keeps_its_traceback() -> None:
