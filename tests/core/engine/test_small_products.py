@@ -88,7 +88,10 @@ def test_policy_one_lowers_blas_threads_during_the_product_only(two_blas_threads
     assert big[0] == 2  # large products keep BLAS's threads
 
 
-def test_auto_switches_to_one_thread_after_a_stall_and_back_after_the_backoff(two_blas_threads: None) -> None:
+def test_auto_switches_to_one_thread_after_a_stall_and_back_after_the_backoff(
+    two_blas_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "_host_busy", lambda: False)  # as on a quiet host, whatever this one is
     guard = SmallProducts()
     fast = guard.run(lambda: np.array([_blas_threads()]), madds=1000)
     assert fast[0] == 2
@@ -118,6 +121,26 @@ def test_a_first_product_that_stalls_is_not_taken_as_the_normal_time(two_blas_th
 
     guard.run(stalled, madds=1_000_000)  # the very first product, on a host already busy
     assert guard._one_until > time.monotonic()
+
+
+def test_a_backoff_ending_on_a_busy_host_keeps_one_thread(
+    two_blas_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = SmallProducts()
+    guard._stalled(0.05)
+    guard._one_until = 0.0  # the backoff ended
+    monkeypatch.setattr(index_module, "_host_busy", lambda: True)
+    assert guard.run(lambda: np.array([_blas_threads()]), madds=1000)[0] == 1  # no probe of the threads
+    assert guard._one_until > time.monotonic()
+    monkeypatch.setattr(index_module, "_host_busy", lambda: False)
+    guard._one_until = 0.0
+    assert guard.run(lambda: np.array([_blas_threads()]), madds=1000)[0] == 2  # a quiet host: threads again
+
+
+def test_the_host_busy_probe_reads_the_runnable_tasks() -> None:
+    assert isinstance(index_module._host_busy(), bool)
+    runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    assert runnable >= 1  # this process at least: the field read is the runnable count
 
 
 def test_off_leaves_blas_alone_even_after_stalls(two_blas_threads: None) -> None:
