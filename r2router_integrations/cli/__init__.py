@@ -95,7 +95,7 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2router`` command; returns the exit code.
 
-    Exit codes (docs/cli.md#exit-codes): 0 success, 1 an r2router error, 2 a usage error or a flag
+    Exit codes (table in docs/errors.md): 0 success, 1 an r2router error, 2 a usage error or a flag
     out of range, 3 the store, 4 the network, 5 the port, 6 a permission, 130 Ctrl-C, 141 a closed
     pipe (quiet). Every failure but a bug is one line on stderr (see ``common.run_command``).
     """
