@@ -23,6 +23,17 @@ faiss's own file format, whose inverted lists load memory-mapped.
 ``index="auto"`` picks ``"ann"`` for N >= :data:`AUTO_ANN_MIN_ROWS` when faiss is
 installed, ``"exact"`` otherwise.
 
+Small exact products and BLAS threads: the product of one query (or a few)
+against an 809 x 1024 matrix takes 25 us on OpenBLAS's two threads here and
+100 us on one (each core's 2 MiB L2 holds half the matrix, not all of it), but
+when other processes keep both cores busy, the helper thread is descheduled
+and the product waits for it: route() p90 8-43 ms. :class:`SmallProducts`
+therefore times each small multi-threaded product and, after a stall, runs
+small products on one BLAS thread for a while (5 s, times 4 up to 5 minutes
+while stalls continue), then tries the threads again. A kernel without BLAS threads
+(``np.einsum``) was measured too: 110-124 us quiet, slower than one BLAS
+thread. See docs/speed.md and benchmarks/bench_tail_latency.py.
+
 An index saved with a checkpoint (``index/index.faiss`` + ``index/index.json``)
 records a fingerprint of ``training_data/embeddings.npy`` and its parameters;
 :func:`load_or_build_index` rebuilds it (logged at INFO) when either differs.
@@ -36,6 +47,9 @@ import json
 import logging
 import math
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +61,8 @@ from r2router_core.errors import ConfigError, missing_dependency
 __all__ = [
     "AUTO_ANN_MIN_ROWS",
     "INDEX_KINDS",
+    "SMALL_PRODUCT_MADDS",
+    "SMALL_PRODUCT_POLICIES",
     "ExactIndex",
     "FaissIVFIndex",
     "GrowableRows",
@@ -54,6 +70,7 @@ __all__ = [
     "fingerprint_file",
     "load_or_build_index",
     "resolve_index_kind",
+    "set_small_product_threads",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,6 +86,143 @@ INDEX_META_FILE = "index.json"
 _ROW_BLOCK = 65_536  # rows per block when a matrix is read in pieces (memory map, float16)
 _FULL_HASH_BYTES = 64 << 20  # files up to 64 MiB are hashed whole; larger ones by sampled blocks
 _SAMPLE_BLOCKS, _SAMPLE_BYTES = 1024, 64 << 10
+
+SMALL_PRODUCT_MADDS = 1 << 24
+"""Products of at most this many multiply-adds (queries x rows x dims) are "small": at most a few ms
+on one thread, where a descheduled BLAS helper thread costs more than it saves. Larger products
+keep BLAS's own threads."""
+
+SMALL_PRODUCT_POLICIES = ("auto", "one", "off")
+_STALL_SLACK = 5e-4  # seconds beyond 4x the best multi-threaded time that count as a stall
+# seconds of one-thread products after a stall, x4 per stall while they continue: each probe of the threads
+# on a busy host stalls, and its woken helper thread then spins on a core for a while (measured: probes
+# every 1-2 s lifted a paced p99 from 0.5 ms on one thread to 3 ms)
+_BACKOFF_MIN, _BACKOFF_GROWTH, _BACKOFF_MAX = 5.0, 4.0, 300.0
+_SLOW_MADD_SECONDS = 1e-9
+
+
+class SmallProducts:
+    """Runs the index's small products with the BLAS threads that keep them fast on a busy host.
+
+    Policies: ``"auto"`` (default) uses BLAS's threads until a small product stalls
+    (took over 4x the best multi-threaded time per multiply-add plus 0.5 ms), then
+    one thread for 5 s, 20 s, 80 s, up to 5 minutes while stalls keep coming, and
+    longer while the host has more runnable tasks than CPUs when a backoff ends; ``"one"``
+    always one thread; ``"off"`` leaves BLAS alone (the behaviour before this
+    class). Nothing changes when BLAS already runs one thread (the gateway pins it)
+    or threadpoolctl finds no BLAS library. The thread count is process-wide, so
+    concurrent callers share one lowered section (a count under a lock) and the
+    last one out restores the count it found.
+    """
+
+    def __init__(self) -> None:
+        self.policy = "auto"
+        self._controllers: list[Any] | None = None  # threadpoolctl's BLAS controllers, found on first use
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved: list[int] = []
+        self._one_until = 0.0  # time.monotonic() until which small products use one thread
+        self._backoff = _BACKOFF_MIN
+        self._last_stall = -math.inf
+        # fastest multi-threaded seconds per multiply-add seen, starting from a slow core's (1 ns; this VM:
+        # 0.03 ns on two threads, 0.12 ns on one), so that a first product that stalls is not taken as normal
+        self._best = _SLOW_MADD_SECONDS
+
+    def run(self, product: Callable[[], NDArray[Any]], madds: int) -> NDArray[Any]:
+        """``product()``, with the BLAS threads of the policy for a product of ``madds`` multiply-adds."""
+        if self.policy == "off" or madds > SMALL_PRODUCT_MADDS:
+            return product()
+        controllers = self._blas()
+        if not controllers or (self._active == 0 and max(c.num_threads for c in controllers) <= 1):
+            return product()
+        now = time.monotonic()
+        if self.policy == "one" or now < self._one_until:
+            return self._one_thread(product, controllers)
+        if self._last_stall > -math.inf and _host_busy():  # trying the threads now would only stall again
+            self._one_until = now + self._backoff
+            return self._one_thread(product, controllers)
+        start = time.perf_counter()
+        out = product()
+        took = time.perf_counter() - start
+        self._best = min(self._best, took / madds)
+        if took > 4.0 * self._best * madds + _STALL_SLACK:
+            self._stalled(took)
+        return out
+
+    def _stalled(self, took: float) -> None:
+        now = time.monotonic()
+        recent = now - self._last_stall < _BACKOFF_MAX
+        self._backoff = min(_BACKOFF_GROWTH * self._backoff, _BACKOFF_MAX) if recent else _BACKOFF_MIN
+        self._last_stall, self._one_until = now, now + self._backoff
+        logger.debug("a small BLAS product stalled (%.2f ms); one BLAS thread for %.0f s", took * 1e3, self._backoff)
+
+    def _one_thread(self, product: Callable[[], NDArray[Any]], controllers: list[Any]) -> NDArray[Any]:
+        with self._lock:
+            if self._active == 0:
+                self._saved = [c.num_threads for c in controllers]
+                for c in controllers:
+                    _set_threads(c, 1)
+            self._active += 1
+        try:
+            return product()
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    for c, n in zip(controllers, self._saved, strict=True):
+                        _set_threads(c, n)
+
+    def _blas(self) -> list[Any]:
+        if self._controllers is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # a dependency of scikit-learn, so normally present
+                self._controllers = []
+            else:
+                self._controllers = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        return self._controllers
+
+
+def _host_busy() -> bool:
+    """More runnable tasks than CPUs right now (``/proc/loadavg``'s 4th field; ``False`` where it does not exist).
+
+    Read only when a backoff ends, before trying the threads again: each such try on a busy host stalls
+    once and leaves the woken helper thread spinning on a core (measured: a paced p99 of 2.2 ms against
+    0.7 ms on one thread, with probes after 5 and 25 s).
+    """
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running > (os.cpu_count() or 1)
+
+
+def _set_threads(controller: Any, n: int) -> None:
+    # threadpoolctl >= 3.6 lets only one Python thread change a pthreads OpenBLAS ("controlling thread");
+    # SmallProducts serialises its own changes under a lock, so any thread may make them
+    getattr(controller, "_real_set_num_threads", controller.set_num_threads)(n)
+
+
+small_products = SmallProducts()
+"""The process's one :class:`SmallProducts` (BLAS threads are process-wide)."""
+
+
+def set_small_product_threads(policy: str) -> str:
+    """Set how small exact-search products use BLAS threads; returns the previous policy.
+
+    Args:
+        policy: ``"auto"`` (default: BLAS's threads until a product stalls on a busy
+            host, then one thread for a while), ``"one"`` (always one thread) or
+            ``"off"`` (leave BLAS alone). See :class:`SmallProducts`.
+
+    Raises:
+        ConfigError: An unknown policy.
+    """
+    if policy not in SMALL_PRODUCT_POLICIES:
+        raise ConfigError(f"policy must be one of {list(SMALL_PRODUCT_POLICIES)}, got {policy!r}")
+    previous, small_products.policy = small_products.policy, policy
+    return previous
 
 
 def unit_rows(x: NDArray[Any], dtype: type[np.floating[Any]]) -> NDArray[Any]:
@@ -190,8 +344,13 @@ class ExactIndex:
     def products(self, Q: NDArray[Any]) -> NDArray[Any]:
         """Inner products of ``Q`` with every unit training row: (n, N) for ``Q`` (n, D), (N,) for (D,).
 
-        With unit ``Q`` these are the cosine similarities.
+        With unit ``Q`` these are the cosine similarities. A small product runs with
+        the BLAS threads :class:`SmallProducts` picks (one on a busy host).
         """
+        madds = (Q.shape[0] if Q.ndim == 2 else 1) * self.n_rows * Q.shape[-1]
+        return small_products.run(lambda: self._products(Q), madds)
+
+    def _products(self, Q: NDArray[Any]) -> NDArray[Any]:
         base = self._base_products(Q)
         if self._tail is None:
             return base

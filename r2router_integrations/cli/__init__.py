@@ -95,7 +95,9 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``r2router`` command; returns the exit code.
 
-    Exit codes: 0 success, 1 an r2router error (message on stderr), 2 usage error.
+    Exit codes (table in docs/errors.md): 0 success, 1 an r2router error, 2 a usage error or a flag
+    out of range, 3 the store, 4 the network, 5 the port, 6 a permission, 130 Ctrl-C, 141 a closed
+    pipe (quiet). Every failure but a bug is one line on stderr (see ``common.run_command``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     wanted = _requested_command(argv)
@@ -109,10 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(args.run(args) or 0)
-    except R2RouterError as exc:
-        print(f"r2router {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    from r2router_integrations.cli.common import run_command
+
+    return run_command(args)

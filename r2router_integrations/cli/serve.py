@@ -20,6 +20,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from typing import Any
 
 from r2router_core import ConfigError, missing_dependency
 from r2router_core.execute import ServingSettings, field_doc
-from r2router_integrations.cli.common import add_router_argument, load_router
+from r2router_integrations.cli.common import add_router_argument, check_numbers, check_port, load_router
 from r2router_integrations.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 from r2router_integrations.server.batching import DEFAULT_BATCH_WINDOW, DEFAULT_MAX_BATCH
 from r2router_integrations.server.header_timeout import DEFAULT_HEADER_TIMEOUT, header_timeout_protocol
@@ -38,6 +39,22 @@ MiniLM at 50 clients on 2 cores: 163 requests/s with one thread, 116 with torch'
 
 DEFAULT_DRAIN_SECONDS = 30.0
 """Seconds a stopping server gives the requests it holds before cancelling them."""
+
+NUMERIC_FLAGS = {  # dest: (lowest, highest, unit); checked before anything starts (one line, exit 2)
+    "port": (1, 65535, ""),
+    "workers": (1, 1024, ""),
+    "embed_threads": (1, 1024, ""),
+    "max_body_bytes": (1, math.inf, "bytes"),
+    "fallbacks": (0, 1000, ""),
+    "drain_seconds": (0, 86400, "seconds"),
+    "batch_window_ms": (0, 10_000, "ms"),
+    "max_batch": (1, 1_000_000, ""),
+    "body_timeout": (0.1, 86400, "seconds"),
+    "header_timeout": (0.1, 86400, "seconds"),
+    "reload_every": (1, math.inf, "seconds"),  # a rebuild reads the whole log: not more often than each second
+    "explore": (0, 1, ""),
+    "shadow_sample": (0, 1, ""),
+}
 
 _SPEC_ENV = "R2ROUTER_SERVE_SPEC"  # the settings handed to each worker process
 
@@ -166,12 +183,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise missing_dependency("uvicorn", "server", "'r2router serve'") from exc
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    if args.embed_threads < 1:
-        raise ConfigError(f"--embed-threads must be at least 1, got {args.embed_threads}")
-    if not args.drain_seconds >= 0:
-        raise ConfigError(f"--drain-seconds must be >= 0, got {args.drain_seconds}")
+    check_numbers(args, NUMERIC_FLAGS)
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     server = {
         "host": args.host,
@@ -182,11 +194,13 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         app = _build_app(args)
+        check_port(args.host, args.port)  # before the banner: one line, not the banner then uvicorn's error
         _announce(args)
         uvicorn.run(app, **server)
         return 0
     spec = {k: v for k, v in vars(args).items() if k != "run" and _is_json(v)}
     _build_app(args)  # fail fast on a bad router, upstreams file or key, before any worker starts
+    check_port(args.host, args.port)
     with tempfile.TemporaryDirectory(prefix="r2router-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ[_SPEC_ENV] = json.dumps(spec)

@@ -32,6 +32,7 @@ from r2router_core import (
     TrainingData,
     check_prices,
 )
+from r2router_integrations.cli.common import hide_password
 from r2router_integrations.cli.inputs import (
     DATA_DESCRIPTION,
     add_training_input_arguments,
@@ -50,6 +51,12 @@ def add_parser(sub: Any) -> None:
     )
     add_training_input_arguments(p, required=False)
     p.add_argument("--store", metavar="URL", help="outcome store: its collected calls and logged feedback")
+    p.add_argument(
+        "--router",
+        metavar="DIR",
+        help="a saved router (e.g. the one 'r2router serve' runs) whose training data is DATA: with --store, "
+        "retrain it on its data plus the logged feedback",
+    )
     p.add_argument("--grader", help="whose grades are the collected quality (default: the store's only grader)")
     p.add_argument(
         "--accept-degenerate-grades",
@@ -83,6 +90,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read DATA, embed its prompts if it has no vectors, fit and save."""
     start = time.perf_counter()
+    if args.router is not None:
+        if args.dataset is not None:
+            raise ConfigError("give DATA or --router DIR, not both")
+        args.dataset = args.router  # a checkpoint directory is a training-data directory
     if args.dataset is None and args.store is None:
         raise ConfigError("give DATA, --store URL, or both")
     out_dir = Path(args.out)
@@ -160,15 +171,32 @@ def _collected(args: argparse.Namespace) -> tuple[RouterConfig, TrainingData]:
     from r2router_core.store import OutcomeStore, config_from_store, training_data_from_store
     from r2router_integrations.collect.graders import require_usable_grades
 
-    embedder = load_embedder(args.embedder, cache_size=0)
     with OutcomeStore(args.store) as store:
-        check_prices(store.models())  # before embedding: a price not given is an error, not $0
         names = store.graders()
+        if not names:
+            _no_collected_calls(store, hide_password(args.store))
+        check_prices(store.models())  # before embedding: a price not given is an error, not $0
         grader = args.grader if args.grader is not None else (names[0] if len(names) == 1 else None)
         if grader in names:  # a grader that scores every answer alike labels nothing
             require_usable_grades(store, grader, accept_degenerate=args.accept_degenerate_grades)
+        embedder = load_embedder(args.embedder, cache_size=0)
         data = training_data_from_store(store, embedder, grader=args.grader)
         return config_from_store(store, data, embedder), data
+
+
+def _no_collected_calls(store: Any, url: str) -> None:
+    """Raise the error that names the fix for a store without graded collected calls."""
+    logged = store.count_decisions()
+    if logged:
+        raise ConfigError(
+            f"the store {url} holds {logged} logged decisions (a gateway's or an app's log) but no graded "
+            "collected calls to train on from scratch; retrain the router being served on its data plus "
+            f"this log: r2router train --router ROUTER_DIR --store {url} --out NEW_DIR"
+        )
+    raise ConfigError(
+        f"the store {url} holds no graded calls; collect some with 'r2router collect run' (it grades them), "
+        "or give DATA"
+    )
 
 
 def _add_logged(router: R2Router, url: str) -> int:

@@ -114,5 +114,5 @@ def test_calibrate_needs_a_local_checkpoint(tmp_path: Path, capsys: pytest.Captu
 def test_eval_ray_options_need_engine_ray(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "synthetic", "--ray-address", "auto", "-q"]) == 1
     assert "--ray-address and --concurrency need --engine ray" in capsys.readouterr().err
-    assert main(["eval", "synthetic", "--engine", "ray", "--concurrency", "0", "-q"]) == 1
-    assert "--concurrency must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["eval", "synthetic", "--engine", "ray", "--concurrency", "0", "-q"]) == 2  # a flag out of range
+    assert "--concurrency must be at least 1, got 0" in capsys.readouterr().err

@@ -119,7 +119,7 @@ def test_embed_threads_must_be_positive(
     saved_router: Path, upstreams_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["serve", "--router", str(saved_router), "--upstreams", str(upstreams_file), "--embed-threads", "0"]
-    assert main(argv) == 1
+    assert main(argv) == 2  # a flag out of range is a usage error
     assert "--embed-threads must be at least 1, got 0" in capsys.readouterr().err
 
 
