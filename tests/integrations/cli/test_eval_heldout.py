@@ -15,12 +15,12 @@ EMBEDDER = "r2router-hash-embedder-32"
 
 
 def write_long(data: RoutingDataset, rows: range, path: Path) -> Path:
-    lines = ["query_id,query,model,budget,quality,output_tokens,output_price"]
+    lines = ["query_id,query,model,budget,quality,output_tokens,output_price,input_price"]
     for i in rows:
         for m, spec in enumerate(data.models):
             for b, budget in enumerate(data.budgets):
                 cells = [data.query_ids[i], data.prompts[i], spec.name, "" if budget is None else budget]
-                cells += [data.quality[i, m, b], data.tokens[i, m, b], spec.output_price]
+                cells += [data.quality[i, m, b], data.tokens[i, m, b], spec.output_price, spec.input_price]
                 lines.append(",".join(str(x) for x in cells))
     path.write_text("\n".join(lines) + "\n")
     return path
