@@ -101,7 +101,7 @@ def test_overlap_with_the_training_data_is_reported() -> None:
 
 def equal_price_data(n: int = 60) -> tuple[RoutingDataset, np.ndarray]:
     rng = np.random.default_rng(0)
-    pool = (ModelSpec("a", output_price=2.0), ModelSpec("b", output_price=2.0))
+    pool = (ModelSpec("a", output_price=2.0, input_price=0.0), ModelSpec("b", output_price=2.0, input_price=0.0))
     emb = rng.normal(size=(n, 8)).astype(np.float32)
     quality = (rng.random((n, 2, 1)) < np.where(emb[:, :1, None] > 0, [[0.8], [0.3]], [[0.3], [0.8]])).astype(float)
     return (

@@ -136,7 +136,7 @@ def test_a_log_from_another_pool_gives_a_page_with_the_warning(
     path = tmp_path / "other.db"
     with OutcomeStore(path) as store:
         write_log(store, shadow_log(30, 0.0, seed=2))
-        store.set_models([ModelSpec("other-a", 1.0), ModelSpec("other-b", 2.0)])
+        store.set_models([ModelSpec("other-a", 1.0, 0.5), ModelSpec("other-b", 2.0, 1.0)])
     # the store's pool names only the other router's models
     sqlite3.connect(path).execute("DELETE FROM models WHERE name IN ('small', 'medium', 'large')").connection.commit()
     code, _, err = _run(capsys, "--store", str(path), "--out", str(tmp_path / "o"))

@@ -187,5 +187,6 @@ def test_create_app_takes_one_serving_settings_or_its_fields_by_name(router: R2R
         create_app(router, upstreams, serving=ServingSettings(explore=0.1), max_fallbacks=1)
     with pytest.raises(ConfigError, match=r"unknown keywords \['fallback'\]"):
         create_app(router, upstreams, fallback=1)
-    with pytest.raises(ConfigError, match="shadow mode"):
-        create_app(router, upstreams, shadow="small")
+    assert create_app(router, upstreams, shadow="small").state.gateway.serving.shadow == "small"
+    with pytest.raises(ConfigError, match="not a pool model"):
+        create_app(router, upstreams, shadow="gpt-4o")
