@@ -57,7 +57,7 @@ from r2router_core.evaluation.metrics import (
     realise,
 )
 from r2router_core.evaluation.routing_dataset import RoutingDataset
-from r2router_core.evaluation.runner import MethodResult, format_rows
+from r2router_core.evaluation.runner import MethodResult, format_rows, method_row
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "HeldOutResult", "evaluate_router", "restrict_to_router", "train_best_single"]
 
@@ -107,10 +107,7 @@ class HeldOutResult:
 
     def method(self, name: str) -> MethodResult:
         """The row of one method."""
-        for m in self.methods:
-            if m.name == name:
-                return m
-        raise KeyError(f"no method {name!r}; the rows are {[m.name for m in self.methods]}")
+        return method_row(self.methods, name)
 
     def title(self) -> str:
         """Dataset and protocol in one line."""

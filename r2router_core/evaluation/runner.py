@@ -126,6 +126,18 @@ class MethodResult:
         return out
 
 
+def method_row(methods: Sequence[MethodResult], name: str) -> MethodResult:
+    """The row of the method called ``name``.
+
+    Raises:
+        KeyError: No such row (the message lists the rows).
+    """
+    for m in methods:
+        if m.name == name:
+            return m
+    raise KeyError(f"no method {name!r}; the rows are {[m.name for m in methods]}")
+
+
 @dataclass(frozen=True, eq=False)
 class EvalResult:
     """Everything one evaluation measured.
@@ -171,10 +183,7 @@ class EvalResult:
 
     def method(self, name: str) -> MethodResult:
         """The row of one method."""
-        for m in self.methods:
-            if m.name == name:
-                return m
-        raise KeyError(f"no method {name!r}; the rows are {[m.name for m in self.methods]}")
+        return method_row(self.methods, name)
 
     def title(self) -> str:
         """Dataset and protocol in one line (says SYNTHETIC for generated data)."""

@@ -325,16 +325,13 @@ def _grade(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             confirm=confirm,
         )
-        if args.dry_run:
-            print("\n".join(p.describe() for p in result.plans))
-            return 0
-        if answers and not answers[-1]:
-            print("not confirmed; no judge was called", file=sys.stderr)
-            return 1
-        print(result.describe())
-        print(collect_table(store, args.prompt_set, args.grader[0] if len(args.grader) == 1 else None))
+        code = _grading_done(result, answers, dry_run=args.dry_run)
+        if code is None:
+            print(collect_table(store, args.prompt_set, args.grader[0] if len(args.grader) == 1 else None))
     from r2router_integrations.collect.runner import EXIT_MAX_USD
 
+    if code is not None:
+        return code
     return EXIT_MAX_USD if result.stopped_at_max_usd else 0
 
 
@@ -363,14 +360,22 @@ def _grade_log(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             confirm=confirm,
         )
-    if args.dry_run:
+    code = _grading_done(result, answers, dry_run=args.dry_run)
+    if code is not None:
+        return code
+    return EXIT_MAX_USD if result.stopped_at_max_usd else 0
+
+
+def _grading_done(result: Any, answers: list[bool], *, dry_run: bool) -> int | None:
+    """Print a grading's plan (dry run), refusal or summary; its exit code when it ends here, else ``None``."""
+    if dry_run:
         print("\n".join(p.describe() for p in result.plans))
         return 0
     if answers and not answers[-1]:
         print("not confirmed; no judge was called", file=sys.stderr)
         return 1
     print(result.describe())
-    return EXIT_MAX_USD if result.stopped_at_max_usd else 0
+    return None
 
 
 def _confirm_grading(plans: Any, *, yes: bool) -> bool:
