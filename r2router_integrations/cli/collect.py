@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -306,10 +307,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     prompts = read_prompts(args.prompts) if args.prompts else ()
     answers: list[bool] = []
-
-    def confirm(plans: Any) -> bool:
-        answers.append(_confirm_grading(plans, yes=args.yes))
-        return answers[-1]
+    confirm = _grading_confirmer(answers, yes=args.yes)
 
     with _open(args.store, must_exist=True) as store:
         result = grade(
@@ -342,10 +340,7 @@ def _grade_log(args: argparse.Namespace) -> int:
 
     references = references_of(read_prompts(args.references)) if args.references else None
     answers: list[bool] = []
-
-    def confirm(plans: Any) -> bool:
-        answers.append(_confirm_grading(plans, yes=args.yes))
-        return answers[-1]
+    confirm = _grading_confirmer(answers, yes=args.yes)
 
     with _open(args.store, must_exist=True) as store:
         result = grade_log(
@@ -364,6 +359,16 @@ def _grade_log(args: argparse.Namespace) -> int:
     if code is not None:
         return code
     return EXIT_MAX_USD if result.stopped_at_max_usd else 0
+
+
+def _grading_confirmer(answers: list[bool], *, yes: bool) -> Callable[[Any], bool]:
+    """The ``confirm`` of a grading: asks (or takes ``--yes``) and keeps each answer in ``answers``."""
+
+    def confirm(plans: Any) -> bool:
+        answers.append(_confirm_grading(plans, yes=yes))
+        return answers[-1]
+
+    return confirm
 
 
 def _grading_done(result: Any, answers: list[bool], *, dry_run: bool) -> int | None:
